@@ -1,0 +1,45 @@
+# EventPulse: `make help` lists the targets. Every target installs what it needs first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install EventPulse with its dev tools
+
+browser: ## Install Debian's chromium for the real-browser test (needs root or sudo)
+	@bash scripts/ensure-chromium.sh
+
+run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
+	$(VENV)/bin/eventpulse up --traffic
+
+test: install browser ## Lint, then run every test (unit, integration on the local stack, browser)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+lint: install ## ruff check + format check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: install ## Format the code with ruff
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+migrate: install ## Apply warehouse migrations (EVENTPULSE_WAREHOUSE_URL)
+	$(VENV)/bin/eventpulse migrate
+
+bench: install ## Run the benchmarks (prints ratios against same-run baselines)
+	$(PY) benchmarks/dataflow.py
+	$(PY) benchmarks/gateway.py
+
+clean: ## Remove the virtualenv, local data and caches
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
+
+.PHONY: help install browser run test lint format migrate bench clean

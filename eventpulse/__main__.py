@@ -1,0 +1,3 @@
+from eventpulse.cli.main import cli
+
+cli()

@@ -1,0 +1,97 @@
+"""ClickHouse SQL generated from the spec: recompute window rows from raw events.
+
+The SQL reads ``events FINAL`` (one row per event id) and returns rows with the columns of
+``window_aggregates`` (minus version bookkeeping, which the caller adds). Every value is a
+bound parameter; only identifiers from the spec (our own constants) are formatted in.
+"""
+
+from datetime import datetime
+
+from eventpulse.aggregation.spec import ALL, GROUPINGS, KEY_COLUMNS, METRICS, Kind, Metric, WindowSpec
+
+_QUANTILE_FUNCTION = "quantileExactLow"
+"""Exact order statistic for the batch side: the same rank rule as the stream's sketch."""
+
+
+def _expression(m: Metric) -> str:
+    col = m.column
+    match m.kind:
+        case Kind.COUNT:
+            return "count()"
+        case Kind.COUNT_IF:
+            return f"countIf({col} = 1)"
+        case Kind.COUNT_NOT_NULL:
+            return f"count({col})"
+        case Kind.SUM:
+            return f"toFloat64(ifNull(sum({col}), 0))"
+        case Kind.MIN:
+            return f"min({col})"
+        case Kind.MAX:
+            return f"max({col})"
+        case Kind.DISTINCT:
+            return f"uniqExactIf({col}, {col} != '')"
+        case Kind.QUANTILE:
+            return f"{_QUANTILE_FUNCTION}({m.quantile})({col})"
+        case Kind.RATIO:
+            return f"if({m.denominator} = 0, 0., {m.numerator} / {m.denominator})"
+    raise ValueError(m.kind)
+
+
+def output_columns() -> tuple[str, ...]:
+    """Columns of the recompute query, in order: the key, ``window_end``, then the metrics."""
+    return (*KEY_COLUMNS, "window_end", *(m.name for m in METRICS))
+
+
+def _select(dims: tuple[str, ...]) -> str:
+    type_expr = "type" if "type" in dims else f"'{ALL}'"
+    source_expr = "source" if "source" in dims else f"'{ALL}'"
+    group_by = ", ".join(("tenant", "w", *dims))
+    metrics = ",\n    ".join(f"{_expression(m)} AS {m.name}" for m in METRICS)
+    return f"""
+SELECT
+    tenant,
+    {{window_seconds:UInt32}} AS window_seconds,
+    {{slide_seconds:UInt32}} AS slide_seconds,
+    fromUnixTimestamp64Milli(w, 'UTC') AS window_start,
+    {type_expr} AS type,
+    {source_expr} AS source,
+    fromUnixTimestamp64Milli(w + {{window_ms:Int64}}, 'UTC') AS window_end,
+    {metrics}
+FROM
+(
+    SELECT *, arrayJoin(
+        arrayMap(k -> intDiv(toUnixTimestamp64Milli(timestamp), {{slide_ms:Int64}}) * {{slide_ms:Int64}}
+                      - k * {{slide_ms:Int64}}, range({{hops:UInt32}}))
+    ) AS w
+    FROM events FINAL
+    WHERE timestamp >= {{scan_start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
+      AND (tenant = {{tenant:String}} OR {{tenant:String}} = '')
+)
+WHERE w >= toUnixTimestamp64Milli({{start:DateTime64(3, 'UTC')}})
+  AND w < toUnixTimestamp64Milli({{end:DateTime64(3, 'UTC')}})
+GROUP BY {group_by}"""
+
+
+def recompute_query(window: WindowSpec, start: datetime, end: datetime, tenant: str = "") -> tuple[str, dict]:
+    """SQL and parameters that recompute every row of ``window`` whose start is in [start, end).
+
+    Events up to one window length before ``start`` are read too, because hopping windows that
+    start inside the range reach back. ``tenant`` limits the query to one tenant ("" = all).
+    """
+    window_ms = window.seconds * 1000
+    slide_ms = window.slide_seconds * 1000
+    scan_start = datetime.fromtimestamp(start.timestamp() - (window_ms - slide_ms) / 1000, tz=start.tzinfo)
+    sql = "\nUNION ALL\n".join(_select(dims) for dims in GROUPINGS)
+    sql = f"SELECT * FROM ({sql})\nORDER BY {', '.join(KEY_COLUMNS)}"
+    params = {
+        "window_seconds": window.seconds,
+        "slide_seconds": window.slide_seconds,
+        "window_ms": window_ms,
+        "slide_ms": slide_ms,
+        "hops": window.seconds // window.slide_seconds,
+        "scan_start": scan_start,
+        "start": start,
+        "end": end,
+        "tenant": tenant,
+    }
+    return sql, params

@@ -1,0 +1,1 @@
+"""Settings sections, one module per area; `eventpulse.settings.Settings` assembles them."""

@@ -1,0 +1,32 @@
+"""Why an event was refused: a machine-readable reason plus the offending field."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Every reason an event can be refused; the values are stable API (clients and SQL read them)."""
+
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    FIELD_TOO_LARGE = "field_too_large"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    MISSING_TENANT = "missing_tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused event: ``reason`` is a `RejectReason`, ``field`` a dotted path or None."""
+
+    reason: RejectReason
+    field: str | None
+    detail: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The JSON shape used in API error bodies and dead-letter rows."""
+        return {"reason": self.reason.value, "field": self.field, "detail": self.detail}

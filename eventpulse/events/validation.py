@@ -1,0 +1,171 @@
+"""Validation of incoming events, shared by the gateway and the dataflow.
+
+One `EventValidator` per process; it is cheap to call per event (orjson decoding, msgspec type
+checks) and never raises on bad input: it returns a `Rejection` with a reason and the field.
+"""
+
+import math
+import re
+import time
+from typing import Any
+
+import msgspec
+import orjson
+import uuid_utils
+
+from eventpulse.config.events import EventLimits
+from eventpulse.events.model import SCHEMA_VERSION, ValidEvent
+from eventpulse.events.rejections import Rejection, RejectReason
+
+
+class _Envelope(msgspec.Struct):
+    """The fields every event must or may carry; anything else is kept as ``extra``."""
+
+    type: str
+    source: str
+    timestamp: int | float
+    data: dict[str, Any] = {}
+    id: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+_KNOWN_FIELDS = frozenset(_Envelope.__struct_fields__) | {"tenant", "received_at"}
+_MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
+_AT_PATH = re.compile(r" - at `\$\.(?P<field>[^`\[]+)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class EventValidator:
+    """Checks events against the explicit `EventLimits`.
+
+    Use `parse_wire` for messages read from the topic (the tenant is in the message) and
+    `parse_object` for events submitted to the gateway (the tenant comes from the API key).
+    """
+
+    def __init__(self, limits: EventLimits) -> None:
+        self._limits = limits
+
+    def parse_wire(self, payload: bytes, *, default_id: str | None = None) -> ValidEvent | Rejection:
+        """Validate one message value from the events topic.
+
+        ``default_id`` names an event that arrived without an id deterministically (for example
+        from its topic, partition and offset) so a replay after a crash gives the same id.
+        """
+        if len(payload) > self._limits.max_event_bytes:
+            return Rejection(
+                RejectReason.PAYLOAD_TOO_LARGE,
+                None,
+                f"event is {len(payload)} bytes, the limit is {self._limits.max_event_bytes}",
+            )
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            return Rejection(RejectReason.MALFORMED_JSON, None, str(exc))
+        if not isinstance(obj, dict):
+            return Rejection(RejectReason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
+        tenant = obj.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant")
+        received_at = obj.get("received_at")
+        received_at_ms = int(received_at) if _is_number(received_at) else None
+        return self.parse_object(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=default_id)
+
+    def parse_object(
+        self,
+        obj: Any,
+        *,
+        tenant: str,
+        received_at_ms: int | None = None,
+        default_id: str | None = None,
+    ) -> ValidEvent | Rejection:
+        """Validate one decoded event for ``tenant`` (which never comes from the body).
+
+        Timestamps are checked against ``received_at_ms`` (now when not given), so replaying an
+        old backlog does not turn valid events into rejects.
+        """
+        if not isinstance(obj, dict):
+            return Rejection(RejectReason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
+        try:
+            env = msgspec.convert(obj, _Envelope, strict=True)
+        except msgspec.ValidationError as exc:
+            return _rejection_from_msgspec(str(exc))
+        received = received_at_ms if received_at_ms is not None else time.time_ns() // 1_000_000
+        problem = self._check_fields(env, tenant) or self._check_timestamp(env.timestamp, received)
+        if problem:
+            return problem
+        data = env.data
+        user = data.get("user_id", "")
+        if isinstance(user, bool) or not isinstance(user, str | int):
+            return Rejection(RejectReason.WRONG_TYPE, "data.user_id", "user_id must be a string or an integer")
+        user_id = str(user)
+        if len(user_id) > self._limits.max_name_chars:
+            return Rejection(RejectReason.FIELD_TOO_LARGE, "data.user_id", "user_id is too long")
+        latency = data.get("latency_ms")
+        if latency is not None and not _is_number(latency):
+            return Rejection(RejectReason.WRONG_TYPE, "data.latency_ms", "latency_ms must be a number")
+        if latency is not None and (latency < 0 or not math.isfinite(latency)):
+            return Rejection(RejectReason.INVALID_VALUE, "data.latency_ms", "latency_ms must be finite and >= 0")
+        status = data.get("status_code")
+        is_error = env.type == "error" or data.get("error") is True or (_is_number(status) and status >= 500)
+        event = ValidEvent(
+            tenant=tenant,
+            id=env.id or default_id or str(uuid_utils.uuid7()),
+            timestamp_ms=int(env.timestamp),
+            type=env.type,
+            source=env.source,
+            user_id=user_id,
+            latency_ms=float(latency) if latency is not None else None,
+            is_error=is_error,
+            data=data,
+            extra={k: v for k, v in obj.items() if k not in _KNOWN_FIELDS},
+            schema_version=env.schema_version,
+            received_at_ms=received,
+        )
+        return event
+
+    def _check_fields(self, env: _Envelope, tenant: str) -> Rejection | None:
+        limits = self._limits
+        for name, value, most in (
+            ("tenant", tenant, limits.max_name_chars),
+            ("type", env.type, limits.max_name_chars),
+            ("source", env.source, limits.max_name_chars),
+            ("id", env.id, limits.max_id_chars),
+        ):
+            if value is None:
+                continue
+            if not value.strip():
+                return Rejection(RejectReason.INVALID_VALUE, name, f"{name} must not be empty")
+            if len(value) > most:
+                return Rejection(RejectReason.FIELD_TOO_LARGE, name, f"{name} is longer than {most} characters")
+        if len(env.data) > limits.max_data_keys:
+            return Rejection(RejectReason.FIELD_TOO_LARGE, "data", f"data has more than {limits.max_data_keys} keys")
+        return None
+
+    def _check_timestamp(self, timestamp: float, received_ms: int) -> Rejection | None:
+        if not math.isfinite(timestamp) or timestamp < 0:
+            return Rejection(RejectReason.INVALID_VALUE, "timestamp", "timestamp must be epoch milliseconds >= 0")
+        if timestamp > received_ms + self._limits.max_future_skew_s * 1000:
+            return Rejection(
+                RejectReason.TIMESTAMP_IN_FUTURE,
+                "timestamp",
+                f"timestamp is more than {self._limits.max_future_skew_s}s ahead of the receive time",
+            )
+        if timestamp < received_ms - self._limits.max_past_age_s * 1000:
+            return Rejection(
+                RejectReason.TIMESTAMP_TOO_OLD,
+                "timestamp",
+                f"timestamp is more than {self._limits.max_past_age_s}s before the receive time",
+            )
+        return None
+
+
+def _rejection_from_msgspec(message: str) -> Rejection:
+    """Map msgspec's error text to a reason and a field path."""
+    missing = _MISSING.search(message)
+    if missing:
+        return Rejection(RejectReason.MISSING_FIELD, missing["field"], message)
+    at = _AT_PATH.search(message)
+    return Rejection(RejectReason.WRONG_TYPE, at["field"] if at else None, message)

@@ -1,0 +1,1 @@
+"""Synthetic traffic: realistic events (and a share of invalid ones) for demos, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""The warehouse: client factory, migrations, and the local chDB server."""

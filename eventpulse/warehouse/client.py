@@ -1,0 +1,49 @@
+"""The one factory for warehouse clients.
+
+Every component connects through `create_client`, whatever the warehouse is: a ClickHouse
+server (``http(s)://``), the local warehouse server (also ``http://``), or chDB in-process
+(``chdb://PATH``, for one-process jobs and tests).
+"""
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from eventpulse.config.warehouse import WarehouseSettings
+
+_DEFAULT = object()
+
+
+def create_client(
+    settings: WarehouseSettings,
+    *,
+    database: str | object | None = _DEFAULT,
+    **kwargs: Any,
+) -> Client:
+    """A clickhouse-connect client for ``settings.url``.
+
+    ``database`` defaults to ``settings.database`` (which must exist: `eventpulse migrate`
+    creates it); pass ``None`` to connect without one. Extra keyword arguments go to
+    ``clickhouse_connect.get_client`` (e.g. ``settings={...}``, ``compress=False``).
+    """
+    db = settings.database if database is _DEFAULT else database
+    parts = urlsplit(settings.url)
+    if parts.scheme == "chdb":
+        path = unquote(parts.netloc + parts.path) or ":memory:"
+        return clickhouse_connect.get_client(interface="chdb", path=path, database=db, **kwargs)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"warehouse URL must be http(s):// or chdb://, got {settings.url!r}")
+    secure = parts.scheme == "https"
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if secure else 8123),
+        secure=secure,
+        username=unquote(parts.username) if parts.username else settings.user,
+        password=unquote(parts.password) if parts.password else settings.password.get_secret_value(),
+        database=db,
+        connect_timeout=settings.connect_timeout_s,
+        send_receive_timeout=settings.query_timeout_s,
+        **kwargs,
+    )

@@ -1,0 +1,135 @@
+"""Ordered, checksummed SQL migrations: the only code that creates or changes tables.
+
+Files are ``NNNN_verb_object.sql`` in ``eventpulse/warehouse/migrations/``, append-only. Each
+applied file is recorded in ``schema_migrations`` with its SHA-256; applying twice changes
+nothing, and a file edited after it was applied is reported as drift and stops the run.
+Files may use ``${name}`` placeholders filled from operator settings (never from user input).
+"""
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from clickhouse_connect.driver.client import Client
+
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+_LEDGER_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree ORDER BY version
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration could not be applied, or an applied file has changed since."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file."""
+
+    version: int
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def statements(self, variables: Mapping[str, object]) -> list[str]:
+        """The file's statements (split on ``;`` at a line end), placeholders filled in."""
+        sql = Template(self.text).substitute({k: str(v) for k, v in variables.items()})
+        lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+        parts = re.split(r";\s*(?:\n|$)", "\n".join(lines))
+        return [part.strip() for part in parts if part.strip()]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where one migration stands in a database."""
+
+    migration: Migration
+    applied: bool
+    drifted: bool
+
+
+def bundled_migrations_dir() -> Path:
+    """The folder of migration files shipped with the package."""
+    return Path(str(resources.files("eventpulse.warehouse") / "migrations"))
+
+
+def load_migrations(folder: Path | None = None) -> list[Migration]:
+    """All migrations in version order; refuses duplicate versions and badly named files."""
+    folder = folder or bundled_migrations_dir()
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_verb_object.sql")
+        version = int(match["version"])
+        if version in found:
+            raise MigrationError(f"two migrations have version {version:04d}")
+        found[version] = Migration(version, match["name"], path.read_text())
+    return [found[v] for v in sorted(found)]
+
+
+def status(client: Client, migrations: list[Migration]) -> list[MigrationStatus]:
+    """Which migrations are applied to the client's database, and whether any drifted."""
+    client.command(_LEDGER_DDL)
+    rows = client.query("SELECT version, checksum FROM schema_migrations").result_rows
+    applied = {int(version): checksum for version, checksum in rows}
+    return [
+        MigrationStatus(m, m.version in applied, m.version in applied and applied[m.version] != m.checksum)
+        for m in migrations
+    ]
+
+
+def ensure_database(client: Client, database: str) -> None:
+    """Create the platform's database (the identifier is quoted; it comes from settings)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise MigrationError(f"invalid database name {database!r}")
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+
+
+def apply(
+    client: Client,
+    migrations: list[Migration],
+    variables: Mapping[str, object],
+) -> list[Migration]:
+    """Apply every pending migration in order; return those applied (empty when up to date)."""
+    current = status(client, migrations)
+    drifted = [s.migration for s in current if s.drifted]
+    if drifted:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in drifted)
+        raise MigrationError(f"applied migrations changed since they ran: {names}")
+    done: list[Migration] = []
+    for item in current:
+        if item.applied:
+            continue
+        migration = item.migration
+        for statement in migration.statements(variables):
+            try:
+                client.command(statement)
+            except Exception as exc:
+                raise MigrationError(f"{migration.version:04d}_{migration.name}: {exc}") from exc
+        client.insert(
+            "schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        done.append(migration)
+    return done
+
+
+def migration_variables(raw_ttl_days: int) -> dict[str, object]:
+    """The placeholders migration files may use."""
+    return {"raw_ttl_days": raw_ttl_days}

@@ -1,0 +1,27 @@
+"""Bring a warehouse database up to date: the work behind `eventpulse migrate`."""
+
+from clickhouse_connect.driver.client import Client
+
+from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.warehouse import migrator
+from eventpulse.warehouse.client import create_client
+
+
+def migrate(settings: WarehouseSettings, database: str | None = None) -> list[migrator.Migration]:
+    """Create the database if needed and apply pending migrations; return what was applied."""
+    db = database or settings.database
+    admin = create_client(settings, database=None)
+    try:
+        migrator.ensure_database(admin, db)
+    finally:
+        admin.close()
+    client = create_client(settings, database=db)
+    try:
+        return apply_all(client, settings)
+    finally:
+        client.close()
+
+
+def apply_all(client: Client, settings: WarehouseSettings) -> list[migrator.Migration]:
+    """Apply the bundled migrations through an existing client."""
+    return migrator.apply(client, migrator.load_migrations(), migrator.migration_variables(settings.raw_ttl_days))

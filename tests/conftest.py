@@ -1,0 +1,77 @@
+"""Session-wide fixtures: one real broker and one real warehouse server for the whole run.
+
+Tests isolate themselves with their own topic (`new_topic`) and their own migrated database
+(`warehouse`), so they can share the two servers.
+"""
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.warehouse.client import create_client
+from eventpulse.warehouse.setup import migrate
+from tests.support.services import run_broker, run_warehouse
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def broker_bootstrap(stack_dir: Path) -> Iterator[str]:
+    """Bootstrap address of a real Tansu broker (memory storage) for this test session."""
+    with run_broker(stack_dir) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(stack_dir: Path) -> Iterator[str]:
+    """URL of a real warehouse server (chDB over ClickHouse's HTTP interface) for this session."""
+    with run_warehouse(stack_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def new_topic(broker_bootstrap: str) -> Callable[..., str]:
+    """Create a uniquely named topic: ``new_topic(partitions=4)`` returns its name."""
+
+    def create(partitions: int = 4, prefix: str = "events") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin = AdminClient({"bootstrap.servers": broker_bootstrap})
+        for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+            future.result(timeout=30)
+        return name
+
+    return create
+
+
+@pytest.fixture
+def broker_settings(broker_bootstrap: str, new_topic: Callable[..., str]) -> BrokerSettings:
+    """Broker settings whose events and dead-letter topics are fresh, 4 partitions each."""
+    return BrokerSettings(
+        bootstrap=broker_bootstrap,
+        events_topic=new_topic(4),
+        dead_letter_topic=new_topic(4, prefix="dead"),
+        partitions=4,
+    )
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> WarehouseSettings:
+    """Settings for a fresh database, migrated, on the session's warehouse server."""
+    settings = WarehouseSettings(url=warehouse_url, database=f"t_{uuid.uuid4().hex[:12]}")
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture
+def warehouse_client(warehouse: WarehouseSettings):
+    client = create_client(warehouse)
+    yield client
+    client.close()
