@@ -1,0 +1,126 @@
+"""The services of the local stack, in the order `eventpulse up` starts them.
+
+`stack_services` is a pure function of the settings and options, so what runs where can be
+checked without starting anything. Every child gets the same ``EVENTPULSE_*`` environment,
+pointing it at the local broker and warehouse this stack starts.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventpulse.settings import Settings
+from eventpulse.stack.supervisor import ServiceSpec
+
+OPTIONAL_SERVICES = ("gateway", "dagster", "dashboard")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What to start besides the core (broker, warehouse, migrations, dataflow)."""
+
+    traffic: bool = False
+    traffic_rate: float = 1000.0
+    workers: int = 1
+    without: frozenset[str] = frozenset()
+
+
+def stack_environment(settings: Settings) -> dict[str, str]:
+    """Variables that point every child at this stack's broker, warehouse and data directory."""
+    data_dir = settings.data_dir.resolve()
+    return {
+        "EVENTPULSE_DATA_DIR": str(data_dir),
+        "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
+        "EVENTPULSE_WAREHOUSE_URL": f"http://{settings.warehouse.host}:{settings.warehouse.port}",
+        "DAGSTER_HOME": str(data_dir / "dagster"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _flow_argv(settings: Settings, workers: int) -> list[str]:
+    return [sys.executable, "-m", "bytewax.run", "flows.events:flow", "-w", str(workers)]
+
+
+def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpec]:
+    """The ordered services of the stack for these settings."""
+    py = sys.executable
+    env = stack_environment(settings)
+    b, w, g, o, d = settings.broker, settings.warehouse, settings.gateway, settings.orchestration, settings.dashboard
+    services = [
+        ServiceSpec(
+            "broker",
+            [py, "-m", "eventpulse.broker", "--host", b.host, "--port", str(b.port), "--partitions", str(b.partitions)],
+            env=env,
+            port=b.port,
+            host=b.host,
+            ready_line="broker ready on",
+            timeout=30,
+        ),
+        ServiceSpec(
+            "warehouse",
+            [
+                *(py, "-m", "eventpulse.warehouse.server", "--host", w.host, "--port", str(w.port)),
+                *("--path", str(settings.warehouse_path().resolve())),
+            ],
+            env=env,
+            url=f"http://{w.host}:{w.port}/ping",
+            port=w.port,
+            host=w.host,
+            timeout=60,
+        ),
+        ServiceSpec("migrate", [py, "-m", "eventpulse", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
+        ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
+    ]
+    if "gateway" not in options.without:
+        services.append(
+            ServiceSpec(
+                "gateway",
+                [py, "-m", "gateway"],
+                env=env,
+                url=f"http://{g.host}:{g.port}/api/health",
+                port=g.port,
+                host=g.host,
+                depends_on=["broker", "migrate"],
+            )
+        )
+    if "dagster" not in options.without:
+        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        services.append(
+            ServiceSpec(
+                "dagster",
+                [py, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", o.host, "-p", str(o.port)],
+                env=env,
+                url=f"http://{o.host}:{o.port}/server_info",
+                port=o.port,
+                host=o.host,
+                timeout=180,
+                depends_on=["migrate"],
+            )
+        )
+    if "dashboard" not in options.without:
+        services.append(
+            ServiceSpec(
+                "dashboard",
+                [
+                    *(py, "-m", "streamlit", "run", "dashboards/streamlit_app.py", "--server.headless", "true"),
+                    *("--server.address", d.host, "--server.port", str(d.port)),
+                    *("--browser.gatherUsageStats", "false"),
+                ],
+                env=env,
+                url=f"http://{d.host}:{d.port}/_stcore/health",
+                port=d.port,
+                host=d.host,
+                timeout=90,
+                depends_on=["migrate"],
+            )
+        )
+    if options.traffic:
+        services.append(
+            ServiceSpec(
+                "traffic",
+                [py, "-m", "eventpulse", "traffic", "--rate", str(options.traffic_rate)],
+                env=env,
+                depends_on=["broker", "migrate"],
+            )
+        )
+    return services

@@ -1,0 +1,116 @@
+"""The shared validator: every kind of bad input gets its own reason and field."""
+
+import orjson
+import pytest
+
+from eventpulse.config.events import EventLimits
+from eventpulse.events import EventValidator, Rejection, RejectReason, ValidEvent
+
+NOW = 1_795_000_000_000
+
+
+def wire(**overrides) -> bytes:
+    doc = {
+        "id": "e-1",
+        "timestamp": NOW - 1000,
+        "type": "user_action",
+        "source": "web_app",
+        "data": {"user_id": "12345", "action": "click", "latency_ms": 12.5, "metadata": {}},
+        "tenant": "acme",
+        "received_at": NOW,
+    }
+    doc.update(overrides)
+    return orjson.dumps(doc)
+
+
+@pytest.fixture
+def validator() -> EventValidator:
+    return EventValidator(EventLimits())
+
+
+def test_valid_event_derives_metrics_and_keeps_unknown_fields(validator: EventValidator) -> None:
+    event = validator.parse_wire(wire(new_field={"a": 1}))
+    assert isinstance(event, ValidEvent)
+    assert (event.tenant, event.id, event.timestamp_ms, event.user_id) == ("acme", "e-1", NOW - 1000, "12345")
+    assert event.latency_ms == 12.5 and event.is_error is False
+    assert event.extra == {"new_field": {"a": 1}}
+    assert event.partition_key() == b"acme:12345"
+    again = validator.parse_wire(event.to_wire())
+    assert again == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "field"),
+    [
+        (b'{"type": "x",', RejectReason.MALFORMED_JSON, None),
+        (b"[1, 2]", RejectReason.NOT_AN_OBJECT, None),
+        (wire(tenant=None), RejectReason.MISSING_TENANT, "tenant"),
+        (orjson.dumps({"tenant": "t", "type": "a", "source": "b"}), RejectReason.MISSING_FIELD, "timestamp"),
+        (wire(type=7), RejectReason.WRONG_TYPE, "type"),
+        (wire(timestamp="1640995200000"), RejectReason.WRONG_TYPE, "timestamp"),
+        (wire(data=[1]), RejectReason.WRONG_TYPE, "data"),
+        (wire(data={"user_id": True}), RejectReason.WRONG_TYPE, "data.user_id"),
+        (wire(data={"latency_ms": "slow"}), RejectReason.WRONG_TYPE, "data.latency_ms"),
+        (wire(data={"latency_ms": -1}), RejectReason.INVALID_VALUE, "data.latency_ms"),
+        (wire(type="  "), RejectReason.INVALID_VALUE, "type"),
+        (wire(source="s" * 500), RejectReason.FIELD_TOO_LARGE, "source"),
+        (wire(data={"blob": "x" * 70_000}), RejectReason.PAYLOAD_TOO_LARGE, None),
+        (wire(timestamp=NOW + 3_600_000), RejectReason.TIMESTAMP_IN_FUTURE, "timestamp"),
+        (wire(timestamp=NOW - 90 * 86_400_000), RejectReason.TIMESTAMP_TOO_OLD, "timestamp"),
+        (wire(timestamp=-5), RejectReason.INVALID_VALUE, "timestamp"),
+    ],
+)
+def test_bad_input_is_rejected_with_reason_and_field(
+    validator: EventValidator, payload: bytes, reason: RejectReason, field: str | None
+) -> None:
+    result = validator.parse_wire(payload)
+    assert isinstance(result, Rejection), result
+    assert (result.reason, result.field) == (reason, field)
+    assert result.detail
+    assert result.as_dict()["reason"] == reason.value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"type": "error"}, True),
+        ({"data": {"error": True}}, True),
+        ({"data": {"status_code": 503}}, True),
+        ({"data": {"status_code": 404}}, False),
+        ({"data": {"error": "no"}}, False),
+    ],
+)
+def test_error_definition(validator: EventValidator, overrides: dict, expected: bool) -> None:
+    event = validator.parse_wire(wire(**overrides))
+    assert isinstance(event, ValidEvent)
+    assert event.is_error is expected
+
+
+def test_tenant_comes_from_outside_the_body(validator: EventValidator) -> None:
+    body = orjson.loads(wire(tenant="evil"))
+    event = validator.parse_object(body, tenant="acme", received_at_ms=NOW)
+    assert isinstance(event, ValidEvent) and event.tenant == "acme"
+    assert "tenant" not in event.extra
+
+
+def test_missing_id_is_generated_or_taken_from_default(validator: EventValidator) -> None:
+    body = orjson.loads(wire())
+    del body["id"]
+    generated = validator.parse_object(body, tenant="acme", received_at_ms=NOW)
+    assert isinstance(generated, ValidEvent) and len(generated.id) == 36
+    other = validator.parse_object(body, tenant="acme", received_at_ms=NOW)
+    assert other.id != generated.id
+    fixed = validator.parse_wire(orjson.dumps({**body, "tenant": "acme"}), default_id="events:2:77")
+    assert isinstance(fixed, ValidEvent) and fixed.id == "events:2:77"
+
+
+def test_replayed_backlog_is_checked_against_receive_time(validator: EventValidator) -> None:
+    old = NOW - 60 * 86_400_000
+    event = validator.parse_wire(wire(timestamp=old - 1000, received_at=old))
+    assert isinstance(event, ValidEvent)
+
+
+def test_limits_come_from_settings() -> None:
+    strict = EventValidator(EventLimits(max_event_bytes=100))
+    result = strict.parse_wire(wire())
+    assert isinstance(result, Rejection) and result.reason is RejectReason.PAYLOAD_TOO_LARGE
