@@ -1,5 +1,7 @@
 """The ingestion gateway (gateway/)."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -7,14 +9,46 @@ from eventpulse.config.base import Section
 
 
 class GatewaySettings(Section):
-    """Listen address and request limits of the HTTP gateway.
+    """Listen address, request limits, delivery deadline, rate limits and live-stream knobs of the gateway.
 
-    Environment: ``EVENTPULSE_GATEWAY_<FIELD>``, e.g. ``EVENTPULSE_GATEWAY_PORT``.
+    Environment: ``EVENTPULSE_GATEWAY_<FIELD>``, e.g. ``EVENTPULSE_GATEWAY_PORT``,
+    ``EVENTPULSE_GATEWAY_RATE_PER_S``, ``EVENTPULSE_GATEWAY_CORS_ORIGINS='["https://app.example"]'``.
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_GATEWAY_")
 
     host: str = Field("127.0.0.1")
     port: int = Field(8000)
-    max_batch_events: int = Field(10_000, gt=0)
-    max_batch_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    workers: int = Field(1, ge=1, description="Server processes; each has its own producer and rate limiter.")
+    max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
+    max_batch_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest batch request body.")
+    # Delivery: a 2xx is sent only once the broker acknowledged every accepted event.
+    ack_timeout_s: float = Field(10.0, gt=0, description="Wait this long for broker acks, then answer 503.")
+    max_queued_events: int = Field(
+        200_000, gt=0, description="Events queued in the producer (not yet acked) before shedding load with 503."
+    )
+    retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 503 answers.")
+    linger_ms: float = Field(2.0, ge=0, description="Producer linger: batches single events from many requests.")
+    # Idempotency: client ids seen recently are not produced again (the warehouse dedups anyway).
+    recent_ids_ttl_s: float = Field(300.0, ge=0, description="How long an acked (id, timestamp) is remembered.")
+    recent_ids_per_tenant: int = Field(100_000, ge=0, description="Most remembered ids per tenant.")
+    # API keys and rate limits.
+    key_refresh_s: float = Field(1.0, gt=0, le=2.0, description="Reload API keys from the warehouse this often.")
+    key_max_stale_s: float = Field(
+        300.0, gt=0, description="Refuse requests (503) once keys could not be reloaded for this long."
+    )
+    rate_per_s: float = Field(50_000.0, gt=0, description="Default events/s per tenant (token bucket refill).")
+    burst: int = Field(100_000, gt=0, description="Default bucket size per tenant (events).")
+    # Dead letters (rejected events) go to the warehouse table in the background.
+    dead_letter_flush_s: float = Field(1.0, gt=0, description="Write rejected events this often.")
+    dead_letter_queue: int = Field(100_000, gt=0, description="Rejected events held before dropping (counted).")
+    # Live stream.
+    stream_poll_s: float = Field(1.0, gt=0, description="How often a tenant's window aggregates are re-read.")
+    stream_rows: int = Field(500, gt=0, description="Latest window rows read per poll.")
+    stream_queue: int = Field(32, gt=0, description="Messages buffered per live subscriber before it is dropped.")
+    # HTTP.
+    cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS ('*' for any); empty: off.")
+    log_requests: Literal["all", "errors", "none"] = Field(
+        "errors", description="Which requests get a JSON access-log line (4xx/5xx only by default)."
+    )
+    log_level: str = Field("INFO")

@@ -1,0 +1,301 @@
+"""Gateway throughput and latency against a bare ASGI baseline measured in the same run.
+
+    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 64]
+
+Starts its own broker (Tansu), warehouse server, a key, the gateway (``python -m gateway``) and a
+baseline (bare uvicorn app that reads the body and answers 202: no auth, no validation, no
+broker), then loads each from a separate process on loopback with ``wrk`` (``apt-get install
+wrk``; falls back to an aiohttp load generator when wrk is missing, which saturates sooner).
+Everything shares the machine's cores: broker, gateway, warehouse and load generator.
+
+Events carry no id, so the gateway generates one and every event is produced (client ids would be
+answered from the recent-id cache on repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
+from eventpulse.stack.ports import free_port  # noqa: E402
+from eventpulse.warehouse.client import create_client  # noqa: E402
+from eventpulse.warehouse.setup import migrate  # noqa: E402
+from gateway.api_keys import create_key  # noqa: E402
+
+BASELINE_APP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 202, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"ok":true}'})
+"""
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
+local f = io.open(os.getenv("BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
+local codes = {}
+response = function(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %f %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def event(i: int, now_ms: int) -> dict:
+    return {
+        "timestamp": now_ms,
+        "type": "user_action",
+        "source": "web_app",
+        "data": {"user_id": f"u{i % 500}", "action": "click", "latency_ms": 12.5, "metadata": {"session": "s1"}},
+    }
+
+
+def start(argv: list[str], log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def run_wrk(url: str, body: Path, key: str, connections: int, duration: float, script: Path) -> dict:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "BENCH_KEY": key, "BENCH_BODY": str(body)}
+    )
+    match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out.stdout)
+    if not match:
+        raise RuntimeError(out.stdout + out.stderr)
+    requests, seconds, p50, p95, p99, errors = match.groups()
+    return {
+        "rps": int(requests) / float(seconds),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "errors": int(errors),
+    }
+
+
+def run_aiohttp(url: str, body: Path, key: str, connections: int, duration: float, script: Path) -> dict:
+    import aiohttp
+    import numpy as np
+
+    payload = body.read_bytes()
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(session, stop):
+        nonlocal errors
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            async with session.post(
+                url, data=payload, headers={"X-API-Key": key, "Content-Type": "application/json"}
+            ) as r:
+                await r.read()
+                errors += r.status >= 300
+            latencies.append(time.perf_counter() - started)
+
+    async def main():
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+            stop = time.monotonic() + duration
+            await asyncio.gather(*(worker(session, stop) for _ in range(connections)))
+
+    started = time.monotonic()
+    asyncio.run(main())
+    elapsed = time.monotonic() - started
+    p50, p95, p99 = (np.quantile(latencies, [0.5, 0.95, 0.99]) * 1000).tolist()
+    return {"rps": len(latencies) / elapsed, "p50": p50, "p95": p95, "p99": p99, "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--batch-connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="Gateway server processes.")
+    args = parser.parse_args()
+    load = run_wrk if shutil.which("wrk") else run_aiohttp
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        broker_port, wh_port, gw_port, base_port = free_port(), free_port(), free_port(), free_port()
+        procs.append(
+            start(
+                [sys.executable, "-m", "eventpulse.broker", "--port", str(broker_port), "--partitions", "4"],
+                tmp / "broker.log",
+                cwd=ROOT,
+            )
+        )
+        procs.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "eventpulse.warehouse.server",
+                    "--port",
+                    str(wh_port),
+                    "--path",
+                    str(tmp / "wh"),
+                ],
+                tmp / "warehouse.log",
+                cwd=ROOT,
+            )
+        )
+        wait_http(f"http://127.0.0.1:{wh_port}/ping")
+        warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wh_port}", database="bench")
+        migrate(warehouse)
+        client = create_client(warehouse)
+        key = create_key(client, "bench", rate_per_s=1e9, burst=10**9)[1]
+        client.close()
+        env = {
+            "EVENTPULSE_BROKER_BOOTSTRAP": f"127.0.0.1:{broker_port}",
+            "EVENTPULSE_WAREHOUSE_URL": warehouse.url,
+            "EVENTPULSE_WAREHOUSE_DATABASE": "bench",
+            "EVENTPULSE_GATEWAY_PORT": str(gw_port),
+            "EVENTPULSE_GATEWAY_MAX_QUEUED_EVENTS": "1000000",
+            "EVENTPULSE_GATEWAY_WORKERS": str(args.workers),
+        }
+        procs.append(start([sys.executable, "-m", "gateway"], tmp / "gateway.log", env, cwd=ROOT))
+        (tmp / "baseline_app.py").write_text(BASELINE_APP)
+        procs.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--port",
+                    str(base_port),
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                tmp / "baseline.log",
+                cwd=tmp,
+            )
+        )
+        wait_http(f"http://127.0.0.1:{gw_port}/api/health/ready")
+        wait_http(f"http://127.0.0.1:{base_port}/")
+        script = tmp / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        now = int(time.time() * 1000)
+        bodies = {}
+        for name, n in (("single", 1), ("batch100", 100), ("batch1000", 1000)):
+            doc = event(0, now) if n == 1 else [event(i, now) for i in range(n)]
+            bodies[name] = tmp / f"{name}.json"
+            bodies[name].write_bytes(orjson.dumps(doc))
+        gw = f"http://127.0.0.1:{gw_port}"
+        # warm up
+        load(f"{gw}/api/events/batch", bodies["batch100"], key, 4, 2, script)
+        results = {
+            "baseline single": (
+                load(
+                    f"http://127.0.0.1:{base_port}/api/events",
+                    bodies["single"],
+                    key,
+                    args.connections,
+                    args.duration,
+                    script,
+                ),
+                1,
+            ),
+            "gateway single": (
+                load(f"{gw}/api/events", bodies["single"], key, args.connections, args.duration, script),
+                1,
+            ),
+            "gateway batch 100": (
+                load(f"{gw}/api/events/batch", bodies["batch100"], key, args.batch_connections, args.duration, script),
+                100,
+            ),
+            "gateway batch 1000": (
+                load(f"{gw}/api/events/batch", bodies["batch1000"], key, args.batch_connections, args.duration, script),
+                1000,
+            ),
+        }
+        metrics = httpx.get(f"{gw}/api/metrics").json()
+        base_rps = results["baseline single"][0]["rps"]
+        print(
+            f"load generator: {load.__name__[4:]}; {os.cpu_count()} cores shared by everything; "
+            f"{args.duration:g}s per run"
+        )
+        print(
+            f"{'run':22} {'req/s':>10} {'events/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
+            f" {'vs baseline':>12}"
+        )
+        for name, (r, n) in results.items():
+            print(
+                f"{name:22} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f}"
+                f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x"
+            )
+        print(
+            f"gateway accepted {metrics['events_accepted']} events; produce latency ms {metrics['produce_latency_ms']}"
+        )
+        single, b1000 = results["gateway single"][0], results["gateway batch 1000"][0]
+        print(
+            f"target batch >= 100k events/s at p99 < 100 ms: {b1000['rps'] * 1000:.0f} events/s, p99 {b1000['p99']:.1f}"
+            f" ms"
+        )
+        print(
+            f"target single >= 0.5x baseline at p99 < 50 ms: {single['rps'] / base_rps:.2f}x, p99 {single['p99']:.1f}"
+            f" ms"
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The gateway's ASGI application: ``create_app(settings=None)``.
+
+The two ingest routes are answered by raw ASGI handlers (`gateway.handlers`): at one core they are
+the whole cost of the service, and a framework's request objects and routing halved throughput in
+our measurements (see ``gateway/README.md``). Everything else (health, metrics, OpenAPI, live
+stream) is a small Starlette app behind them. One pure-ASGI wrapper adds request ids and the
+access log; CORS (Starlette's middleware) is added when origins are configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from eventpulse.settings import Settings
+from gateway.handlers import IngestHandlers
+from gateway.logs import configure_logging
+from gateway.middleware import RequestContext
+from gateway.openapi import build_openapi
+from gateway.routes import health, stream
+from gateway.schemas import ErrorBody
+from gateway.services import GatewayServices, build_services
+
+_encode = msgspec.json.Encoder().encode
+
+
+class GatewayApp:
+    """Routes ``POST /api/events[/batch]`` to the raw handlers and the rest to Starlette."""
+
+    def __init__(self, services: GatewayServices, fallback: Any) -> None:
+        self.services = services
+        self.fallback = fallback
+        handlers = IngestHandlers(services)
+        self._hot = {"/api/events": handlers.single, "/api/events/batch": handlers.batch}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            handler = self._hot.get(scope["path"])
+            if handler is not None:
+                if scope["method"] == "POST":
+                    return await handler(scope, receive, send)
+                body = _encode(ErrorBody("method_not_allowed", "use POST"))
+                headers = [(b"content-type", b"application/json"), (b"allow", b"POST")]
+                await send({"type": "http.response.start", "status": 405, "headers": headers})
+                return await send({"type": "http.response.body", "body": body})
+        await self.fallback(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Any:
+    """The gateway ASGI app for ``settings`` (read from the environment when None).
+
+    Clients (producer, warehouse, admin) are created by the app's lifespan, not here.
+    """
+    settings = settings or Settings()
+    gw = settings.gateway
+    if configure_logs:
+        configure_logging(gw.log_level)
+    services = build_services(settings)
+    openapi_body = _encode(build_openapi(gw, settings.events))
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    fallback = Starlette(
+        routes=[
+            Route("/api/health", health.liveness, methods=["GET"]),
+            Route("/api/health/ready", health.readiness, methods=["GET"]),
+            Route("/api/metrics", health.metrics_json, methods=["GET"]),
+            Route("/metrics", health.metrics_prometheus, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/api/stream", stream.sse, methods=["GET"]),
+            WebSocketRoute("/ws/events", stream.websocket),
+        ],
+        lifespan=lifespan,
+    )
+    fallback.state.services = services
+    app: Any = RequestContext(GatewayApp(services, fallback), services.metrics, gw.log_requests)
+    if gw.cors_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(gw.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        )
+    app.services = services  # for tests and the runner
+    return app

@@ -1,0 +1,128 @@
+"""Who is calling: the API key from the request, checked against an in-memory copy of ``api_keys``.
+
+The copy is reloaded from the warehouse every ``key_refresh_s`` (≤ 2 s), so a key created or
+revoked by ``eventpulse keys`` takes effect in every gateway process within seconds. If the
+warehouse cannot be read, the last copy keeps serving for ``key_max_stale_s``; after that the
+gateway refuses requests (503) rather than trusting keys it can no longer check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from gateway.api_keys import ApiKey, key_id_of, list_keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    """Why a request was refused: ``status`` 401 (no or wrong key), 403 (scope) or 503 (keys stale)."""
+
+    status: int
+    error: str
+    detail: str
+
+
+MISSING = AuthFailure(401, "unauthorized", "send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+INVALID = AuthFailure(401, "unauthorized", "the API key is not valid (unknown or revoked)")
+STALE = AuthFailure(503, "keys_unavailable", "API keys cannot be verified right now; retry later")
+
+
+def forbidden(scope: str) -> AuthFailure:
+    return AuthFailure(403, "forbidden", f"this API key does not have the '{scope}' scope")
+
+
+def key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key in ``Authorization: Bearer …`` or ``X-API-Key`` (raw ASGI headers, lower-case names)."""
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip() or None
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class KeyCache:
+    """Live (non-revoked) keys by id, reloaded in the background from the warehouse."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Client],
+        refresh_s: float,
+        max_stale_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: Client | None = None
+        self._keys: dict[str, ApiKey] = {}
+        self._refresh_s = refresh_s
+        self._max_stale_s = max_stale_s
+        self._clock = clock
+        self._loaded_at: float | None = None
+        self._task: asyncio.Task | None = None
+        self.last_error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded_at is not None
+
+    def authenticate(self, key: str | None, scope: str) -> ApiKey | AuthFailure:
+        """The key's row if ``key`` is live and has ``scope``; else why not."""
+        if key is None:
+            return MISSING
+        if self._loaded_at is None or self._clock() - self._loaded_at > self._max_stale_s:
+            return STALE
+        key_id = key_id_of(key)
+        found = self._keys.get(key_id) if key_id else None
+        if found is None or not found.matches(key):
+            return INVALID
+        if scope not in found.scopes:
+            return forbidden(scope)
+        return found
+
+    def reload(self) -> int:
+        """Read every key now (blocking); returns how many are live."""
+        if self._client is None:
+            self._client = self._client_factory()
+        try:
+            keys = list_keys(self._client)
+        except Exception:
+            self._client = None  # reconnect next time
+            raise
+        self._keys = {k.key_id: k for k in keys if not k.revoked}
+        self._loaded_at = self._clock()
+        self.last_error = None
+        return len(self._keys)
+
+    async def start(self) -> None:
+        """Load once (failures are logged, not raised) and keep reloading in the background."""
+        await self._reload_logged()
+        self._task = asyncio.create_task(self._run(), name="api-key-refresh")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._client is not None:
+            self._client.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            await self._reload_logged()
+
+    async def _reload_logged(self) -> None:
+        try:
+            await asyncio.to_thread(self.reload)
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("api key reload failed", extra={"error": self.last_error})

@@ -1,0 +1,114 @@
+"""In-process counters and latency quantiles, served as JSON (``/api/metrics``) and Prometheus text
+(``/metrics``). Plain integers in one object: the hot path pays an attribute increment, no lock
+(one event loop thread writes them)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+import numpy as np
+
+_QUANTILES = (0.5, 0.95, 0.99)
+
+
+class GatewayMetrics:
+    def __init__(self, window: int = 10_000) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()  # (route, status) -> count
+        self.events_accepted = 0
+        self.events_duplicate = 0
+        self.events_rejected: Counter[str] = Counter()  # reason -> count
+        self.events_rate_limited = 0
+        self.requests_rate_limited = 0
+        self.requests_shed = 0
+        self.produce_failures = 0
+        self._produce_latency_s: deque[float] = deque(maxlen=window)
+
+    def observe_produce(self, seconds: float) -> None:
+        self._produce_latency_s.append(seconds)
+
+    def produce_quantiles_ms(self) -> dict[str, float | None]:
+        if not self._produce_latency_s:
+            return {"p50": None, "p95": None, "p99": None}
+        values = np.quantile(np.fromiter(self._produce_latency_s, float), _QUANTILES) * 1000
+        return {"p50": round(float(values[0]), 3), "p95": round(float(values[1]), 3), "p99": round(float(values[2]), 3)}
+
+    def snapshot(self, **gauges: int) -> dict:
+        return {
+            "requests": [{"route": r, "status": s, "count": c} for (r, s), c in sorted(self.requests.items())],
+            "requests_total": sum(self.requests.values()),
+            "events_accepted": self.events_accepted,
+            "events_duplicate": self.events_duplicate,
+            "events_rejected": dict(self.events_rejected),
+            "events_rejected_total": sum(self.events_rejected.values()),
+            "events_rate_limited": self.events_rate_limited,
+            "requests_rate_limited": self.requests_rate_limited,
+            "requests_shed": self.requests_shed,
+            "produce_failures": self.produce_failures,
+            "produce_latency_ms": self.produce_quantiles_ms(),
+            **gauges,
+        }
+
+    def prometheus(self, **gauges: int) -> str:
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+        metric(
+            "eventpulse_gateway_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
+            [(f'{{route="{r}",status="{s}"}}', c) for (r, s), c in sorted(self.requests.items())],
+        )
+        metric(
+            "eventpulse_gateway_events_accepted_total",
+            "counter",
+            "Events acknowledged by the broker.",
+            [("", self.events_accepted)],
+        )
+        metric(
+            "eventpulse_gateway_events_duplicate_total",
+            "counter",
+            "Resent events answered from the recent-id cache.",
+            [("", self.events_duplicate)],
+        )
+        metric(
+            "eventpulse_gateway_events_rejected_total",
+            "counter",
+            "Invalid events by reason.",
+            [(f'{{reason="{r}"}}', c) for r, c in sorted(self.events_rejected.items())],
+        )
+        metric(
+            "eventpulse_gateway_events_rate_limited_total",
+            "counter",
+            "Events refused with 429.",
+            [("", self.events_rate_limited)],
+        )
+        metric(
+            "eventpulse_gateway_requests_shed_total",
+            "counter",
+            "Requests refused with 503 (queue full, broker down).",
+            [("", self.requests_shed)],
+        )
+        metric(
+            "eventpulse_gateway_produce_failures_total",
+            "counter",
+            "Requests whose events the broker did not ack.",
+            [("", self.produce_failures)],
+        )
+        quantiles = self.produce_quantiles_ms()
+        metric(
+            "eventpulse_gateway_produce_latency_ms",
+            "summary",
+            "Time from produce to broker ack per request (recent window).",
+            [
+                (f'{{quantile="{q}"}}', quantiles[k])
+                for q, k in zip(_QUANTILES, ("p50", "p95", "p99"), strict=True)
+                if quantiles[k] is not None
+            ],
+        )
+        for name, value in sorted(gauges.items()):
+            metric(f"eventpulse_gateway_{name}", "gauge", name.replace("_", " ").capitalize() + ".", [("", value)])
+        return "\n".join(lines) + "\n"

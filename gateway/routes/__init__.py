@@ -1,0 +1,1 @@
+"""Starlette routes for everything off the hot path (health, metrics, OpenAPI, live stream)."""

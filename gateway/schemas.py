@@ -1,0 +1,129 @@
+"""Response bodies as msgspec structs: the handlers encode them and the OpenAPI document is generated
+from them, so the schema and the answers cannot drift apart."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class EventError(msgspec.Struct, omit_defaults=False):
+    """Why one event was refused. ``index`` is its position in the batch (null for a single event)."""
+
+    reason: str
+    field: str | None
+    detail: str
+    index: int | None = None
+
+
+class EventAccepted(msgspec.Struct):
+    """A single event the broker acknowledged (``duplicate``: already acknowledged recently, not sent again)."""
+
+    id: str
+    duplicate: bool = False
+
+
+class BatchResult(msgspec.Struct):
+    """Outcome of a batch. ``ids[i]`` is the id of event ``i``, or null if it was rejected (see ``errors``).
+
+    Status 202: every event accepted. 207: some accepted, some rejected. 422: none accepted.
+    """
+
+    accepted: int
+    rejected: int
+    duplicates: int
+    ids: list[str | None]
+    errors: list[EventError]
+
+
+class ErrorBody(msgspec.Struct):
+    """Any refused request. ``errors`` lists per-event problems when there are some."""
+
+    error: str
+    detail: str
+    errors: list[EventError] = []
+
+
+class Unavailable(msgspec.Struct):
+    """503: nothing (or not all) was accepted; resend the events in ``not_accepted`` (same ids) later."""
+
+    error: str
+    detail: str
+    retry_after_s: int
+    not_accepted: list[str] = []
+    accepted: list[str] = []
+
+
+class Liveness(msgspec.Struct):
+    status: str
+
+
+class DependencyStatus(msgspec.Struct):
+    ok: bool
+    latency_ms: float | None
+    error: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    """``status`` is ``ready`` when every dependency answered, else ``unavailable`` (HTTP 503)."""
+
+    status: str
+    dependencies: dict[str, DependencyStatus]
+
+
+class RequestCount(msgspec.Struct):
+    route: str
+    status: int
+    count: int
+
+
+class ProduceLatency(msgspec.Struct):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class MetricsSnapshot(msgspec.Struct):
+    requests: list[RequestCount]
+    requests_total: int
+    events_accepted: int
+    events_duplicate: int
+    events_rejected: dict[str, int]
+    events_rejected_total: int
+    events_rate_limited: int
+    requests_rate_limited: int
+    requests_shed: int
+    produce_failures: int
+    produce_latency_ms: ProduceLatency
+    producer_queue_depth: int
+    dead_letters_pending: int
+    dead_letters_written: int
+    dead_letters_dropped: int
+    stream_subscribers: int
+
+
+class WindowRow(msgspec.Struct):
+    """One window aggregate row (``type``/``source`` are ``*`` for tenant-wide rows)."""
+
+    window_seconds: int
+    slide_seconds: int
+    window_start: int
+    window_end: int
+    type: str
+    source: str
+    event_count: int
+    error_count: int
+    error_rate: float
+    distinct_users: int
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    is_final: bool
+    version: int
+
+
+class StreamMessage(msgspec.Struct):
+    """One live-stream message: the window rows that changed since the previous message."""
+
+    kind: str
+    tenant: str
+    rows: list[WindowRow]

@@ -1,0 +1,94 @@
+"""Everything a gateway process holds: built from `Settings` by `build_services`, started and stopped
+by the app's lifespan. Nothing here is created at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from eventpulse.broker.admin import admin_client, producer_config
+from eventpulse.events import EventValidator
+from eventpulse.settings import Settings
+from eventpulse.warehouse.client import create_client
+from gateway.auth import KeyCache
+from gateway.dead_letters import DeadLetterWriter
+from gateway.metrics import GatewayMetrics
+from gateway.producer import AckingProducer
+from gateway.rate_limit import TenantLimiter
+from gateway.readiness import ReadinessProbe
+from gateway.recent_ids import RecentIds
+from gateway.stream import StreamHub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayServices:
+    settings: Settings
+    validator: EventValidator
+    keys: KeyCache
+    limiter: TenantLimiter
+    producer: AckingProducer
+    dead_letters: DeadLetterWriter
+    recent_ids: RecentIds
+    readiness: ReadinessProbe
+    stream: StreamHub
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+
+    async def start(self) -> None:
+        self.producer.start(asyncio.get_running_loop())
+        await self.keys.start()
+        await self.dead_letters.start()
+        log.info(
+            "gateway started",
+            extra={"topic": self.producer.topic, "keys_loaded": self.keys.loaded, "keys_error": self.keys.last_error},
+        )
+
+    async def stop(self) -> None:
+        await self.stream.stop()
+        left = await asyncio.to_thread(self.producer.close, 10.0)
+        await self.dead_letters.stop()
+        await self.keys.stop()
+        self.readiness.close()
+        log.info("gateway stopped", extra={"unflushed_events": left})
+
+    def gauges(self) -> dict[str, int]:
+        return {
+            "producer_queue_depth": self.producer.queued,
+            "dead_letters_pending": self.dead_letters.pending,
+            "dead_letters_written": self.dead_letters.written,
+            "dead_letters_dropped": self.dead_letters.dropped,
+            "stream_subscribers": self.stream.subscribers,
+        }
+
+
+def build_services(settings: Settings) -> GatewayServices:
+    gw = settings.gateway
+
+    def warehouse_client():
+        return create_client(settings.warehouse, autogenerate_session_id=False)
+
+    producer = AckingProducer(
+        producer_config(
+            settings.broker,
+            **{
+                "client.id": "eventpulse-gateway",
+                "linger.ms": gw.linger_ms,
+                "message.timeout.ms": int(max(gw.ack_timeout_s, 1.0) * 1000),
+            },
+        ),
+        settings.broker.events_topic,
+        gw.max_queued_events,
+    )
+    return GatewayServices(
+        settings=settings,
+        validator=EventValidator(settings.events),
+        keys=KeyCache(warehouse_client, gw.key_refresh_s, gw.key_max_stale_s),
+        limiter=TenantLimiter(gw.rate_per_s, gw.burst),
+        producer=producer,
+        dead_letters=DeadLetterWriter(warehouse_client, gw.dead_letter_flush_s, gw.dead_letter_queue),
+        recent_ids=RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant),
+        readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
+        stream=StreamHub(warehouse_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+    )

@@ -1,0 +1,80 @@
+"""`eventpulse up`: what runs where, and the whole core stack end to end on free ports."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eventpulse.settings import Settings
+from eventpulse.stack.ports import port_is_free
+from eventpulse.stack.up import StackOptions, stack_services
+from tests.support.services import free_port
+
+
+def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = stack_services(settings, StackOptions(traffic=True))
+    names = [s.name for s in services]
+    assert names == ["broker", "warehouse", "migrate", "flow", "gateway", "dagster", "dashboard", "traffic"]
+    envs = {s.name: dict(s.env) for s in services}
+    assert all(env == envs["broker"] for env in envs.values())
+    assert envs["flow"]["EVENTPULSE_BROKER_BOOTSTRAP"] == f"127.0.0.1:{settings.broker.port}"
+    assert envs["flow"]["EVENTPULSE_WAREHOUSE_URL"] == f"http://127.0.0.1:{settings.warehouse.port}"
+    assert envs["dagster"]["DAGSTER_HOME"] == str(tmp_path.resolve() / "dagster")
+    by_name = {s.name: s for s in services}
+    assert by_name["migrate"].oneshot and "warehouse" in by_name["migrate"].depends_on
+    assert {"broker", "migrate"} <= set(by_name["flow"].depends_on)
+
+
+def test_optional_services_can_be_left_out(tmp_path: Path) -> None:
+    options = StackOptions(without=frozenset({"gateway", "dagster", "dashboard"}))
+    names = [s.name for s in stack_services(Settings(data_dir=tmp_path), options)]
+    assert names == ["broker", "warehouse", "migrate", "flow"]
+
+
+def _count(port: int, sql: str) -> int:
+    url = f"http://127.0.0.1:{port}/?" + urllib.parse.urlencode({"query": sql, "database": "eventpulse"})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.read().decode().strip() or 0)
+
+
+@pytest.mark.slow
+def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
+    env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
+    argv = [sys.executable, "-m", "eventpulse", "up", "--traffic", "--rate", "500"]
+    argv += ["--without", "gateway", "--without", "dagster", "--without", "dashboard"]
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[3])
+    try:
+        counts: list[int] = []
+        windows = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (len(counts) >= 2 and counts[-1] > counts[0] > 0 and windows):
+            assert proc.poll() is None, (tmp_path / "up.log").read_text()[-4000:]
+            try:
+                counts.append(_count(ports["WAREHOUSE"], "SELECT count() FROM events"))
+                windows = _count(ports["WAREHOUSE"], "SELECT count() FROM window_aggregates")
+            except OSError:
+                pass
+            time.sleep(2)
+        assert len(counts) >= 2 and counts[-1] > counts[0] > 0, (counts, (tmp_path / "up.log").read_text()[-4000:])
+        assert windows > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+        log.close()
+    output = (tmp_path / "up.log").read_text()
+    assert code == 0, output[-4000:]
+    for prefix in ("broker", "warehouse", "migrate", "flow", "traffic"):
+        assert f"{prefix}" in output
+    assert all(port_is_free("127.0.0.1", port) for port in ports.values())
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"orphan processes: {leftovers}"

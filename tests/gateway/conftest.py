@@ -1,0 +1,152 @@
+"""A real gateway (uvicorn, in a thread of the test process) over the session's broker and a fresh
+migrated warehouse database; helpers to create keys and read the events topic back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from confluent_kafka import Consumer, TopicPartition
+
+from eventpulse.broker.admin import consumer_config
+from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.gateway import GatewaySettings
+from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.settings import Settings
+from eventpulse.warehouse.client import create_client
+from gateway.api_keys import DEFAULT_SCOPES, create_key
+from gateway.app import create_app
+from tests.support.services import free_port
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    settings: Settings
+    app: Any
+    server: uvicorn.Server
+
+    @property
+    def services(self):
+        return self.app.services
+
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[RunningGateway]:
+    """Run ``create_app(settings)`` with uvicorn on ``settings.gateway.port`` until the block ends."""
+    app = create_app(settings, configure_logs=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.gateway.port, lifespan="on", log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="gateway-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{settings.gateway.port}", settings, app, server)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def gateway_settings(broker: BrokerSettings, warehouse: WarehouseSettings, **gateway: Any) -> Settings:
+    return Settings(broker=broker, warehouse=warehouse, gateway=GatewaySettings(port=free_port(), **gateway))
+
+
+@pytest.fixture
+def start_gateway(broker_settings: BrokerSettings, warehouse: WarehouseSettings):
+    """``with start_gateway(rate_per_s=..., ...) as gw:`` a gateway with those gateway settings."""
+
+    def start(**gateway: Any):
+        return serve(gateway_settings(broker_settings, warehouse, **gateway))
+
+    return start
+
+
+@pytest.fixture
+def gateway(start_gateway) -> Iterator[RunningGateway]:
+    with start_gateway() as gw:
+        yield gw
+
+
+@pytest.fixture
+def make_key(warehouse: WarehouseSettings) -> Callable[..., str]:
+    """``make_key("acme", scopes=("ingest",))`` stores a key and returns it."""
+    client = create_client(warehouse)
+
+    def make(tenant: str, scopes=DEFAULT_SCOPES, **kwargs: Any) -> str:
+        return create_key(client, tenant, scopes, **kwargs)[1]
+
+    yield make
+    client.close()
+
+
+def wait_for_key(gw: RunningGateway, key: str, timeout: float = 10.0) -> None:
+    """Block until the gateway's key cache knows ``key`` (reloaded every ``key_refresh_s``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = gw.services.keys.authenticate(key, "ingest")
+        if getattr(result, "status", 403) == 403:  # known (a 403 only means another scope)
+            return
+        time.sleep(0.05)
+    raise TimeoutError("key not loaded by the gateway")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def event(event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    doc = {"timestamp": now_ms(), "type": "user_action", "source": "web_app", "data": {"user_id": "u1"}}
+    if event_id is not None:
+        doc["id"] = event_id
+    doc.update(fields)
+    return doc
+
+
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_s: float = 1.5, timeout: float = 30):
+    """Every message of ``topic`` as ``(key, value_dict)``: until ``expect`` are read, or ``idle_s`` of quiet."""
+    consumer = Consumer(consumer_config(BrokerSettings(bootstrap=bootstrap), group_id="gateway-tests"))
+    try:
+        metadata = consumer.list_topics(timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        out: list[tuple[bytes, dict]] = []
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, 0.2)
+            for msg in batch:
+                if msg.error() is None:
+                    out.append((msg.key(), orjson.loads(msg.value())))
+            if batch:
+                last = time.monotonic()
+            if expect is not None and len(out) >= expect:
+                # read a little longer to catch duplicates
+                if time.monotonic() - last > 0.5:
+                    break
+            elif expect is None and time.monotonic() - last > idle_s:
+                break
+        return out
+    finally:
+        consumer.close()
+
+
+def run(coro):
+    return asyncio.run(coro)

@@ -1,0 +1,81 @@
+"""Per-tenant token buckets: 429 with headers, and one flooding tenant does not slow the others."""
+
+import asyncio
+import statistics
+import time
+
+import httpx
+
+from gateway.rate_limit import TenantLimiter
+from tests.gateway.conftest import event, wait_for_key
+
+
+def test_token_bucket_rates_bursts_and_debt():
+    now = [0.0]
+    limiter = TenantLimiter(rate_per_s=10, burst=20, clock=lambda: now[0])
+    bucket = limiter.bucket("a")
+    assert bucket.charge(15).allowed
+    denied = bucket.charge(10)
+    assert not denied.allowed and denied.retry_after_s == 1 and denied.remaining == 5
+    now[0] += 0.5
+    assert bucket.charge(10).allowed  # refilled 5
+    # A batch bigger than the bucket passes when the bucket is full, leaving debt.
+    now[0] += 10
+    assert bucket.charge(50).allowed
+    assert not bucket.peek().allowed
+    now[0] += 3.2
+    assert bucket.peek().allowed
+    assert limiter.bucket("b").charge(20).allowed  # tenants have their own buckets
+
+
+def test_429_with_rate_limit_headers(start_gateway, make_key):
+    with start_gateway(rate_per_s=5, burst=10) as gw:
+        key = make_key("acme")
+        wait_for_key(gw, key)
+        with gw.client(key) as http:
+            ok = http.post("/api/events/batch", json=[event() for _ in range(10)])
+            limited = http.post("/api/events", json=event())
+        assert ok.status_code == 202 and ok.headers["ratelimit-limit"] == "10"
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["ratelimit-remaining"] == "0"
+        assert limited.json()["error"] == "rate_limited"
+        assert gw.client().get("/api/metrics").json()["requests_rate_limited"] == 1
+
+
+def test_a_flooding_tenant_does_not_slow_the_others(start_gateway, make_key):
+    with start_gateway() as gw:
+        flooder = make_key("flooder", rate_per_s=200, burst=200)
+        quiet = make_key("quiet")
+        wait_for_key(gw, flooder)
+        wait_for_key(gw, quiet)
+        batch = [event(f"f{i}") for i in range(100)]
+
+        async def flood(client: httpx.AsyncClient, stop: float) -> list[int]:
+            codes = []
+            while time.monotonic() < stop:
+                r = await client.post("/api/events/batch", json=batch, headers={"X-API-Key": flooder})
+                codes.append(r.status_code)
+            return codes
+
+        async def quiet_tenant(client: httpx.AsyncClient, stop: float) -> list[tuple[int, float]]:
+            out = []
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                r = await client.post("/api/events", json=event(), headers={"X-API-Key": quiet})
+                out.append((r.status_code, time.perf_counter() - started))
+                await asyncio.sleep(0.02)
+            return out
+
+        async def main():
+            async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+                stop = time.monotonic() + 3
+                return await asyncio.gather(*(flood(client, stop) for _ in range(4)), quiet_tenant(client, stop))
+
+        *floods, quiet_results = asyncio.run(main())
+        flood_codes = [c for codes in floods for c in codes]
+        assert flood_codes.count(429) > 10 * flood_codes.count(202)  # the flooder is held to its rate
+        assert {code for code, _ in quiet_results} == {202}
+        latencies = sorted(t for _, t in quiet_results)
+        assert len(latencies) > 15
+        assert statistics.median(latencies) < 0.1 and latencies[int(len(latencies) * 0.95)] < 0.25
