@@ -1,0 +1,1 @@
+"""Alert rules (YAML), their evaluation in SQL, webhook delivery and the `alerts` table."""

@@ -1,0 +1,1 @@
+"""The Parquet archive of raw events: storage layout, files, checksums, manifests."""

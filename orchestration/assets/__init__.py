@@ -1,0 +1,1 @@
+"""Assets, one module per area: aggregates, rollups, archive, retention, replay."""

@@ -1,0 +1,112 @@
+"""Rebuild one day of a window table in its staging twin, then swap it in atomically.
+
+``REPLACE PARTITION`` swaps *every* row of the day, so a rebuild always recomputes every window
+family the table holds for that day. The staging tables come from migration 0030 (same
+structure, partition key and sorting key as their target). Concurrent rebuilds of *different*
+days are safe (each touches only its own partition); the assets run in a Dagster pool so the
+same day is never rebuilt twice at once.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from eventpulse.aggregation.batch_sql import output_columns, recompute_query
+from eventpulse.aggregation.spec import KEY_COLUMNS, METRICS, WindowSpec
+from orchestration.archive.checksum import day_bounds
+
+TARGETS = ("window_aggregates", "rollup_hourly", "rollup_daily")
+"""Tables rebuilt by day; each has a ``<name>_staging`` twin."""
+
+_BOOKKEEPING = ("is_final", "origin", "version", "emitted_at")
+
+
+@dataclass(frozen=True)
+class StagedDay:
+    """Rows staged for one day, per window family."""
+
+    target: str
+    day: date
+    rows: dict[WindowSpec, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+def _check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"unknown target table {target!r}")
+    return target
+
+
+def _partition(day: date) -> str:
+    # The partition expression of toDate(window_start): a literal built from a `date`, not input.
+    return f"'{day.isoformat()}'"
+
+
+def stage_day(
+    client: Client,
+    target: str,
+    day: date,
+    windows: tuple[WindowSpec, ...],
+    version: int,
+    events_table: str = "events",
+) -> StagedDay:
+    """Recompute every window of ``windows`` starting on ``day`` into ``<target>_staging``."""
+    staging = f"{_check_target(target)}_staging"
+    client.command(f"ALTER TABLE {staging} DROP PARTITION {_partition(day)}")
+    start, end = day_bounds(day)
+    columns = ", ".join((*output_columns(), *_BOOKKEEPING))
+    rows: dict[WindowSpec, int] = {}
+    for window in windows:
+        sql, params = recompute_query(window, start, end, events_table=events_table)
+        client.command(
+            f"INSERT INTO {staging} ({columns}) SELECT *, 1, 'batch', {{version:UInt64}}, now64(3) FROM ({sql})",
+            parameters={**params, "version": version},
+        )
+        rows[window] = int(
+            client.command(
+                f"SELECT count() FROM {staging} WHERE toDate(window_start) = {{day:Date}} "
+                "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32}",
+                parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
+            )
+        )
+    return StagedDay(target, day, rows)
+
+
+def swap_day(client: Client, staged: StagedDay) -> None:
+    """Make the staged rows *the* rows of the day in the target table, then clear the staging partition.
+
+    An empty day drops the target's partition instead (ClickHouse refuses REPLACE PARTITION from
+    an empty source, which would otherwise silently drop the destination).
+    """
+    target, staging = staged.target, f"{staged.target}_staging"
+    if staged.total:
+        client.command(f"ALTER TABLE {target} REPLACE PARTITION {_partition(staged.day)} FROM {staging}")
+    else:
+        client.command(f"ALTER TABLE {target} DROP PARTITION {_partition(staged.day)}")
+    client.command(f"ALTER TABLE {staging} DROP PARTITION {_partition(staged.day)}")
+
+
+def _select_rows(client: Client, table: str, day: date, window: WindowSpec) -> list[dict[str, Any]]:
+    columns = ", ".join((*KEY_COLUMNS, *(m.name for m in METRICS), "origin", "is_final"))
+    return list(
+        client.query(
+            f"SELECT {columns} FROM {table} FINAL WHERE toDate(window_start) = {{day:Date}} "
+            "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32}",
+            parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
+        ).named_results()
+    )
+
+
+def published_and_staged(
+    client: Client, staged: StagedDay, window: WindowSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows currently published for the day and family, and the freshly staged ones."""
+    target = _check_target(staged.target)
+    return _select_rows(client, target, staged.day, window), _select_rows(
+        client, f"{target}_staging", staged.day, window
+    )

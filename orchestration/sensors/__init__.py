@@ -1,0 +1,1 @@
+"""Sensors: late events → backfills, consumer lag, alert rules."""
