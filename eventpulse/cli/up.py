@@ -1,10 +1,12 @@
 """`eventpulse up`: the whole local stack in one command."""
 
+from pathlib import Path
+
 import click
 
 from eventpulse.settings import Settings
 from eventpulse.stack.supervisor import StartupError, Supervisor
-from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, stack_services
+from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, stack_services
 
 
 @click.command("up")
@@ -25,6 +27,8 @@ def up(traffic: bool, rate: float, workers: int, without: tuple[str, ...]) -> No
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     options = StackOptions(traffic=traffic, traffic_rate=rate, workers=workers, without=frozenset(without))
+    if "dagster" not in options.without:
+        prepare_dagster_home(settings, Path.cwd())
     supervisor = Supervisor(stack_services(settings, options))
     try:
         code = supervisor.run()

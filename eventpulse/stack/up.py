@@ -5,6 +5,7 @@ checked without starting anything. Every child gets the same ``EVENTPULSE_*`` en
 pointing it at the local broker and warehouse this stack starts.
 """
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,16 @@ class StackOptions:
     traffic_rate: float = 1000.0
     workers: int = 1
     without: frozenset[str] = frozenset()
+
+
+def prepare_dagster_home(settings: Settings, repo_root: Path) -> Path:
+    """Create ``<data_dir>/dagster`` with the project's instance config (queued runs, limits)."""
+    home = settings.data_dir.resolve() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(repo_root / "orchestration" / "dagster.yaml", config)
+    return home
 
 
 def stack_environment(settings: Settings) -> dict[str, str]:
@@ -84,7 +95,6 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             )
         )
     if "dagster" not in options.without:
-        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
         services.append(
             ServiceSpec(
                 "dagster",

@@ -78,3 +78,12 @@ def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> N
     assert all(port_is_free("127.0.0.1", port) for port in ports.values())
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"orphan processes: {leftovers}"
+
+
+def test_dagster_home_gets_the_project_instance_config(tmp_path: Path) -> None:
+    from eventpulse.stack.up import prepare_dagster_home
+
+    repo = Path(__file__).parents[3]
+    home = prepare_dagster_home(Settings(data_dir=tmp_path), repo)
+    assert home == tmp_path.resolve() / "dagster"
+    assert (home / "dagster.yaml").read_text() == (repo / "orchestration" / "dagster.yaml").read_text()
