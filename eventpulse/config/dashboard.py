@@ -7,12 +7,20 @@ from eventpulse.config.base import Section
 
 
 class DashboardSettings(Section):
-    """Streamlit's listen address.
+    """Streamlit's listen address, what the pages link to, and the limits they enforce.
 
-    Environment: ``EVENTPULSE_DASHBOARD_<FIELD>``.
+    Environment: ``EVENTPULSE_DASHBOARD_<FIELD>``, e.g. ``EVENTPULSE_DASHBOARD_GATEWAY_URL``.
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_DASHBOARD_")
 
     host: str = Field("127.0.0.1")
     port: int = Field(8501)
+    gateway_url: str = Field("http://127.0.0.1:8000", description="Gateway base URL (health and metrics).")
+    http_timeout_s: float = Field(1.0, gt=0, description="Timeout of the gateway status probes (s).")
+    refresh_seconds: float = Field(2.0, gt=0, le=60, description="Auto-refresh period of the live pages.")
+    live_lookback_minutes: int = Field(15, gt=0, description="Default history shown on the live page.")
+    sql_max_execution_s: float = Field(10.0, gt=0, description="SQL console: max_execution_time per query.")
+    sql_max_result_rows: int = Field(10_000, gt=0, description="SQL console: rows returned at most.")
+    sql_max_rows_to_read: int = Field(500_000_000, gt=0, description="SQL console: rows a query may read.")
+    search_page_size: int = Field(50, gt=0, le=1000, description="Event search: rows per page.")

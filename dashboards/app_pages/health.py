@@ -1,0 +1,84 @@
+"""Pipeline health: is data flowing, how late is it, what was refused, how is storage doing.
+
+Tables written by other components (``pipeline_metrics``, ``late_events``, ``archive_manifests``)
+may not exist yet in a given deployment; each section then says so instead of failing.
+"""
+
+import streamlit as st
+
+from dashboards import controls, health_views, queries
+from dashboards import formatting as fmt
+from eventpulse.settings import Settings
+
+settings = Settings().dashboard
+picked = controls.filters()
+st.title("Pipeline health")
+st.caption(f"{picked.tenant_label} · {picked.label} · probes time out after {settings.http_timeout_s:g} s")
+
+# ---------------------------------------------------------------- services
+st.subheader("Services")
+gateway, warehouse = st.columns(2)
+with gateway:
+    health_views.gateway_status(settings.gateway_url.rstrip("/"), settings.http_timeout_s)
+with warehouse:
+    parts = queries.warehouse_parts()
+    with st.container(border=True):
+        st.markdown("**Warehouse**")
+        if parts.is_empty():
+            st.info("No data parts yet.")
+        else:
+            compressed, raw = parts["compressed_bytes"].sum(), parts["uncompressed_bytes"].sum()
+            top, bottom = st.columns(2), st.columns(2)
+            top[0].metric("Rows", fmt.count(parts["rows"].sum()))
+            top[1].metric("Active parts", fmt.count(parts["parts"].sum()))
+            bottom[0].metric("On disk", fmt.size(compressed))
+            bottom[1].metric("Compression", f"{raw / compressed:.1f}×" if compressed else "–")
+
+# ---------------------------------------------------------------- stream
+st.subheader("Dataflow")
+health_views.pipeline_section(picked)
+
+# ---------------------------------------------------------------- refused and late
+st.subheader("Dead letters and late events")
+left, right = st.columns(2)
+with left:
+    reasons = queries.dead_letter_reasons(picked.tenant, picked.start, picked.end)
+    total = reasons["letters"].sum() if reasons.height else 0
+    st.metric("Dead letters", fmt.count(total), border=True)
+    if reasons.height:
+        st.dataframe(
+            reasons,
+            hide_index=True,
+            key="dead_reasons",
+            column_config={"last_seen": st.column_config.DatetimeColumn("last seen (UTC)", format="MM-DD HH:mm:ss")},
+        )
+with right:
+    health_views.late_events_section(picked)
+if total:
+    with st.expander("Latest dead letters"):
+        st.dataframe(
+            queries.recent_dead_letters(picked.tenant, picked.start, picked.end), hide_index=True, key="dead_recent"
+        )
+
+# ---------------------------------------------------------------- storage
+st.subheader("Warehouse tables")
+if parts.height:
+    st.dataframe(
+        parts,
+        hide_index=True,
+        key="parts",
+        column_config={
+            "rows": st.column_config.NumberColumn("rows", format="localized"),
+            "compressed_bytes": st.column_config.NumberColumn("compressed", format="bytes"),
+            "uncompressed_bytes": st.column_config.NumberColumn("uncompressed", format="bytes"),
+            "compression_ratio": st.column_config.NumberColumn("ratio", format="%.1f×"),
+            "last_modified": st.column_config.DatetimeColumn("last write (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )
+
+st.subheader("Archive runs")
+runs = queries.archive_runs()
+if runs.is_empty():
+    st.info("No archive runs recorded yet.")
+else:
+    st.dataframe(runs, hide_index=True, key="archive_runs")

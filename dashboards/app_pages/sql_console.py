@@ -1,0 +1,72 @@
+"""SQL console: read-only queries with row and time limits enforced by ClickHouse settings."""
+
+import re
+
+import streamlit as st
+from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
+
+from dashboards import formatting as fmt
+from dashboards import queries, readonly
+from eventpulse.settings import Settings
+
+EXAMPLE = """SELECT tenant, sum(event_count) AS events, round(sum(error_count) / events, 4) AS error_rate
+FROM window_aggregates FINAL
+WHERE window_seconds = 60 AND type = '*' AND window_start >= now() - INTERVAL 1 HOUR
+GROUP BY tenant
+ORDER BY events DESC"""
+_CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?: \(version [^)]*\))?(?: \(for url [^)]*\))?$", re.S)
+
+
+def explain_error(exc: Exception, settings) -> tuple[str, str]:
+    """A headline and the server's message for a failed query."""
+    text = str(exc)
+    match = _CODE.search(text)
+    code, message = (int(match.group(1)), match.group(2).strip()) if match else (None, text)
+    headline = {
+        164: "Refused: the console is read-only (writes, DDL, SET and external table functions are not allowed).",
+        159: f"Stopped: the query ran longer than the {settings.sql_max_execution_s:g} s limit.",
+        158: f"Stopped: the query would read more than {fmt.count(settings.sql_max_rows_to_read)} rows.",
+        396: f"Stopped: the result has more than {fmt.count(settings.sql_max_result_rows)} rows.",
+        62: "Syntax error.",
+        47: "Unknown column or identifier.",
+        60: "Unknown table.",
+    }.get(code, f"The query failed (code {code})." if code else "The query failed.")
+    return headline, message
+
+
+settings = Settings().dashboard
+st.title("SQL console")
+st.caption(
+    f"Read-only (`readonly=1`) · at most {fmt.count(settings.sql_max_result_rows)} rows returned, "
+    f"{fmt.count(settings.sql_max_rows_to_read)} rows read and {settings.sql_max_execution_s:g} s per query · "
+    f"database `{Settings().warehouse.database}`"
+)
+
+with st.form("sql", border=False):
+    sql = st.text_area("Query", EXAMPLE, height=160, key="sql_text")
+    run = st.form_submit_button("Run", icon=":material/play_arrow:", type="primary", shortcut="ctrl+enter")
+
+if run or st.session_state.get("sql_ran"):
+    st.session_state["sql_ran"] = True
+    try:
+        readonly.check_statement(sql)
+        result = queries.run_readonly(
+            sql,
+            max_execution_s=settings.sql_max_execution_s,
+            max_result_rows=settings.sql_max_result_rows,
+            max_rows_to_read=settings.sql_max_rows_to_read,
+        )
+    except readonly.RefusedStatement as exc:
+        st.error(f"Refused: {exc}", icon=":material/block:")
+    except DriverError as exc:
+        headline, message = explain_error(exc, settings)
+        st.error(headline, icon=":material/error:")
+        st.code(message, language=None, wrap_lines=True)
+    else:
+        note = f" · cut at the {fmt.count(settings.sql_max_result_rows)}-row limit" if result.truncated else ""
+        st.caption(f"{fmt.count(result.rows.height)} rows in {result.elapsed_s * 1000:,.0f} ms{note}")
+        st.dataframe(result.rows, hide_index=True, key="sql_result")
+        if result.rows.height:
+            st.download_button(
+                "CSV", result.rows.write_csv(), "query.csv", "text/csv", icon=":material/download:", on_click="ignore"
+            )

@@ -1,0 +1,171 @@
+"""Sections of the health page that depend on other components (gateway, dataflow metrics)."""
+
+import json
+
+import polars as pl
+import streamlit as st
+
+from dashboards import charts, queries
+from dashboards import formatting as fmt
+from dashboards.controls import Filters, utc_now
+
+
+def parse_metrics(body: str) -> pl.DataFrame:
+    """Gateway metrics as rows of (metric, value): JSON objects are flattened, Prometheus text
+    exposition is read line by line (``name{labels} value``); anything else gives no rows."""
+    rows: list[tuple[str, float]] = []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        stack = [("", doc)]
+        while stack:
+            prefix, node = stack.pop()
+            for key, value in node.items():
+                name = f"{prefix}.{key}" if prefix else str(key)
+                if isinstance(value, dict):
+                    stack.append((name, value))
+                elif isinstance(value, int | float) and not isinstance(value, bool):
+                    rows.append((name, float(value)))
+    elif doc is None:
+        for line in body.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            try:
+                rows.append((name.strip(), float(value)))
+            except ValueError:
+                continue
+    return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row").sort("metric")
+
+
+def gateway_status(base_url: str, timeout_s: float) -> None:
+    """Readiness and metrics of the ingestion gateway."""
+    ready = queries.probe(f"{base_url}/api/health/ready", timeout_s)
+    with st.container(border=True):
+        head = st.container(horizontal=True, vertical_alignment="center")
+        head.markdown("**Gateway**")
+        if ready.ok:
+            head.badge("ready", icon=":material/check_circle:", color="green")
+        elif ready.status is not None:
+            head.badge(f"not ready (HTTP {ready.status})", icon=":material/error:", color="orange")
+        else:
+            head.badge("unreachable", icon=":material/cloud_off:", color="red")
+        head.caption(f"`{base_url}`" + (f" · {ready.elapsed_ms:.0f} ms" if ready.elapsed_ms is not None else ""))
+        if ready.error:
+            st.caption(ready.error)
+        elif not ready.ok and ready.body:
+            st.code(ready.body[:500])
+        if ready.status is None:
+            return
+        metrics = queries.probe(f"{base_url}/api/metrics", timeout_s)
+        if not metrics.ok:
+            st.caption(f"Metrics: {metrics.error or f'HTTP {metrics.status}'}")
+            return
+        table = parse_metrics(metrics.body)
+        if table.is_empty():
+            st.caption("Metrics: no numeric values in the response.")
+        else:
+            st.dataframe(table, hide_index=True, height=200, key="gateway_metrics")
+
+
+RATES = ("events_in_per_s", "events_out_per_s", "window_rows_per_s", "dead_letters_per_s", "late_events_per_s")
+SAMPLED = ("processing_latency_ms", "freshness_event_ms", "freshness_broker_ms")
+
+
+def pipeline_snapshot(latest: pl.DataFrame) -> dict[str, float | None]:
+    """Headline numbers from the latest report of each process: rates add up over processes,
+    lag is the latest report per partition summed, delays and percentiles are the worst process."""
+
+    def pick(metric: str, how: str) -> float | None:
+        rows = latest.filter(pl.col("metric") == metric)
+        if rows.is_empty():
+            return None
+        if how == "sum_by_label":  # the newest report of each partition, whichever process made it
+            rows = rows.sort("reported_at").group_by("label").agg(pl.col("latest").last())
+            return float(rows["latest"].sum())
+        return float(rows["latest"].sum() if how == "sum" else rows["latest"].max())
+
+    out = {rate: pick(rate, "sum") for rate in RATES}
+    out["consumer_lag"] = pick("consumer_lag", "sum_by_label")
+    out["watermark_delay_ms"] = pick("watermark_delay_ms", "max")
+    for name in SAMPLED:
+        for p in ("p50", "p95", "p99"):
+            out[f"{name}_{p}"] = pick(f"{name}_{p}", "max")
+    return out
+
+
+def pipeline_section(picked: Filters) -> None:
+    """The dataflow's own metrics (``pipeline_metrics``), or a note that there are none yet."""
+    if not queries.table_exists("pipeline_metrics"):
+        st.info(
+            "No pipeline metrics yet: this warehouse has no `pipeline_metrics` table (the dataflow's "
+            "migration has not been applied). Consumer lag, throughput and watermark delay appear here once it is."
+        )
+        return
+    latest = queries.pipeline_latest(picked.start, picked.end)
+    if latest.is_empty():
+        st.info("No pipeline metrics yet in this range: is the dataflow running?")
+        return
+    snap = pipeline_snapshot(latest)
+    last = latest["reported_at"].max()
+    age = (utc_now() - last).total_seconds()
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.badge(
+        f"last report {fmt.moment(last)} UTC ({age:,.0f} s ago)",
+        icon=":material/schedule:",
+        color="green" if age < 60 else "orange",
+    )
+    head.caption(f"{latest['process'].n_unique()} flow process(es)")
+    kpis = st.columns(6)
+    kpis[0].metric("Throughput in", f"{fmt.rate(snap['events_in_per_s'])}/s", border=True)
+    kpis[1].metric("Throughput out", f"{fmt.rate(snap['events_out_per_s'])}/s", border=True)
+    kpis[2].metric("Consumer lag", fmt.count(snap["consumer_lag"]), border=True, help="Messages, all partitions.")
+    kpis[3].metric("Watermark delay", fmt.ms(snap["watermark_delay_ms"]), border=True)
+    kpis[4].metric(
+        "Freshness p95", fmt.ms(snap["freshness_event_ms_p95"]), border=True, help="Event time → row visible."
+    )
+    kpis[5].metric(
+        "Processing p95", fmt.ms(snap["processing_latency_ms_p95"]), border=True, help="Consumed → window updated."
+    )
+
+    left, right = st.columns(2)
+    lag = (
+        latest.filter(pl.col("metric") == "consumer_lag")
+        .sort("reported_at")
+        .group_by("label")
+        .agg(pl.col("latest").last())
+    )
+    if lag.height:
+        left.altair_chart(charts.lag_bars(lag.rename({"label": "partition", "latest": "lag"})))
+    percentiles = pl.DataFrame(
+        [
+            {"measure": name, **{p: snap[f"{name}_{p}"] for p in ("p50", "p95", "p99")}}
+            for name in SAMPLED
+            if snap[f"{name}_p50"] is not None
+        ]
+    )
+    if percentiles.height:
+        right.markdown("**Latency percentiles (ms)**")
+        right.dataframe(percentiles, hide_index=True, key="pipeline_percentiles")
+
+    span = (picked.end - picked.start).total_seconds()
+    bucket = max(10, int(span // 120) // 10 * 10)
+    series = queries.pipeline_series(picked.start, picked.end, bucket, ("events_in_per_s", "events_out_per_s"))
+    if series.height:
+        st.altair_chart(charts.throughput_lines(series))
+
+
+def late_events_section(picked: Filters) -> None:
+    """Late events per window family (``late_events``), or a note that there are none yet."""
+    if not queries.table_exists("late_events"):
+        st.metric("Late events", "–", border=True)
+        st.caption("No `late_events` table yet: the dataflow records events past the allowed lateness there.")
+        return
+    count = queries.late_event_count(picked.tenant, picked.start, picked.end)
+    st.metric(
+        "Late events", fmt.count(count), border=True, help="Past the allowed lateness: a backfill repairs their day."
+    )
+    if count:
+        st.dataframe(queries.late_event_summary(picked.tenant, picked.start, picked.end), hide_index=True, key="late")

@@ -1,0 +1,40 @@
+"""EventPulse dashboards: ``streamlit run dashboards/streamlit_app.py``.
+
+The entry point sets the page up, declares the pages and draws the shared sidebar controls;
+each page lives in ``app_pages/`` and reads the controls through `dashboards.controls`.
+"""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboards/streamlit_app.py` puts dashboards/ (not the repo) on sys.path.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from dashboards import controls  # noqa: E402
+
+_PAGES = Path(__file__).parent / "app_pages"
+
+st.set_page_config(page_title="EventPulse", page_icon=":material/monitoring:", layout="wide")
+
+live = st.Page(_PAGES / "live.py", title="Live", icon=":material/speed:", url_path="live", default=True)
+pages = {
+    "Metrics": [
+        live,
+        st.Page(_PAGES / "historical.py", title="Historical", icon=":material/history:", url_path="historical"),
+    ],
+    "Operations": [
+        st.Page(_PAGES / "health.py", title="Pipeline health", icon=":material/monitor_heart:", url_path="health"),
+        st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
+    ],
+    "Explore": [
+        st.Page(_PAGES / "search.py", title="Event search", icon=":material/search:", url_path="search"),
+        st.Page(_PAGES / "sql_console.py", title="SQL console", icon=":material/terminal:", url_path="sql"),
+    ],
+}
+page = st.navigation(pages)
+controls.draw_sidebar(show_range=page.title not in ("Live", "SQL console"))
+page.run()

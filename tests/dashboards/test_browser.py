@@ -1,0 +1,115 @@
+"""The live page in a real browser while the pipeline runs: Streamlit server, dataflow in tail
+mode, traffic produced in real time, headless Chromium. Saves a screenshot under test-artifacts/."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eventpulse.traffic.generator import EventFactory
+from tests.dashboards.conftest import APP, REPO
+from tests.dashboards.seeding import PROFILE
+from tests.support.pipeline import produce, start_flow
+from tests.support.services import free_port, stop
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _traffic(bootstrap: str, topic: str, stop_event: threading.Event, rate_per_s: float = 150.0) -> None:
+    """Produce events stamped with the current time until told to stop."""
+    factory = EventFactory(PROFILE, seed=5)
+    while not stop_event.is_set():
+        now_ms = int(time.time() * 1000)
+        batch = int(rate_per_s / 4)
+        produce(bootstrap, topic, factory.messages(batch, now_ms, rate_per_s))
+        stop_event.wait(0.25)
+
+
+def _serve_streamlit(port: int, warehouse, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_")}
+    env.update(
+        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
+        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        EVENTPULSE_DASHBOARD_GATEWAY_URL="http://127.0.0.1:9",
+    )
+    argv = [sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true", "--server.port", str(port)]
+    argv += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise TimeoutError(f"streamlit not ready:\n{log.read_text()[-3000:]}")
+
+
+def test_live_page_in_a_real_browser(broker_settings, warehouse, tmp_path):
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail("Debian's chromium is required for the browser test: run scripts/ensure-chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    flow = start_flow(broker_settings, warehouse, tail=True, log=tmp_path / "flow.log")
+    stop_traffic = threading.Event()
+    traffic = threading.Thread(
+        target=_traffic, args=(broker_settings.bootstrap, broker_settings.events_topic, stop_traffic), daemon=True
+    )
+    traffic.start()
+    port = free_port()
+    server = _serve_streamlit(port, warehouse, tmp_path / "streamlit.log")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1900})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            # Data arrives: the dataflow emits open windows every second, the page refreshes every 2 s.
+            events_value = page.locator('[data-testid="stMetric"]').filter(has_text="Events/s")
+            events_value.first.wait_for(timeout=60_000)
+            page.get_by_text(re.compile(r"provisional window")).first.wait_for(timeout=60_000)
+
+            def rate() -> float:
+                text = events_value.first.locator('[data-testid="stMetricValue"]').inner_text()
+                return float(text.replace(",", ""))
+
+            # Wait for a few closed windows so the headline describes a full one.
+            closed = page.get_by_text(
+                re.compile(r"Last 15 min: [\d,]+ events, [\d,]+ errors .*, ([4-9]|\d\d+) windows")
+            )
+            closed.first.wait_for(timeout=60_000)
+            assert rate() > 0
+            updated = page.get_by_text(re.compile(r"updated \d\d:\d\d:\d\d UTC")).first
+            first = updated.inner_text()
+            page.wait_for_timeout(3_500)
+            assert updated.inner_text() != first, "the live panel did not refresh"
+            page.wait_for_timeout(1_000)  # let the charts draw
+            page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
+            assert page.get_by_text("Top event types (last 15 min)").count() == 1
+            browser.close()
+    finally:
+        stop_traffic.set()
+        traffic.join(10)
+        stop(server)
+        stop(flow)

@@ -1,0 +1,47 @@
+"""The health page against the pipeline's own metrics, dead letters and a real gateway."""
+
+from dashboards import formatting as fmt
+from tests.dashboards.apptest import badges, metrics, open_page, table_with
+from tests.dashboards.conftest import use_warehouse
+from tests.gateway.conftest import gateway_settings, serve
+
+LATEST_SUM = """
+    WITH (SELECT max(time) FROM pipeline_metrics) AS newest
+    SELECT sum(v), max(v) FROM (
+        SELECT process, label, argMax(value, time) AS v FROM pipeline_metrics
+        WHERE metric = {metric:String} AND time >= newest - INTERVAL 30 SECOND
+        GROUP BY process, label)"""
+
+
+def test_health_page_shows_dataflow_metrics_and_dead_letters(dashboard_env, sql, monkeypatch):
+    with serve(gateway_settings(dashboard_env.broker, dashboard_env.warehouse)) as gateway:
+        monkeypatch.setenv("EVENTPULSE_DASHBOARD_GATEWAY_URL", gateway.url)
+        at = open_page("health")
+    shown = metrics(at)
+    assert shown["Dead letters"] == fmt.count(dashboard_env.invalid)
+    assert sql("SELECT count() FROM dead_letters FINAL")[0][0] == dashboard_env.invalid
+    events_in = sql(LATEST_SUM, metric="events_in_per_s")[0][0]
+    assert shown["Throughput in"] == f"{fmt.rate(events_in)}/s"
+    p95 = sql(LATEST_SUM, metric="processing_latency_ms_p95")[0][1]
+    assert shown["Processing p95"] == fmt.ms(p95)
+    rows = sql("SELECT sum(rows) FROM system.parts WHERE database = currentDatabase() AND active")[0][0]
+    shown_rows = int(shown["Rows"].replace(",", ""))
+    assert dashboard_env.valid <= rows <= shown_rows  # background merges only remove (duplicate) rows
+    assert any("ready" in b for b in badges(at))
+    gateway_metrics = table_with(at, "metric")
+    assert len(gateway_metrics) > 0
+    reasons = table_with(at, "stage")
+    expected = sql(
+        "SELECT stage, reason, count() AS n FROM dead_letters FINAL GROUP BY ALL ORDER BY n DESC, stage, reason"
+    )
+    assert list(zip(reasons["stage"], reasons["reason"], reasons["letters"], strict=True)) == expected
+
+
+def test_health_page_without_pipeline_metrics_or_gateway(monkeypatch, warehouse, warehouse_client):
+    warehouse_client.command("DROP TABLE pipeline_metrics")
+    warehouse_client.command("DROP TABLE late_events")
+    use_warehouse(monkeypatch, warehouse)  # the gateway URL points at a closed port
+    at = open_page("health")
+    assert any("No pipeline metrics yet" in i.value for i in at.info)
+    assert metrics(at)["Late events"] == "–"
+    assert any("unreachable" in b for b in badges(at))

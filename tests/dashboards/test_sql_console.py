@@ -1,0 +1,96 @@
+"""The SQL console: reads work; writes, DDL and setting changes are refused by ClickHouse itself;
+runaway queries are stopped by the limits."""
+
+import time
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from dashboards import queries, readonly
+from tests.dashboards.apptest import open_page
+from tests.dashboards.conftest import use_warehouse
+
+
+def run(at, sql: str):
+    at.text_area(key="sql_text").set_value(sql)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_console_runs_reads_and_cuts_rows(dashboard_env, sql, monkeypatch):
+    monkeypatch.setenv("EVENTPULSE_DASHBOARD_SQL_MAX_RESULT_ROWS", "100")
+    at = run(open_page("sql_console"), "SELECT type, count() AS n FROM events FINAL GROUP BY type ORDER BY type")
+    assert [tuple(r) for r in at.dataframe[0].value.itertuples(index=False)] == sql(
+        "SELECT type, count() AS n FROM events FINAL GROUP BY type ORDER BY type"
+    )
+    at = run(at, "SELECT id FROM events")
+    assert len(at.dataframe[0].value) == 100
+    assert any("cut at the 100-row limit" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP TABLE events",
+        "INSERT INTO events (tenant, id) VALUES ('x', 'y')",
+        "ALTER TABLE events DELETE WHERE 1",
+        "SELECT 1; DROP TABLE events",
+        "OPTIMIZE TABLE events FINAL",
+    ],
+)
+def test_console_refuses_writes_and_ddl(dashboard_env, sql, statement):
+    before = sql("SELECT count() FROM events")[0][0]
+    at = run(open_page("sql_console"), statement)
+    assert at.error and "Refused" in at.error[0].value
+    assert sql("SELECT count() FROM events")[0][0] == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO events (tenant, id) VALUES ('x', 'y')",
+        "CREATE TABLE sneaky (a UInt8) ENGINE = Memory",
+        "SELECT 1 SETTINGS readonly = 0",
+        "SELECT count() FROM numbers(10) SETTINGS max_execution_time = 1000",
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    ],
+)
+def test_readonly_is_enforced_by_the_server_not_only_the_precheck(monkeypatch, warehouse, warehouse_client, statement):
+    use_warehouse(monkeypatch, warehouse)
+    with pytest.raises(DatabaseError, match=r"Code: 164\b"):  # READONLY, from ClickHouse
+        queries.run_readonly(statement, max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9)
+    assert warehouse_client.query("SELECT count() FROM events").result_rows[0][0] == 0
+    assert not warehouse_client.query("EXISTS TABLE sneaky").result_rows[0][0]
+
+
+def test_runaway_query_is_stopped_by_the_time_limit(dashboard_env, monkeypatch):
+    monkeypatch.setenv("EVENTPULSE_DASHBOARD_SQL_MAX_EXECUTION_S", "1")
+    started = time.monotonic()
+    at = run(
+        open_page("sql_console"),
+        "SELECT count() FROM numbers(200000) AS a, numbers(200000) AS b WHERE (a.number * b.number) % 7 = 3",
+    )
+    assert time.monotonic() - started < 8
+    assert at.error and "longer than the 1 s limit" in at.error[0].value
+
+
+def test_query_reading_too_many_rows_is_stopped(dashboard_env, monkeypatch):
+    monkeypatch.setenv("EVENTPULSE_DASHBOARD_SQL_MAX_ROWS_TO_READ", "1000")
+    at = run(open_page("sql_console"), "SELECT count() FROM events WHERE type != ''")
+    assert at.error and "more than 1,000 rows" in at.error[0].value
+
+
+def test_precheck_kinds():
+    assert readonly.check_statement("  -- note\n (SELECT 1)") == "SELECT"
+    assert readonly.check_statement("WITH 1 AS x SELECT x;") == "WITH"
+    assert readonly.check_statement("SELECT ';' AS semicolon") == "SELECT"
+    for bad in (
+        "",
+        "DELETE FROM events WHERE 1",
+        "SYSTEM DROP DNS CACHE",
+        "SELECT 1; SELECT 2",
+        "/* SELECT */ DROP TABLE x",
+    ):
+        with pytest.raises(readonly.RefusedStatement):
+            readonly.check_statement(bad)
