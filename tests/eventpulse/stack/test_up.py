@@ -57,13 +57,15 @@ def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         counts: list[int] = []
         windows = 0
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (len(counts) >= 2 and counts[-1] > counts[0] > 0 and windows):
+        while time.monotonic() < deadline and not (len(counts) >= 2 and counts[-1] > counts[0] and windows):
             assert proc.poll() is None, (tmp_path / "up.log").read_text()[-4000:]
             try:
-                counts.append(_count(ports["WAREHOUSE"], "SELECT count() FROM events"))
+                count = _count(ports["WAREHOUSE"], "SELECT count() FROM events")
                 windows = _count(ports["WAREHOUSE"], "SELECT count() FROM window_aggregates")
             except OSError:
-                pass
+                count = 0
+            if count > 0:
+                counts.append(count)
             time.sleep(2)
         assert len(counts) >= 2 and counts[-1] > counts[0] > 0, (counts, (tmp_path / "up.log").read_text()[-4000:])
         assert windows > 0
