@@ -5,12 +5,14 @@ The SQL reads ``events FINAL`` (one row per event id) and returns rows with the 
 bound parameter; only identifiers from the spec (our own constants) are formatted in.
 """
 
+import re
 from datetime import datetime
 
 from eventpulse.aggregation.spec import ALL, GROUPINGS, KEY_COLUMNS, METRICS, Kind, Metric, WindowSpec
 
-_QUANTILE_FUNCTION = "quantileExactLow"
-"""Exact order statistic for the batch side: the same rank rule as the stream's sketch."""
+_QUANTILE_FUNCTION = "quantileExact"
+"""Exact order statistic at 0-based rank min(floor(q * n), n - 1): the rank rule of the stream's sketch
+(`eventpulse.aggregation.sketch`; quantileExactLow differs at q = 0.5, where it takes the lower median)."""
 
 
 def _expression(m: Metric) -> str:
@@ -42,7 +44,7 @@ def output_columns() -> tuple[str, ...]:
     return (*KEY_COLUMNS, "window_end", *(m.name for m in METRICS))
 
 
-def _select(dims: tuple[str, ...]) -> str:
+def _select(dims: tuple[str, ...], events_table: str = "events") -> str:
     type_expr = "type" if "type" in dims else f"'{ALL}'"
     source_expr = "source" if "source" in dims else f"'{ALL}'"
     group_by = ", ".join(("tenant", "w", *dims))
@@ -63,7 +65,7 @@ FROM
         arrayMap(k -> intDiv(toUnixTimestamp64Milli(timestamp), {{slide_ms:Int64}}) * {{slide_ms:Int64}}
                       - k * {{slide_ms:Int64}}, range({{hops:UInt32}}))
     ) AS w
-    FROM events FINAL
+    FROM {events_table} FINAL
     WHERE timestamp >= {{scan_start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
       AND (tenant = {{tenant:String}} OR {{tenant:String}} = '')
 )
@@ -72,16 +74,22 @@ WHERE w >= toUnixTimestamp64Milli({{start:DateTime64(3, 'UTC')}})
 GROUP BY {group_by}"""
 
 
-def recompute_query(window: WindowSpec, start: datetime, end: datetime, tenant: str = "") -> tuple[str, dict]:
+def recompute_query(
+    window: WindowSpec, start: datetime, end: datetime, tenant: str = "", *, events_table: str = "events"
+) -> tuple[str, dict]:
     """SQL and parameters that recompute every row of ``window`` whose start is in [start, end).
 
     Events up to one window length before ``start`` are read too, because hopping windows that
     start inside the range reach back. ``tenant`` limits the query to one tenant ("" = all).
+    ``events_table`` names a table with the columns of ``events`` to read instead (e.g. raw
+    events loaded back from the archive); it is an identifier, never user input.
     """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", events_table):
+        raise ValueError(f"invalid events table name {events_table!r}")
     window_ms = window.seconds * 1000
     slide_ms = window.slide_seconds * 1000
     scan_start = datetime.fromtimestamp(start.timestamp() - (window_ms - slide_ms) / 1000, tz=start.tzinfo)
-    sql = "\nUNION ALL\n".join(_select(dims) for dims in GROUPINGS)
+    sql = "\nUNION ALL\n".join(_select(dims, events_table) for dims in GROUPINGS)
     sql = f"SELECT * FROM ({sql})\nORDER BY {', '.join(KEY_COLUMNS)}"
     params = {
         "window_seconds": window.seconds,

@@ -1,0 +1,173 @@
+"""The events dataflow: topic → validation → raw events, dead letters, event-time windows.
+
+Run it with ``python -m bytewax.run flows.events:flow`` (settings from the environment, see
+`eventpulse.settings`), or build it in code with `get_flow`. Nothing is built at import: the
+module attribute ``flow`` is created on first access.
+
+Steps::
+
+    kafka (KafkaBatchSource: micro-batches per partition)
+      └ decode (validate each message: raw rows, dead letters, a polars frame of valid events)
+          ├ raw events sink         → events        (token: topic:partition:first-last)
+          ├ dead letters sink       → dead_letters  (+ the dead-letter topic when enabled)
+          └ route (one slice per tenant bucket, every bucket sees every batch's progress)
+              └ windows (stateful_batch: WindowLogic per bucket)
+                  ├ aggregates sink → window_aggregates (versioned rows)
+                  └ late sink       → late_events
+"""
+
+import time
+from typing import Any
+
+import bytewax.operators as op
+import numpy as np
+from bytewax.dataflow import Dataflow
+
+from eventpulse.aggregation.spec import metric_names, window_specs
+from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator
+from eventpulse.settings import Settings
+from flows.decode import DEAD_LETTER_COLUMNS, DecodedBatch, decode_batch
+from flows.metrics import PipelineMetrics
+from flows.sinks import TopicSink, WarehouseSink
+from flows.source import KafkaBatchSource, topic_partition_ids
+from flows.windowing import (
+    AGGREGATE_COLUMNS,
+    BOOKKEEPING_COLUMNS,
+    LATE_COLUMNS,
+    Emission,
+    Router,
+    WindowConfig,
+    WindowLogic,
+)
+
+__all__ = ["get_flow"]
+
+
+def get_flow(settings: Settings | None = None) -> Dataflow:
+    """Build the events dataflow for ``settings`` (default: `Settings()` from the environment)."""
+    settings = settings or Settings()
+    broker, warehouse, stream = settings.broker, settings.warehouse, settings.stream
+    topic = broker.events_topic
+    metrics = PipelineMetrics(warehouse, stream.metrics_interval_s, stream.metrics_port, stream.metrics_host)
+    validator = EventValidator(settings.events)
+    config = WindowConfig(
+        families=window_specs(stream.window_seconds, stream.sliding_windows),
+        partitions=tuple(topic_partition_ids(broker, topic)),
+        bound_ms=int(stream.max_out_of_order_s * 1000),
+        lateness_ms=int(stream.allowed_lateness_s * 1000),
+        idle_timeout_s=stream.idle_partition_timeout_s,
+        interval_s=stream.provisional_interval_s,
+        snapshot_windows=stream.snapshot_windows,
+    )
+    router = Router(stream.key_buckets)
+    sink_options: dict[str, Any] = {
+        "max_backoff_s": stream.sink_max_backoff_s,
+        "chunk_rows": stream.insert_batch_rows,
+        "on_build": metrics.start,
+        "compress": stream.insert_compress,
+        "on_insert": lambda table, rows, seconds: metrics.observe(f"insert_ms_{table}", [seconds * 1000]),
+    }
+
+    def decode(batch) -> DecodedBatch:
+        decoded = decode_batch(validator, batch, stream.dead_letter_payload_bytes)
+        metrics.inc("events_in", len(batch.offsets))
+        metrics.observe("batch_size", [len(batch.offsets)])
+        return decoded
+
+    def raw_written(items: list[DecodedBatch], rows: int) -> None:
+        metrics.inc("events_out", rows)
+
+    def dead_written(items: list[DecodedBatch], rows: int) -> None:
+        metrics.inc("dead_letters", rows)
+
+    def aggregates_written(items: list[Emission], rows: int) -> None:
+        metrics.inc("window_rows", rows)
+        now = time.time_ns() // 1_000_000
+        for e in items:
+            if e.event_ts.size:
+                metrics.observe("freshness_event_ms", now - e.event_ts.astype(np.float64))
+            if e.broker_ts.size:
+                metrics.observe("freshness_broker_ms", now - e.broker_ts.astype(np.float64))
+
+    flow = Dataflow("eventpulse_events")
+    batches = op.input(
+        "kafka",
+        flow,
+        KafkaBatchSource(
+            broker,
+            topic,
+            batch_size=stream.batch_size,
+            tail=stream.tail,
+            idle_ms=stream.poll_idle_ms,
+            on_lag=lambda p, lag: metrics.gauge("consumer_lag", lag, str(p)),
+        ),
+    )
+    decoded = op.map("decode", batches, decode)
+    op.output(
+        "raw_events",
+        decoded,
+        WarehouseSink(
+            warehouse,
+            "events",
+            RAW_EVENT_COLUMNS,
+            lambda d: (d.raw_rows, d.token),
+            after_write=raw_written,
+            **sink_options,
+        ),
+    )
+    op.output(
+        "dead_letters",
+        decoded,
+        WarehouseSink(
+            warehouse,
+            "dead_letters",
+            DEAD_LETTER_COLUMNS,
+            lambda d: (d.dead_rows, d.token),
+            after_write=dead_written,
+            **sink_options,
+        ),
+    )
+    if stream.dead_letters_to_topic:
+        payloads = op.flat_map("dead_letter_messages", decoded, lambda d: d.dead_payloads)
+        op.output("dead_letter_topic", payloads, TopicSink(broker, broker.dead_letter_topic))
+    slices = op.flat_map("route", decoded, router.route)
+    emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic("", config, metrics, state))
+    emissions = op.map("unkey", emitted, _tag_bucket)
+    op.output(
+        "window_aggregates",
+        emissions,
+        WarehouseSink(
+            warehouse,
+            "window_aggregates",
+            (*AGGREGATE_COLUMNS, *metric_names(), *BOOKKEEPING_COLUMNS),
+            lambda e: (e.rows, f"{e.bucket}:{e.version}"),
+            after_write=aggregates_written,
+            **sink_options,
+        ),
+    )
+    op.output(
+        "late_events",
+        emissions,
+        WarehouseSink(warehouse, "late_events", LATE_COLUMNS, lambda e: (e.late_rows, _late_token(e)), **sink_options),
+    )
+    return flow
+
+
+def _tag_bucket(item: tuple[str, Emission]) -> Emission:
+    bucket, emission = item
+    emission.bucket = bucket
+    return emission
+
+
+def _late_token(e: Emission) -> str:
+    first, last = (e.late_rows[0], e.late_rows[-1]) if e.late_rows else ((), ())
+    return f"{e.bucket}:late:{first[-2:] if first else ''}:{last[-2:] if last else ''}:{len(e.late_rows)}"
+
+
+def __getattr__(name: str) -> Dataflow:
+    """``flows.events:flow`` for ``python -m bytewax.run``: built from `Settings()` on first use."""
+    if name == "flow":
+        value = get_flow()
+        globals()["flow"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

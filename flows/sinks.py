@@ -1,0 +1,167 @@
+"""Warehouse sinks: blocking, retried inserts with deduplication tokens.
+
+Each worker has its own client. ``write_batch`` inserts everything it is given before it returns
+(Bytewax snapshots offsets after the sinks of an epoch have written, so nothing is buffered
+across calls); when the warehouse is unreachable it retries with exponential backoff for as
+long as it takes, which blocks the worker: the source stops being polled (backpressure) instead
+of buffering without bound or dropping. A retried insert carries the same
+``insert_deduplication_token`` (built from the topic/partition/offset ranges of the batches), so
+an insert that reached the server before the error is dropped the second time.
+"""
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import Producer
+
+from eventpulse.broker.admin import producer_config
+from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.warehouse.client import create_client
+
+log = logging.getLogger(__name__)
+
+X = TypeVar("X")
+
+
+def dedup_token(table: str, parts: Sequence[str]) -> str:
+    """``table`` + the sorted batch tokens, hashed when long."""
+    text = f"{table}|{','.join(sorted(parts))}"
+    return text if len(text) <= 200 else f"{table}|sha1:{hashlib.sha1(text.encode()).hexdigest()}"
+
+
+class _InsertPartition(StatelessSinkPartition[X], Generic[X]):
+    def __init__(self, sink: "WarehouseSink[X]") -> None:
+        self._sink = sink
+        self._client = None
+
+    def write_batch(self, items: list[X]) -> None:
+        sink = self._sink
+        rows: list[tuple[Any, ...]] = []
+        tokens: list[str] = []
+        for item in items:
+            item_rows, token = sink.rows_of(item)
+            if item_rows:
+                rows.extend(item_rows)
+                tokens.append(token)
+        if not rows:
+            return
+        size = sink.chunk_rows
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            token = dedup_token(sink.table, tokens) + (f"#{i // size}" if len(rows) > size else "")
+            self._insert(chunk, token)
+        if sink.after_write is not None:
+            sink.after_write(items, len(rows))
+
+    def _insert(self, rows: list[tuple[Any, ...]], token: str) -> None:
+        sink = self._sink
+        delay, attempt = 0.1, 0
+        while True:
+            try:
+                if self._client is None:
+                    self._client = create_client(sink.warehouse, compress=sink.compress)
+                started = time.perf_counter()
+                self._client.insert(
+                    sink.table,
+                    [list(column) for column in zip(*rows, strict=True)],
+                    column_names=list(sink.columns),
+                    column_oriented=True,
+                    settings={"insert_deduplication_token": token},
+                )
+                if sink.on_insert is not None:
+                    sink.on_insert(sink.table, len(rows), time.perf_counter() - started)
+                return
+            except Exception as exc:
+                attempt += 1
+                log.warning("insert into %s failed (attempt %d, retry in %.1fs): %s", sink.table, attempt, delay, exc)
+                self._close()
+                time.sleep(delay)
+                delay = min(delay * 2, sink.max_backoff_s)
+
+    def _close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+    def close(self) -> None:
+        self._close()
+
+
+class WarehouseSink(DynamicSink[X], Generic[X]):
+    """Inserts the rows of each item into ``table``.
+
+    Args:
+        warehouse: where to write.
+        table: the table.
+        columns: column names of the rows.
+        rows_of: ``item -> (rows, token part)``.
+        max_backoff_s: longest pause between retries.
+        chunk_rows: most rows per insert.
+        on_build: called once when a worker builds the sink (starts process-wide services).
+        after_write: called with the items and the row count after they are in the warehouse.
+        on_insert: called with (table, rows, seconds) after each insert.
+        compress: compress inserts (lz4); see `StreamSettings.insert_compress`.
+    """
+
+    def __init__(
+        self,
+        warehouse: WarehouseSettings,
+        table: str,
+        columns: Sequence[str],
+        rows_of: Callable[[X], tuple[list[tuple[Any, ...]], str]],
+        *,
+        max_backoff_s: float = 5.0,
+        chunk_rows: int = 20_000,
+        on_build: Callable[[], None] | None = None,
+        after_write: Callable[[list[X], int], None] | None = None,
+        on_insert: Callable[[str, int, float], None] | None = None,
+        compress: bool = False,
+    ) -> None:
+        self.compress = compress
+        self.on_insert = on_insert
+        self.warehouse, self.table, self.columns = warehouse, table, tuple(columns)
+        self.rows_of, self.max_backoff_s, self.chunk_rows = rows_of, max_backoff_s, chunk_rows
+        self.on_build, self.after_write = on_build, after_write
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _InsertPartition[X]:
+        if self.on_build is not None:
+            self.on_build()
+        return _InsertPartition(self)
+
+
+class _TopicPartition(StatelessSinkPartition[tuple[bytes | None, bytes]]):
+    def __init__(self, broker: BrokerSettings, topic: str) -> None:
+        self._producer = Producer(producer_config(broker))
+        self._topic = topic
+
+    def write_batch(self, items: list[tuple[bytes | None, bytes]]) -> None:
+        for key, value in items:
+            while True:
+                try:
+                    self._producer.produce(self._topic, value, key)
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} dead letters not acknowledged by the broker")
+
+    def close(self) -> None:
+        self._producer.flush(30)
+
+
+class TopicSink(DynamicSink[tuple[bytes | None, bytes]]):
+    """Produces ``(key, value)`` items to ``topic`` with the platform's idempotent producer."""
+
+    def __init__(self, broker: BrokerSettings, topic: str) -> None:
+        self._broker, self._topic = broker, topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _TopicPartition:
+        return _TopicPartition(self._broker, self._topic)

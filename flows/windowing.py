@@ -1,0 +1,301 @@
+"""Event-time windows in one Bytewax stateful operator over micro-batches.
+
+The window state is split by tenant into ``key_buckets`` keys (so ``-w N`` spreads it over
+workers); every source batch is routed to *every* bucket (possibly with no events) so each bucket
+sees every partition's progress and computes the same per-partition watermark
+(`flows.watermarks`). Bytewax's own ``EventClock`` is not used: its watermark is per worker.
+
+Per bucket, `WindowLogic`:
+
+* adds each micro-batch to a `WindowStore` (columnar, spec-driven), after setting aside events
+  whose window is already past its allowed lateness (``late_events``; never dropped silently);
+  events for a window that is final but within the lateness update it (a new final version);
+* every ``provisional_interval_s`` emits provisional rows (``is_final=0``) for open windows that
+  changed, and final rows (``is_final=1``) for windows the watermark has passed;
+* forgets a window once the watermark is past its end plus the allowed lateness;
+* at the end of input (``tail=False``) closes everything.
+
+Version scheme: every emission of a bucket carries one version, ``max(previous + 1, now in µs)``;
+the previous version is in the snapshot, and a key always lives in the same bucket, so versions
+of a window row only grow, also across restarts (as long as the clock does not step back by more
+than the time between two emissions). Batch recomputations use versions above
+``BATCH_VERSION_BASE`` (2**62), far above any timestamp in µs, so they win.
+"""
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+from bytewax.operators import StatefulBatchLogic
+
+from eventpulse.aggregation.spec import WindowSpec
+from eventpulse.aggregation.streaming import WindowStore
+from flows.decode import DecodedBatch
+from flows.metrics import PipelineMetrics
+from flows.watermarks import MAX_WATERMARK, PartitionWatermarks
+
+AGGREGATE_COLUMNS = (
+    "tenant",
+    "window_seconds",
+    "slide_seconds",
+    "window_start",
+    "window_end",
+    "type",
+    "source",
+)
+BOOKKEEPING_COLUMNS = ("is_final", "origin", "version", "emitted_at")
+LATE_COLUMNS = (
+    "tenant",
+    "id",
+    "timestamp",
+    "type",
+    "source",
+    "user_id",
+    "latency_ms",
+    "is_error",
+    "window_seconds",
+    "slide_seconds",
+    "window_start",
+    "window_end",
+    "watermark",
+    "lateness_ms",
+    "topic_partition",
+    "topic_offset",
+)
+_FRESHNESS_SAMPLE = 512
+
+
+@dataclass(slots=True)
+class Slice:
+    """The part of one source batch that belongs to one bucket, plus the batch's progress."""
+
+    partition: int
+    max_ts: int | None
+    consumed_at_ms: int
+    events: pl.DataFrame
+
+
+@dataclass(slots=True)
+class Emission:
+    """What a bucket emits: window rows (one version) and late events."""
+
+    bucket: str
+    version: int
+    rows: list[tuple[Any, ...]]
+    late_rows: list[tuple[Any, ...]]
+    event_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    broker_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """What `WindowLogic` needs from the settings."""
+
+    families: tuple[WindowSpec, ...]
+    partitions: tuple[int, ...]
+    bound_ms: int
+    lateness_ms: int
+    idle_timeout_s: float
+    interval_s: float
+    snapshot_windows: bool = True
+
+
+class Router:
+    """Splits a decoded batch into one `Slice` per bucket (tenant hash, stable across processes)."""
+
+    def __init__(self, buckets: int) -> None:
+        self._n = buckets
+        self._names = [f"b{i:03d}" for i in range(buckets)]
+        self._memo: dict[str, int] = {}
+
+    def bucket_of(self, tenant: str) -> int:
+        b = self._memo.get(tenant)
+        if b is None:
+            b = self._memo[tenant] = zlib.crc32(tenant.encode()) % self._n
+        return b
+
+    def route(self, batch: DecodedBatch) -> list[tuple[str, Slice]]:
+        events = batch.events
+        parts: dict[int, pl.DataFrame] = {}
+        if events.height:
+            mapping = {t: self.bucket_of(t) for t in events["tenant"].unique().to_list()}
+            if len(set(mapping.values())) == 1:
+                parts = {next(iter(mapping.values())): events}
+            else:
+                tagged = events.with_columns(_b=pl.col("tenant").replace_strict(mapping, return_dtype=pl.Int32))
+                parts = {k[0]: f.drop("_b") for k, f in tagged.partition_by("_b", as_dict=True).items()}
+        empty = events.clear()
+        return [
+            (name, Slice(batch.partition, batch.max_ts, batch.consumed_at_ms, parts.get(i, empty)))
+            for i, name in enumerate(self._names)
+        ]
+
+
+class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
+    """Windows of one bucket. See the module docstring."""
+
+    def __init__(self, bucket: str, config: WindowConfig, metrics: PipelineMetrics, state: dict | None) -> None:
+        self._bucket, self._cfg, self._metrics = bucket, config, metrics
+        self._store = WindowStore(config.families)
+        self._lengths = {i: f.seconds * 1000 for i, f in enumerate(config.families)}
+        state = state or {}
+        self._marks = PartitionWatermarks(
+            config.partitions, config.bound_ms, config.idle_timeout_s, state.get("watermarks")
+        )
+        if state.get("store"):
+            self._store.restore(state["store"])
+        self._known: dict[tuple[int, int], int] = dict(state.get("known", {}))  # window -> end (ms)
+        self._final: set[tuple[int, int]] = set(state.get("final", ()))
+        self._dirty: set[tuple[int, int]] = set(state.get("dirty", ()))
+        self._version: int = state.get("version", 0)
+        self._fresh: list[pl.DataFrame] = []
+        self._next = datetime.now(UTC) + timedelta(seconds=config.interval_s)
+
+    # -- Bytewax callbacks ---------------------------------------------------------------------
+
+    def on_batch(self, values: list[Slice]) -> tuple[list[Emission], bool]:
+        late: list[tuple[Any, ...]] = []
+        latencies = []
+        for piece in values:
+            self._marks.observe(piece.partition, piece.max_ts)
+            if piece.events.height:
+                late += self._add(piece.events)
+                latencies.append(time.time_ns() // 1_000_000 - piece.consumed_at_ms)
+        self._marks.advance()
+        if latencies:
+            self._metrics.observe("processing_latency_ms", latencies)
+        if late:
+            self._metrics.inc("late_events", len(late))
+            return [Emission(self._bucket, self._version, [], late)], self.RETAIN
+        return [], self.RETAIN
+
+    def on_notify(self) -> tuple[list[Emission], bool]:
+        self._next = datetime.now(UTC) + timedelta(seconds=self._cfg.interval_s)
+        return self._emit(self._marks.advance()), self.RETAIN
+
+    def on_eof(self) -> tuple[list[Emission], bool]:
+        # End of input (tail=False): every window is final. The stored watermark and the state are
+        # left as they are, so a later run resuming from the snapshot can go on.
+        return self._emit(MAX_WATERMARK, purge=False), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self._next
+
+    def snapshot(self) -> dict | None:
+        if not self._cfg.snapshot_windows:
+            return None
+        return {
+            "store": self._store.state(),
+            "watermarks": self._marks.state(),
+            "known": dict(self._known),
+            "final": frozenset(self._final),
+            "dirty": frozenset(self._dirty),
+            "version": self._version,
+        }
+
+    # -- work ----------------------------------------------------------------------------------
+
+    def _add(self, events: pl.DataFrame) -> list[tuple[Any, ...]]:
+        exploded = self._store.explode(events)
+        watermark = self._marks.watermark
+        late: list[tuple[Any, ...]] = []
+        beyond = pl.col("wend") + self._cfg.lateness_ms <= watermark
+        flagged = exploded.with_columns(_beyond=beyond)
+        if flagged["_beyond"].any():
+            late = self._late_rows(flagged.filter(pl.col("_beyond")), watermark)
+            flagged = flagged.filter(~pl.col("_beyond"))
+        within = int((flagged["wend"] <= watermark).sum())
+        if within:
+            self._metrics.inc("late_updates", within)
+        self._store.add(flagged)
+        for fam, wstart, wend in flagged.select("fam", "wstart", "wend").unique().iter_rows():
+            self._known[(fam, wstart)] = wend
+            self._dirty.add((fam, wstart))
+        self._fresh.append(events.select("ts", "broker_ts").gather_every(max(1, events.height // _FRESHNESS_SAMPLE)))
+        return late
+
+    def _late_rows(self, frame: pl.DataFrame, watermark: int) -> list[tuple[Any, ...]]:
+        fams = self._cfg.families
+        frame = frame.with_columns(
+            window_seconds=pl.col("fam").replace_strict({i: f.seconds for i, f in enumerate(fams)}),
+            slide_seconds=pl.col("fam").replace_strict({i: f.slide_seconds for i, f in enumerate(fams)}),
+            watermark=pl.lit(watermark, pl.Int64),
+            lateness_ms=pl.lit(watermark, pl.Int64) - pl.col("wend"),
+        )
+        return frame.select(
+            "tenant",
+            "id",
+            "ts",
+            "type",
+            "source",
+            "user_id",
+            "latency_ms",
+            "is_error",
+            "window_seconds",
+            "slide_seconds",
+            "wstart",
+            "wend",
+            "watermark",
+            "lateness_ms",
+            "partition",
+            "offset",
+        ).rows()
+
+    def _emit(self, watermark: int, purge: bool = True) -> list[Emission]:
+        now_ms = time.time_ns() // 1_000_000
+        lag = self._marks.lag_ms(now_ms)
+        if lag is not None:
+            self._metrics.gauge("watermark_delay_ms", lag, self._bucket)
+        closing = {
+            w for w, end in self._known.items() if end <= watermark and (w in self._dirty or w not in self._final)
+        }
+        provisional = {w for w in self._dirty if self._known[w] > watermark}
+        out: list[Emission] = []
+        chosen = closing | provisional
+        if chosen:
+            self._version = max(self._version + 1, time.time_ns() // 1000)
+            windows = pl.DataFrame(
+                {"fam": [w[0] for w in chosen], "wstart": [w[1] for w in chosen]},
+                schema={"fam": pl.UInt8, "wstart": pl.Int64},
+            )
+            rows = self._store.rows(windows).with_columns(
+                is_final=(pl.col("window_end") <= watermark).cast(pl.UInt8),
+                origin=pl.lit("stream"),
+                version=pl.lit(self._version, pl.UInt64),
+                emitted_at=pl.lit(now_ms, pl.Int64),
+            )
+            fresh = (
+                pl.concat(self._fresh) if self._fresh else pl.DataFrame(schema={"ts": pl.Int64, "broker_ts": pl.Int64})
+            )
+            out.append(
+                Emission(
+                    self._bucket,
+                    self._version,
+                    rows.rows(),
+                    [],
+                    fresh["ts"].to_numpy(),
+                    fresh["broker_ts"].to_numpy(),
+                )
+            )
+            self._final |= closing
+            self._dirty.clear()
+            self._fresh = []
+        if purge:
+            self._purge(watermark)
+        return out
+
+    def _purge(self, watermark: int) -> None:
+        lateness = self._cfg.lateness_ms
+        gone = [w for w, end in self._known.items() if end + lateness <= watermark]
+        if not gone:
+            return
+        for w in gone:
+            del self._known[w]
+            self._final.discard(w)
+            self._dirty.discard(w)
+        wend = pl.col("wstart") + pl.col("fam").replace_strict(self._lengths, return_dtype=pl.Int64)
+        self._store.drop(wend + lateness > watermark)
