@@ -75,3 +75,17 @@ def warehouse_client(warehouse: WarehouseSettings):
     client = create_client(warehouse)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ONE chDB path opened in-process by this pytest process (chDB allows one per process)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def chdb_warehouse(chdb_path: Path) -> WarehouseSettings:
+    """Settings for a fresh migrated database in the in-process chDB engine (``chdb://``)."""
+    settings = WarehouseSettings(url=f"chdb://{chdb_path}", database=f"t_{uuid.uuid4().hex[:12]}")
+    migrate(settings)
+    return settings
