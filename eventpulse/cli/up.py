@@ -6,7 +6,7 @@ import click
 
 from eventpulse.settings import Settings
 from eventpulse.stack.supervisor import StartupError, Supervisor
-from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, stack_services
+from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, reset_recovery, stack_services
 
 
 @click.command("up")
@@ -27,6 +27,7 @@ def up(traffic: bool, rate: float, workers: int, without: tuple[str, ...]) -> No
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     options = StackOptions(traffic=traffic, traffic_rate=rate, workers=workers, without=frozenset(without))
+    reset_recovery(settings)
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
     supervisor = Supervisor(stack_services(settings, options))

@@ -6,6 +6,7 @@ pointing it at the local broker and warehouse this stack starts.
 """
 
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,30 @@ def stack_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+def recovery_dir(settings: Settings) -> Path:
+    """Where the dataflow keeps its Bytewax recovery snapshots (offsets and window state)."""
+    return settings.data_dir.resolve() / "recovery"
+
+
+def reset_recovery(settings: Settings) -> Path:
+    """A fresh recovery store for one recovery partition.
+
+    The local broker keeps its topics in memory, so offsets saved by an earlier `eventpulse up`
+    point into a log that no longer exists: every start of the local stack begins a new store.
+    (Against a durable broker, keep the store and run the flow with the same ``-r`` directory.)
+    """
+    directory = recovery_dir(settings)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], check=True)
+    return directory
+
+
 def _flow_argv(settings: Settings, workers: int) -> list[str]:
-    return [sys.executable, "-m", "bytewax.run", "flows.events:flow", "-w", str(workers)]
+    return [
+        *(sys.executable, "-m", "bytewax.run", "flows.events:flow", "-w", str(workers)),
+        *("-r", str(recovery_dir(settings)), "-s", "1", "-b", "0"),
+    ]
 
 
 def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpec]:

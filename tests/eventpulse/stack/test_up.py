@@ -89,3 +89,16 @@ def test_dagster_home_gets_the_project_instance_config(tmp_path: Path) -> None:
     home = prepare_dagster_home(Settings(data_dir=tmp_path), repo)
     assert home == tmp_path.resolve() / "dagster"
     assert (home / "dagster.yaml").read_text() == (repo / "orchestration" / "dagster.yaml").read_text()
+
+
+def test_recovery_store_is_fresh_for_every_start(tmp_path: Path) -> None:
+    from eventpulse.stack.up import recovery_dir, reset_recovery
+
+    settings = Settings(data_dir=tmp_path)
+    directory = reset_recovery(settings)
+    assert directory == recovery_dir(settings) and sorted(p.name for p in directory.iterdir())
+    (directory / "stale-marker").write_text("from an earlier run")
+    reset_recovery(settings)
+    assert not (directory / "stale-marker").exists() and any(directory.iterdir())
+    flow = next(s for s in stack_services(settings, StackOptions()) if s.name == "flow")
+    assert list(flow.argv[-6:]) == ["-r", str(directory), "-s", "1", "-b", "0"]
