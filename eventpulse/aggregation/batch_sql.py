@@ -6,7 +6,7 @@ bound parameter; only identifiers from the spec (our own constants) are formatte
 """
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from eventpulse.aggregation.spec import ALL, GROUPINGS, KEY_COLUMNS, METRICS, Kind, Metric, WindowSpec
 
@@ -66,7 +66,7 @@ FROM
                       - k * {{slide_ms:Int64}}, range({{hops:UInt32}}))
     ) AS w
     FROM {events_table} FINAL
-    WHERE timestamp >= {{scan_start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
+    WHERE timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{scan_end:DateTime64(3, 'UTC')}}
       AND (tenant = {{tenant:String}} OR {{tenant:String}} = '')
 )
 WHERE w >= toUnixTimestamp64Milli({{start:DateTime64(3, 'UTC')}})
@@ -79,8 +79,8 @@ def recompute_query(
 ) -> tuple[str, dict]:
     """SQL and parameters that recompute every row of ``window`` whose start is in [start, end).
 
-    Events up to one window length before ``start`` are read too, because hopping windows that
-    start inside the range reach back. ``tenant`` limits the query to one tenant ("" = all).
+    A window holds events from its start to its end, so events up to ``length - slide`` after
+    ``end`` are read too: hopping windows that start just before ``end`` reach past it. ``tenant`` limits the query to one tenant ("" = all).
     ``events_table`` names a table with the columns of ``events`` to read instead (e.g. raw
     events loaded back from the archive); it is an identifier, never user input.
     """
@@ -88,7 +88,7 @@ def recompute_query(
         raise ValueError(f"invalid events table name {events_table!r}")
     window_ms = window.seconds * 1000
     slide_ms = window.slide_seconds * 1000
-    scan_start = datetime.fromtimestamp(start.timestamp() - (window_ms - slide_ms) / 1000, tz=start.tzinfo)
+    scan_end = end + timedelta(milliseconds=window_ms - slide_ms)
     sql = "\nUNION ALL\n".join(_select(dims, events_table) for dims in GROUPINGS)
     sql = f"SELECT * FROM ({sql})\nORDER BY {', '.join(KEY_COLUMNS)}"
     params = {
@@ -97,7 +97,7 @@ def recompute_query(
         "window_ms": window_ms,
         "slide_ms": slide_ms,
         "hops": window.seconds // window.slide_seconds,
-        "scan_start": scan_start,
+        "scan_end": scan_end,
         "start": start,
         "end": end,
         "tenant": tenant,

@@ -1,9 +1,8 @@
 """`window_aggregates_batch` materialized in-process against the real warehouse server."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
-import pytest
 
 from eventpulse.aggregation.spec import BATCH_VERSION_BASE
 from orchestration.assets.aggregates import RECONCILIATION_CHECK, window_aggregates_batch
@@ -67,18 +66,24 @@ def test_a_day_without_events_clears_the_day(resources, warehouse_client):
     assert warehouse_client.command("SELECT count() FROM window_aggregates") == 0
 
 
-@pytest.mark.xfail(
-    reason="batch_sql.recompute_query reads events only up to the end of the day, so hopping windows that "
-    "start before midnight miss the next day's events (reported to the lead)",
-    strict=False,
-)
 def test_hopping_windows_across_midnight_count_the_next_days_events(resources, warehouse_client):
     next_day = DAY + timedelta(days=1)
-    insert_raw(warehouse_client, raw_rows(100, day_start_ms(next_day, 0, 1), seed=3, rate_per_s=1.0))
+    rows = raw_rows(100, day_start_ms(next_day, 0, 1), seed=3, rate_per_s=1.0)
+    insert_raw(warehouse_client, rows)
     assert _materialize(resources).success
-    starts = warehouse_client.query(
-        "SELECT window_start FROM window_aggregates FINAL WHERE window_seconds = 300 AND slide_seconds = 60 "
-        "AND type = '*' ORDER BY window_start"
-    ).result_rows
-    # The windows starting 23:57, 23:58 and 23:59 contain events of 00:01-00:02 the next day.
-    assert len(starts) == 3
+    got = dict(
+        warehouse_client.query(
+            "SELECT window_start, sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 300 "
+            "AND slide_seconds = 60 AND type = '*' GROUP BY window_start ORDER BY window_start"
+        ).result_rows
+    )
+    # A 5-minute window starting at 23:5x ends at 00:0x the next day and holds the events before that.
+    midnight = datetime.combine(next_day, datetime.min.time())
+    expected = {}
+    for minute in range(56, 60):
+        start = midnight - timedelta(minutes=60 - minute)
+        inside = sum(1 for row in rows if start <= row[2].replace(tzinfo=None) < start + timedelta(minutes=5))
+        if inside:
+            expected[start] = inside
+    assert expected and got == expected
+    assert got[midnight - timedelta(minutes=1)] == 100
