@@ -24,20 +24,6 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
 }
 """Columns of `DecodedBatch.events`: the aggregation inputs plus what a late-event row needs."""
 
-DEAD_LETTER_COLUMNS = (
-    "id",
-    "tenant",
-    "stage",
-    "reason",
-    "field",
-    "detail",
-    "payload",
-    "topic",
-    "topic_partition",
-    "topic_offset",
-    "received_at",
-)
-
 
 @dataclass(slots=True)
 class DecodedBatch:

@@ -25,8 +25,9 @@ from bytewax.dataflow import Dataflow
 
 from eventpulse.aggregation.spec import metric_names, window_specs
 from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator
+from eventpulse.events.model import DEAD_LETTER_COLUMNS
 from eventpulse.settings import Settings
-from flows.decode import DEAD_LETTER_COLUMNS, DecodedBatch, decode_batch
+from flows.decode import DecodedBatch, decode_batch
 from flows.metrics import PipelineMetrics
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids

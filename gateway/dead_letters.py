@@ -17,22 +17,11 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.events import Rejection
+from eventpulse.events.model import DEAD_LETTER_COLUMNS
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "id",
-    "tenant",
-    "stage",
-    "reason",
-    "field",
-    "detail",
-    "payload",
-    "topic",
-    "topic_partition",
-    "topic_offset",
-    "received_at",
-)
+COLUMNS = DEAD_LETTER_COLUMNS
 MAX_PAYLOAD_CHARS = 64 * 1024
 
 

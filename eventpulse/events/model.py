@@ -37,6 +37,21 @@ RAW_EVENT_COLUMNS: tuple[str, ...] = (
     "topic_offset",
 )
 
+# Column order of the ``dead_letters`` table, as written by the gateway and the dataflow.
+DEAD_LETTER_COLUMNS: tuple[str, ...] = (
+    "id",
+    "tenant",
+    "stage",
+    "reason",
+    "field",
+    "detail",
+    "payload",
+    "topic",
+    "topic_partition",
+    "topic_offset",
+    "received_at",
+)
+
 SCHEMA_VERSION = 1
 
 
