@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 
 import click
 from tqdm import tqdm
@@ -17,6 +18,12 @@ from eventpulse.traffic.pacing import paced_batches
 @click.option("--target", type=click.Choice(["broker", "gateway"]), default="broker", show_default=True)
 @click.option("--gateway-url", default=None, help="Gateway base URL (default from settings).")
 @click.option("--api-key", default=None, envvar="EVENTPULSE_TRAFFIC_API_KEY", help="API key for --target gateway.")
+@click.option(
+    "--create-key",
+    "key_tenant",
+    default=None,
+    help="With --target gateway: create an API key for this tenant and send as it (demo stacks).",
+)
 @click.option("--tenants", type=int, default=20, show_default=True)
 @click.option("--invalid-share", type=float, default=0.01, show_default=True, help="Share of invalid events.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -26,6 +33,7 @@ def traffic(
     target: str,
     gateway_url: str | None,
     api_key: str | None,
+    key_tenant: str | None,
     tenants: int,
     invalid_share: float,
     seed: int,
@@ -40,10 +48,27 @@ def traffic(
         if target == "broker":
             _to_broker(settings, batches, bar)
         else:
+            if key_tenant and not api_key:
+                api_key = _create_key(settings, key_tenant)
             if not api_key:
-                raise click.UsageError("--target gateway needs --api-key (or EVENTPULSE_TRAFFIC_API_KEY)")
+                raise click.UsageError("--target gateway needs --api-key, EVENTPULSE_TRAFFIC_API_KEY or --create-key")
             url = gateway_url or f"http://{settings.gateway.host}:{settings.gateway.port}"
             _to_gateway(url, api_key, batches, bar)
+
+
+def _create_key(settings: Settings, tenant: str) -> str:
+    from eventpulse.warehouse.client import create_client
+    from gateway.api_keys import create_key
+
+    client = create_client(settings.warehouse)
+    try:
+        row, key = create_key(client, tenant, description="eventpulse traffic --create-key")
+    finally:
+        client.close()
+    click.echo(f"traffic: created API key {row.key_id} for tenant {tenant!r}")
+    # Gateways reload keys every key_refresh_s (at most 2 s): wait until they all can know it.
+    time.sleep(2 * settings.gateway.key_refresh_s + 0.5)
+    return key
 
 
 def _to_broker(settings: Settings, batches, bar: tqdm) -> None:

@@ -12,6 +12,13 @@ from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster
 @click.command("up")
 @click.option("--traffic/--no-traffic", default=False, show_default=True, help="Also run synthetic traffic.")
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Synthetic events per second.")
+@click.option(
+    "--traffic-target",
+    type=click.Choice(["broker", "gateway"]),
+    default="broker",
+    show_default=True,
+    help="Send synthetic traffic straight to the topic or through the gateway (as tenant 'demo').",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Bytewax workers for the dataflow.")
 @click.option(
     "--without",
@@ -19,18 +26,24 @@ from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster
     multiple=True,
     help="Leave out an optional service (repeatable).",
 )
-def up(traffic: bool, rate: float, workers: int, without: tuple[str, ...]) -> None:
+def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]) -> None:
     """Start broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
 
     Logs stream with a prefix per service; Ctrl-C stops everything and frees every port.
     """
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    options = StackOptions(traffic=traffic, traffic_rate=rate, workers=workers, without=frozenset(without))
+    options = StackOptions(
+        traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
+    )
     reset_recovery(settings)
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
-    supervisor = Supervisor(stack_services(settings, options))
+    try:
+        services = stack_services(settings, options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    supervisor = Supervisor(services)
     try:
         code = supervisor.run()
     except StartupError as exc:

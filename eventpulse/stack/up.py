@@ -23,6 +23,7 @@ class StackOptions:
 
     traffic: bool = False
     traffic_rate: float = 1000.0
+    traffic_target: str = "broker"  # or "gateway": through the HTTP API with a demo tenant's key
     workers: int = 1
     without: frozenset[str] = frozenset()
 
@@ -148,12 +149,12 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             )
         )
     if options.traffic:
-        services.append(
-            ServiceSpec(
-                "traffic",
-                [py, "-m", "eventpulse", "traffic", "--rate", str(options.traffic_rate)],
-                env=env,
-                depends_on=["broker", "migrate"],
-            )
-        )
+        argv = [py, "-m", "eventpulse", "traffic", "--rate", str(options.traffic_rate)]
+        depends = ["broker", "migrate"]
+        if options.traffic_target == "gateway":
+            if "gateway" in options.without:
+                raise ValueError("traffic through the gateway needs the gateway")
+            argv += ["--target", "gateway", "--create-key", "demo"]
+            depends.append("gateway")
+        services.append(ServiceSpec("traffic", argv, env=env, depends_on=depends))
     return services

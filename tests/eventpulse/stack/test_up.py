@@ -102,3 +102,15 @@ def test_recovery_store_is_fresh_for_every_start(tmp_path: Path) -> None:
     assert not (directory / "stale-marker").exists() and any(directory.iterdir())
     flow = next(s for s in stack_services(settings, StackOptions()) if s.name == "flow")
     assert list(flow.argv[-6:]) == ["-r", str(directory), "-s", "1", "-b", "0"]
+
+
+def test_traffic_can_go_through_the_gateway(tmp_path: Path) -> None:
+    options = StackOptions(traffic=True, traffic_target="gateway")
+    traffic = next(s for s in stack_services(Settings(data_dir=tmp_path), options) if s.name == "traffic")
+    assert list(traffic.argv[-4:]) == ["--target", "gateway", "--create-key", "demo"]
+    assert "gateway" in traffic.depends_on
+    with pytest.raises(ValueError, match="needs the gateway"):
+        stack_services(
+            Settings(data_dir=tmp_path),
+            StackOptions(traffic=True, traffic_target="gateway", without=frozenset({"gateway"})),
+        )
