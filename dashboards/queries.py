@@ -324,6 +324,23 @@ def archive_runs(limit: int = 10) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
+def batch_recomputes(limit: int = 10) -> pl.DataFrame:
+    """The latest batch recomputes (Dagster backfills and daily runs), one row per day of event time.
+
+    Read from the warehouse itself: a recompute swaps in rows with ``origin = 'batch'``, so what is
+    shown is what queries see now, whichever Dagster instance ran it."""
+    sql = """
+        SELECT toDate(window_start) AS recomputed_day, max(emitted_at) AS recomputed_at,
+               count() AS window_rows, uniqExact(tenant) AS tenants
+        FROM window_aggregates FINAL
+        WHERE origin = 'batch'
+        GROUP BY recomputed_day
+        ORDER BY recomputed_at DESC, recomputed_day DESC
+        LIMIT {limit:UInt32}"""
+    return frame(sql, {"limit": limit})
+
+
+@st.cache_data(ttl=STATUS_TTL, show_spinner=False)
 def pipeline_latest(start: datetime, end: datetime, fresh_seconds: int = 30) -> pl.DataFrame:
     """The latest value of every (process, metric, label) reported in the ``fresh_seconds``
     before the newest report in the range (the dataflow's current state as last reported)."""

@@ -76,6 +76,20 @@ if parts.height:
         },
     )
 
+st.subheader("Batch recomputes")
+recomputes = queries.batch_recomputes()
+if recomputes.is_empty():
+    st.info("No batch recompute yet: days are recomputed by Dagster's daily schedule or a backfill.")
+else:
+    st.dataframe(
+        recomputes,
+        hide_index=True,
+        key="batch_recomputes",
+        column_config={
+            "recomputed_at": st.column_config.DatetimeColumn("recomputed at (UTC)", format="YYYY-MM-DD HH:mm:ss")
+        },
+    )
+
 st.subheader("Archive runs")
 runs = queries.archive_runs()
 if runs.is_empty():

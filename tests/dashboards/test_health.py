@@ -1,5 +1,7 @@
 """The health page against the pipeline's own metrics, dead letters and a real gateway."""
 
+from datetime import UTC, datetime, timedelta
+
 from dashboards import formatting as fmt
 from tests.dashboards.apptest import badges, metrics, open_page, table_with
 from tests.dashboards.conftest import use_warehouse
@@ -43,5 +45,25 @@ def test_health_page_without_pipeline_metrics_or_gateway(monkeypatch, warehouse,
     use_warehouse(monkeypatch, warehouse)  # the gateway URL points at a closed port
     at = open_page("health")
     assert any("No pipeline metrics yet" in i.value for i in at.info)
+    assert any("No batch recompute yet" in i.value for i in at.info)
     assert metrics(at)["Late events"] == "–"
     assert any("unreachable" in b for b in badges(at))
+
+
+def test_health_page_lists_the_latest_batch_recomputes(monkeypatch, warehouse, warehouse_client):
+    columns = ["tenant", "window_seconds", "slide_seconds", "window_start", "window_end", "type", "source"]
+    columns += ["event_count", "is_final", "origin", "version", "emitted_at"]
+    rows = []
+    for day, origin, emitted in (("2026-11-01", "batch", 1), ("2026-11-02", "batch", 2), ("2026-11-03", "stream", 3)):
+        for tenant in ("a", "b"):
+            start = datetime.fromisoformat(f"{day}T10:00:00+00:00")
+            emitted_at = datetime(2026, 11, 21, emitted, tzinfo=UTC)
+            rows.append(
+                [tenant, 60, 60, start, start + timedelta(minutes=1), "*", "*", 5, 1, origin, emitted, emitted_at]
+            )
+    warehouse_client.insert("window_aggregates", rows, column_names=columns)
+    use_warehouse(monkeypatch, warehouse)
+    at = open_page("health")
+    shown = table_with(at, "recomputed_day")
+    assert [str(d)[:10] for d in shown["recomputed_day"]] == ["2026-11-02", "2026-11-01"]  # newest first, no stream day
+    assert list(shown["window_rows"]) == [2, 2] and list(shown["tenants"]) == [2, 2]
