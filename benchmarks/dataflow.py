@@ -34,9 +34,11 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.stack.ports import free_port, wait_for_http, wait_for_port  # noqa: E402
+from eventpulse.traffic.broker_sender import send_to_topic  # noqa: E402
 from eventpulse.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
 from eventpulse.warehouse.setup import migrate  # noqa: E402
@@ -60,16 +62,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _produce(bootstrap: str, topic: str, messages, total: int, label: str) -> None:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "batch.size": 1_000_000}
-    )
-    for m in tqdm(messages, total=total, desc=label, unit="ev", unit_scale=True):
-        while True:
-            try:
-                producer.produce(topic, m.value, m.key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+    settings = BrokerSettings(bootstrap=bootstrap)
+    producer = Producer(producer_config(settings, **{"linger.ms": 20, "batch.size": 1_000_000}))
+    send_to_topic(producer, topic, tqdm(messages, total=total, desc=label, unit="ev", unit_scale=True))
     producer.flush(120)
 
 
