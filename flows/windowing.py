@@ -32,21 +32,13 @@ import numpy as np
 import polars as pl
 from bytewax.operators import StatefulBatchLogic
 
-from eventpulse.aggregation.spec import WindowSpec
+from eventpulse.aggregation.spec import WINDOW_ROW_COLUMNS, WindowSpec
 from eventpulse.aggregation.streaming import WindowStore
 from flows.decode import DecodedBatch
 from flows.metrics import PipelineMetrics
 from flows.watermarks import MAX_WATERMARK, PartitionWatermarks
 
-AGGREGATE_COLUMNS = (
-    "tenant",
-    "window_seconds",
-    "slide_seconds",
-    "window_start",
-    "window_end",
-    "type",
-    "source",
-)
+AGGREGATE_COLUMNS = WINDOW_ROW_COLUMNS
 BOOKKEEPING_COLUMNS = ("is_final", "origin", "version", "emitted_at")
 LATE_COLUMNS = (
     "tenant",

@@ -18,7 +18,7 @@ from gateway.auth import AuthFailure, key_from_headers
 from gateway.context import request_id
 from gateway.ingest import JSON, NDJSON, BodyError, Item, check, decode_batch, decode_single, media_type, payload_text
 from gateway.producer import QueueFull
-from gateway.rate_limit import Decision
+from gateway.rate_limit import Decision, TokenBucket
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
 
@@ -33,14 +33,23 @@ class IngestHandlers:
         self._ack_timeout = gw.ack_timeout_s
         self._retry_after = gw.retry_after_s
 
-    async def single(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _admit(self, scope: dict[str, Any], send: Any) -> tuple[ApiKey, TokenBucket] | None:
+        """Authenticate and check the tenant's bucket has a token; answers 401/403/429 itself (then None)."""
         key = await self._authorize(scope, send)
         if key is None:
-            return
+            return None
         bucket = self.svc.limiter.bucket(key.tenant, key.rate_per_s, key.burst)
         decision = bucket.peek()
         if not decision.allowed:
-            return await self._rate_limited(send, decision, 1)
+            await self._rate_limited(send, decision, 1)
+            return None
+        return key, bucket
+
+    async def single(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        admitted = await self._admit(scope, send)
+        if admitted is None:
+            return
+        key, bucket = admitted
         if media_type(_text(header(scope, b"content-type"))) not in (JSON, ""):
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json")
         try:
@@ -71,13 +80,10 @@ class IngestHandlers:
         await send_json(send, 202, EventAccepted(ids[0] or "", duplicates > 0), decision.headers())
 
     async def batch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        key = await self._authorize(scope, send)
-        if key is None:
+        admitted = await self._admit(scope, send)
+        if admitted is None:
             return
-        bucket = self.svc.limiter.bucket(key.tenant, key.rate_per_s, key.burst)
-        decision = bucket.peek()
-        if not decision.allowed:
-            return await self._rate_limited(send, decision, 1)
+        key, bucket = admitted
         kind = media_type(_text(header(scope, b"content-type"))) or JSON
         if kind not in (JSON, NDJSON):
             return await self._error(

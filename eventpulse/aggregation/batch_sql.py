@@ -8,7 +8,16 @@ bound parameter; only identifiers from the spec (our own constants) are formatte
 import re
 from datetime import datetime, timedelta
 
-from eventpulse.aggregation.spec import ALL, GROUPINGS, KEY_COLUMNS, METRICS, Kind, Metric, WindowSpec
+from eventpulse.aggregation.spec import (
+    ALL,
+    GROUPINGS,
+    KEY_COLUMNS,
+    METRICS,
+    WINDOW_ROW_COLUMNS,
+    Kind,
+    Metric,
+    WindowSpec,
+)
 
 _QUANTILE_FUNCTION = "quantileExact"
 """Exact order statistic at 0-based rank min(floor(q * n), n - 1): the rank rule of the stream's sketch
@@ -41,7 +50,7 @@ def _expression(m: Metric) -> str:
 
 def output_columns() -> tuple[str, ...]:
     """Columns of the recompute query, in order: the key, ``window_end``, then the metrics."""
-    return (*KEY_COLUMNS, "window_end", *(m.name for m in METRICS))
+    return (*WINDOW_ROW_COLUMNS, *(m.name for m in METRICS))
 
 
 def _select(dims: tuple[str, ...], events_table: str = "events") -> str:

@@ -18,6 +18,8 @@ ALL = "*"
 """The value of ``type`` and ``source`` on tenant-wide rows."""
 
 KEY_COLUMNS: tuple[str, ...] = ("tenant", "window_seconds", "slide_seconds", "window_start", "type", "source")
+WINDOW_ROW_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "window_end")
+"""A window row's identifying columns, before its metrics (stream and batch alike)."""
 GROUPINGS: tuple[tuple[str, ...], ...] = (("type", "source"), ())
 BATCH_VERSION_BASE = 1 << 62
 """Batch rows carry versions above this, so a recompute supersedes any streaming emission."""

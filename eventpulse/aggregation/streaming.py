@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from eventpulse.aggregation import sketch
-from eventpulse.aggregation.spec import ALL, GROUPINGS, METRICS, Kind, Metric, WindowSpec
+from eventpulse.aggregation.spec import ALL, GROUPINGS, METRICS, WINDOW_ROW_COLUMNS, Kind, Metric, WindowSpec
 
 WINDOW = ["fam", "wstart"]
 KEYS = [*WINDOW, "gid"]
@@ -234,16 +234,7 @@ class WindowStore:
                 frame = frame.with_columns(
                     pl.when(den == 0).then(0.0).otherwise(num.cast(pl.Float64) / den.cast(pl.Float64)).alias(m.name)
                 )
-        return frame.rename({"wstart": "window_start"}).select(
-            "tenant",
-            "window_seconds",
-            "slide_seconds",
-            "window_start",
-            "window_end",
-            "type",
-            "source",
-            *(m.name for m in self.metrics),
-        )
+        return frame.rename({"wstart": "window_start"}).select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
 
     def _grouping_rows(self, windows: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame | None:
         scalar = self._frames["scalar"]

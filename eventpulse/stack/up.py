@@ -76,6 +76,30 @@ def _flow_argv(settings: Settings, workers: int) -> list[str]:
     ]
 
 
+def _http_service(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    host: str,
+    port: int,
+    ready_path: str,
+    *,
+    timeout: float = 60,
+    depends_on: tuple[str, ...] | list[str] = ("migrate",),
+) -> ServiceSpec:
+    """A service that is ready when ``http://host:port<ready_path>`` answers."""
+    return ServiceSpec(
+        name,
+        argv,
+        env=env,
+        url=f"http://{host}:{port}{ready_path}",
+        port=port,
+        host=host,
+        timeout=timeout,
+        depends_on=list(depends_on),
+    )
+
+
 def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpec]:
     """The ordered services of the stack for these settings."""
     py = sys.executable
@@ -91,63 +115,50 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             ready_line="broker ready on",
             timeout=30,
         ),
-        ServiceSpec(
+        _http_service(
             "warehouse",
             [
                 *(py, "-m", "eventpulse.warehouse.server", "--host", w.host, "--port", str(w.port)),
                 *("--path", str(settings.warehouse_path().resolve())),
             ],
-            env=env,
-            url=f"http://{w.host}:{w.port}/ping",
-            port=w.port,
-            host=w.host,
+            env,
+            w.host,
+            w.port,
+            "/ping",
             timeout=60,
+            depends_on=(),
         ),
         ServiceSpec("migrate", [py, "-m", "eventpulse", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
-    if "gateway" not in options.without:
-        services.append(
-            ServiceSpec(
-                "gateway",
-                [py, "-m", "gateway"],
-                env=env,
-                url=f"http://{g.host}:{g.port}/api/health",
-                port=g.port,
-                host=g.host,
-                depends_on=["broker", "migrate"],
-            )
-        )
-    if "dagster" not in options.without:
-        services.append(
-            ServiceSpec(
-                "dagster",
-                [py, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", o.host, "-p", str(o.port)],
-                env=env,
-                url=f"http://{o.host}:{o.port}/server_info",
-                port=o.port,
-                host=o.host,
-                timeout=180,
-                depends_on=["migrate"],
-            )
-        )
-    if "dashboard" not in options.without:
-        services.append(
-            ServiceSpec(
-                "dashboard",
-                [
-                    *(py, "-m", "streamlit", "run", "dashboards/streamlit_app.py", "--server.headless", "true"),
-                    *("--server.address", d.host, "--server.port", str(d.port)),
-                    *("--browser.gatherUsageStats", "false"),
-                ],
-                env=env,
-                url=f"http://{d.host}:{d.port}/_stcore/health",
-                port=d.port,
-                host=d.host,
-                timeout=90,
-                depends_on=["migrate"],
-            )
-        )
+    optional = {
+        "gateway": _http_service(
+            "gateway", [py, "-m", "gateway"], env, g.host, g.port, "/api/health", depends_on=["broker", "migrate"]
+        ),
+        "dagster": _http_service(
+            "dagster",
+            [py, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", o.host, "-p", str(o.port)],
+            env,
+            o.host,
+            o.port,
+            "/server_info",
+            timeout=180,
+        ),
+        "dashboard": _http_service(
+            "dashboard",
+            [
+                *(py, "-m", "streamlit", "run", "dashboards/streamlit_app.py", "--server.headless", "true"),
+                *("--server.address", d.host, "--server.port", str(d.port)),
+                *("--browser.gatherUsageStats", "false"),
+            ],
+            env,
+            d.host,
+            d.port,
+            "/_stcore/health",
+            timeout=90,
+        ),
+    }
+    services += [spec for name, spec in optional.items() if name not in options.without]
     if options.traffic:
         argv = [py, "-m", "eventpulse", "traffic", "--rate", str(options.traffic_rate)]
         depends = ["broker", "migrate"]

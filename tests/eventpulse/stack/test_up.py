@@ -114,3 +114,11 @@ def test_traffic_can_go_through_the_gateway(tmp_path: Path) -> None:
             Settings(data_dir=tmp_path),
             StackOptions(traffic=True, traffic_target="gateway", without=frozenset({"gateway"})),
         )
+
+
+def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
+    deps = {s.name: set(s.depends_on) for s in stack_services(Settings(data_dir=tmp_path), StackOptions(traffic=True))}
+    assert deps["broker"] == set() and deps["warehouse"] == set()
+    assert deps["migrate"] == {"warehouse"}
+    assert deps["dagster"] == deps["dashboard"] == {"migrate"}
+    assert deps["gateway"] == {"broker", "migrate"}
