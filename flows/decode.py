@@ -1,7 +1,9 @@
-"""Validate a micro-batch: raw rows, dead letters and the columnar frame the windows aggregate.
+"""Validate a micro-batch: raw events (Arrow), dead letters and the frame the windows aggregate.
 
-Every message goes through the shared `EventValidator.parse_wire` (the same rules as the gateway);
-an event without an id gets ``topic:partition:offset``, so a replay names it the same way.
+Every message goes through the shared validation (`validate_wire_batch`: the gateway's rules,
+straight into columns); an event without an id gets ``topic:partition:offset``, so a replay names
+it the same way. The raw events become one Arrow table that is both what the sink inserts and,
+without copying, the polars frame the windows read.
 """
 
 import time
@@ -10,10 +12,54 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from eventpulse.aggregation.streaming import EVENT_SCHEMA
-from eventpulse.events import EventValidator, Rejection
+from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator
+from eventpulse.events.model import DEAD_LETTER_COLUMNS
+from eventpulse.events.wire_batch import validate_wire_batch
 from flows.source import SourceBatch
+
+RAW_EVENT_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("id", pa.string()),
+        ("timestamp", pa.int64()),  # epoch ms; inserted as DateTime64(3) (see `raw_events_for_insert`)
+        ("type", pa.string()),
+        ("source", pa.string()),
+        ("user_id", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("is_error", pa.uint8()),
+        ("data", pa.string()),
+        ("extra", pa.string()),
+        ("schema_version", pa.uint16()),
+        ("received_at", pa.int64()),
+        ("topic_partition", pa.uint32()),
+        ("topic_offset", pa.uint64()),
+    ]
+)
+"""The ``events`` table's columns (`RAW_EVENT_COLUMNS`) as Arrow types; times in epoch ms."""
+assert tuple(RAW_EVENT_SCHEMA.names) == RAW_EVENT_COLUMNS
+
+_TIMESTAMP = pa.timestamp("ms", "UTC")
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("tenant", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("field", pa.string()),
+        ("detail", pa.string()),
+        ("payload", pa.string()),
+        ("topic", pa.string()),
+        ("topic_partition", pa.int32()),
+        ("topic_offset", pa.int64()),
+        ("received_at", _TIMESTAMP),
+    ]
+)
+"""The ``dead_letters`` table's columns (`DEAD_LETTER_COLUMNS`) as Arrow types."""
+assert tuple(DEAD_LETTER_SCHEMA.names) == DEAD_LETTER_COLUMNS
 
 FRAME_SCHEMA: dict[str, pl.DataType] = {
     **EVENT_SCHEMA,
@@ -23,6 +69,19 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
     "broker_ts": pl.Int64(),
 }
 """Columns of `DecodedBatch.events`: the aggregation inputs plus what a late-event row needs."""
+
+_FRAME_SOURCES = {
+    "timestamp": "ts",
+    "tenant": "tenant",
+    "type": "type",
+    "source": "source",
+    "user_id": "user_id",
+    "latency_ms": "latency_ms",
+    "is_error": "is_error",
+    "id": "id",
+    "topic_partition": "partition",
+    "topic_offset": "offset",
+}
 
 
 @dataclass(slots=True)
@@ -34,16 +93,24 @@ class DecodedBatch:
     first_offset: int
     last_offset: int
     consumed_at_ms: int
-    raw_rows: list[tuple[Any, ...]]
-    dead_rows: list[tuple[Any, ...]]
+    raw_events: pa.Table  # RAW_EVENT_SCHEMA
+    dead_letters: pa.Table | list  # DEAD_LETTER_SCHEMA ([] when none)
     dead_payloads: list[tuple[bytes | None, bytes]]  # (key, value) for the dead-letter topic
-    events: pl.DataFrame
+    events: pl.DataFrame  # FRAME_SCHEMA
     max_ts: int | None  # largest valid event time in the batch
 
     @property
     def token(self) -> str:
         """Deduplication token part: ``topic:partition:first-last``."""
         return f"{self.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
+
+
+def raw_events_for_insert(table: pa.Table) -> pa.Table:
+    """The raw events with their two times as Arrow timestamps (``DateTime64(3, 'UTC')``)."""
+    for name in ("timestamp", "received_at"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(i).cast(_TIMESTAMP))
+    return table
 
 
 def _tenant_of(key: bytes | None) -> str:
@@ -54,56 +121,63 @@ def _tenant_of(key: bytes | None) -> str:
 
 def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: int) -> DecodedBatch:
     """Validate every message of ``batch``."""
-    raw_rows: list[tuple[Any, ...]] = []
+    topic, partition, offsets = batch.topic, batch.partition, batch.offsets
+    valid = validate_wire_batch(validator, batch.values, lambda i: f"{topic}:{partition}:{offsets[i]}")
     dead_rows: list[tuple[Any, ...]] = []
     dead_payloads: list[tuple[bytes | None, bytes]] = []
-    cols: dict[str, list[Any]] = {name: [] for name in FRAME_SCHEMA}
     now_ms = time.time_ns() // 1_000_000
-    topic, partition = batch.topic, batch.partition
-    for offset, key, value, broker_ts in zip(batch.offsets, batch.keys, batch.values, batch.broker_ts, strict=True):
-        ident = f"{topic}:{partition}:{offset}"
-        result = validator.parse_wire(value or b"", default_id=ident)
-        if isinstance(result, Rejection):
-            payload = (value or b"")[:payload_limit].decode(errors="replace")
-            dead_rows.append(
-                (
-                    ident,
-                    _tenant_of(key),
-                    "flow",
-                    result.reason.value,
-                    result.field or "",
-                    result.detail[:2000],
-                    payload,
-                    topic,
-                    partition,
-                    offset,
-                    broker_ts if broker_ts > 0 else now_ms,
-                )
+    for i, rejection in valid.rejections:
+        ident, key, value, broker_ts = (
+            f"{topic}:{partition}:{offsets[i]}",
+            batch.keys[i],
+            batch.values[i],
+            batch.broker_ts[i],
+        )
+        payload = (value or b"")[:payload_limit].decode(errors="replace")
+        dead_rows.append(
+            (
+                ident,
+                _tenant_of(key),
+                "flow",
+                rejection.reason.value,
+                rejection.field or "",
+                rejection.detail[:2000],
+                payload,
+                topic,
+                partition,
+                offsets[i],
+                broker_ts if broker_ts > 0 else now_ms,
             )
-            dead_payloads.append((key, orjson.dumps({**result.as_dict(), "id": ident, "payload": payload})))
-            continue
-        raw_rows.append(result.raw_row(partition, offset))
-        cols["ts"].append(result.timestamp_ms)
-        cols["tenant"].append(result.tenant)
-        cols["type"].append(result.type)
-        cols["source"].append(result.source)
-        cols["user_id"].append(result.user_id)
-        cols["latency_ms"].append(result.latency_ms)
-        cols["is_error"].append(int(result.is_error))
-        cols["id"].append(result.id)
-        cols["partition"].append(partition)
-        cols["offset"].append(offset)
-        cols["broker_ts"].append(broker_ts)
-    events = pl.DataFrame(cols, schema=FRAME_SCHEMA)
+        )
+        dead_payloads.append((key, orjson.dumps({**rejection.as_dict(), "id": ident, "payload": payload})))
+
+    index = valid.index
+    all_valid = len(index) == len(offsets)
+    event_offsets = offsets if all_valid else [offsets[i] for i in index]
+    columns = valid.columns
+    arrays = [pa.array(columns[name], type=RAW_EVENT_SCHEMA.field(name).type) for name in RAW_EVENT_COLUMNS[:-2]]
+    arrays.append(pa.array([partition] * len(index), type=pa.uint32()))
+    arrays.append(pa.array(event_offsets, type=pa.uint64()))
+    raw = pa.Table.from_arrays(arrays, schema=RAW_EVENT_SCHEMA)
+    broker_ts = batch.broker_ts if all_valid else [batch.broker_ts[i] for i in index]
+    events = (
+        pl.from_arrow(raw.select(list(_FRAME_SOURCES)))
+        .rename(_FRAME_SOURCES)
+        .with_columns(pl.Series("broker_ts", broker_ts, dtype=pl.Int64))
+    )
     return DecodedBatch(
         topic=topic,
         partition=partition,
         first_offset=batch.first_offset,
         last_offset=batch.last_offset,
         consumed_at_ms=batch.consumed_at_ms,
-        raw_rows=raw_rows,
-        dead_rows=dead_rows,
+        raw_events=raw,
+        dead_letters=pa.Table.from_arrays(
+            [pa.array(column) for column in zip(*dead_rows, strict=True)], schema=DEAD_LETTER_SCHEMA
+        )
+        if dead_rows
+        else [],
         dead_payloads=dead_payloads,
         events=events,
-        max_ts=max(cols["ts"]) if cols["ts"] else None,
+        max_ts=max(columns["timestamp"]) if index else None,
     )

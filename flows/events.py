@@ -23,18 +23,14 @@ import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Dataflow
 
-from eventpulse.aggregation.spec import metric_names, window_specs
-from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator
-from eventpulse.events.model import DEAD_LETTER_COLUMNS
+from eventpulse.aggregation.spec import window_specs
+from eventpulse.events import EventValidator
 from eventpulse.settings import Settings
-from flows.decode import DecodedBatch, decode_batch
+from flows.decode import DecodedBatch, decode_batch, raw_events_for_insert
 from flows.metrics import PipelineMetrics
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
 from flows.windowing import (
-    AGGREGATE_COLUMNS,
-    BOOKKEEPING_COLUMNS,
-    LATE_COLUMNS,
     Emission,
     Router,
     WindowConfig,
@@ -110,8 +106,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         WarehouseSink(
             warehouse,
             "events",
-            RAW_EVENT_COLUMNS,
-            lambda d: (d.raw_rows, d.token),
+            lambda d: (raw_events_for_insert(d.raw_events), d.token),
             after_write=raw_written,
             **sink_options,
         ),
@@ -122,8 +117,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         WarehouseSink(
             warehouse,
             "dead_letters",
-            DEAD_LETTER_COLUMNS,
-            lambda d: (d.dead_rows, d.token),
+            lambda d: (d.dead_letters, d.token),
             after_write=dead_written,
             **sink_options,
         ),
@@ -140,7 +134,6 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         WarehouseSink(
             warehouse,
             "window_aggregates",
-            (*AGGREGATE_COLUMNS, *metric_names(), *BOOKKEEPING_COLUMNS),
             lambda e: (e.rows, f"{e.bucket}:{e.version}"),
             after_write=aggregates_written,
             **sink_options,
@@ -149,7 +142,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     op.output(
         "late_events",
         emissions,
-        WarehouseSink(warehouse, "late_events", LATE_COLUMNS, lambda e: (e.late_rows, _late_token(e)), **sink_options),
+        WarehouseSink(warehouse, "late_events", lambda e: (e.late_rows, _late_token(e)), **sink_options),
     )
     return flow
 
@@ -161,8 +154,13 @@ def _tag_bucket(item: tuple[str, Emission]) -> Emission:
 
 
 def _late_token(e: Emission) -> str:
-    first, last = (e.late_rows[0], e.late_rows[-1]) if e.late_rows else ((), ())
-    return f"{e.bucket}:late:{first[-2:] if first else ''}:{last[-2:] if last else ''}:{len(e.late_rows)}"
+    """The bucket and the topic positions of the first and last late row (what replays repeat)."""
+    rows = e.late_rows
+    if not len(rows):
+        return f"{e.bucket}:late::0"
+    part, offset = rows.column("topic_partition"), rows.column("topic_offset")
+    first, last = (part[0].as_py(), offset[0].as_py()), (part[-1].as_py(), offset[-1].as_py())
+    return f"{e.bucket}:late:{first}:{last}:{len(rows)}"
 
 
 def __getattr__(name: str) -> Dataflow:

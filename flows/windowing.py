@@ -26,10 +26,10 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from bytewax.operators import StatefulBatchLogic
 
 from eventpulse.aggregation.spec import WINDOW_ROW_COLUMNS, WindowSpec
@@ -77,8 +77,8 @@ class Emission:
 
     bucket: str
     version: int
-    rows: list[tuple[Any, ...]]
-    late_rows: list[tuple[Any, ...]]
+    rows: pa.Table | list  # window_aggregates rows (empty list: none)
+    late_rows: pa.Table | list  # late_events rows (empty list: none)
     event_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     broker_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
@@ -94,6 +94,15 @@ class WindowConfig:
     idle_timeout_s: float
     interval_s: float
     snapshot_windows: bool = True
+
+
+_TIME_COLUMNS = ("timestamp", "window_start", "window_end", "watermark", "emitted_at")
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as the Arrow table the sink inserts: epoch-ms columns as ``DateTime64(3)``."""
+    times = [c for c in _TIME_COLUMNS if c in frame.columns]
+    return frame.with_columns(pl.col(times).cast(pl.Datetime("ms", "UTC"))).to_arrow()
 
 
 class Router:
@@ -150,19 +159,20 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     # -- Bytewax callbacks ---------------------------------------------------------------------
 
     def on_batch(self, values: list[Slice]) -> tuple[list[Emission], bool]:
-        late: list[tuple[Any, ...]] = []
+        late: list[pa.Table] = []
         latencies = []
         for piece in values:
             self._marks.observe(piece.partition, piece.max_ts)
             if piece.events.height:
-                late += self._add(piece.events)
+                late.extend(self._add(piece.events))
                 latencies.append(time.time_ns() // 1_000_000 - piece.consumed_at_ms)
         self._marks.advance()
         if latencies:
             self._metrics.observe("processing_latency_ms", latencies)
         if late:
-            self._metrics.inc("late_events", len(late))
-            return [Emission(self._bucket, self._version, [], late)], self.RETAIN
+            late_rows = pa.concat_tables(late)
+            self._metrics.inc("late_events", late_rows.num_rows)
+            return [Emission(self._bucket, self._version, [], late_rows)], self.RETAIN
         return [], self.RETAIN
 
     def on_notify(self) -> tuple[list[Emission], bool]:
@@ -191,14 +201,14 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
 
     # -- work ----------------------------------------------------------------------------------
 
-    def _add(self, events: pl.DataFrame) -> list[tuple[Any, ...]]:
+    def _add(self, events: pl.DataFrame) -> list[pa.Table]:
         exploded = self._store.explode(events)
         watermark = self._marks.watermark
-        late: list[tuple[Any, ...]] = []
+        late: list[pa.Table] = []
         beyond = pl.col("wend") + self._cfg.lateness_ms <= watermark
         flagged = exploded.with_columns(_beyond=beyond)
         if flagged["_beyond"].any():
-            late = self._late_rows(flagged.filter(pl.col("_beyond")), watermark)
+            late = [self._late_rows(flagged.filter(pl.col("_beyond")), watermark)]
             flagged = flagged.filter(~pl.col("_beyond"))
         within = int((flagged["wend"] <= watermark).sum())
         if within:
@@ -210,7 +220,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         self._fresh.append(events.select("ts", "broker_ts").gather_every(max(1, events.height // _FRESHNESS_SAMPLE)))
         return late
 
-    def _late_rows(self, frame: pl.DataFrame, watermark: int) -> list[tuple[Any, ...]]:
+    def _late_rows(self, frame: pl.DataFrame, watermark: int) -> pa.Table:
         fams = self._cfg.families
         frame = frame.with_columns(
             window_seconds=pl.col("fam").replace_strict({i: f.seconds for i, f in enumerate(fams)}),
@@ -218,7 +228,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             watermark=pl.lit(watermark, pl.Int64),
             lateness_ms=pl.lit(watermark, pl.Int64) - pl.col("wend"),
         )
-        return frame.select(
+        late = frame.select(
             "tenant",
             "id",
             "ts",
@@ -235,7 +245,8 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             "lateness_ms",
             "partition",
             "offset",
-        ).rows()
+        )
+        return _arrow(late.rename(dict(zip(late.columns, LATE_COLUMNS, strict=True))))
 
     def _emit(self, watermark: int, purge: bool = True) -> list[Emission]:
         now_ms = time.time_ns() // 1_000_000
@@ -267,7 +278,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
                 Emission(
                     self._bucket,
                     self._version,
-                    rows.rows(),
+                    _arrow(rows),
                     [],
                     fresh["ts"].to_numpy(),
                     fresh["broker_ts"].to_numpy(),

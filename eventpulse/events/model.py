@@ -102,7 +102,7 @@ class ValidEvent(msgspec.Struct, frozen=True, gc=False):
             self.latency_ms,
             int(self.is_error),
             orjson.dumps(self.data).decode(),
-            orjson.dumps(self.extra).decode(),
+            orjson.dumps(self.extra).decode() if self.extra else "{}",
             self.schema_version,
             self.received_at_ms,
             partition,

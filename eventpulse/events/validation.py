@@ -29,6 +29,10 @@ class _Envelope(msgspec.Struct):
     schema_version: int = SCHEMA_VERSION
 
 
+MAX_SCHEMA_VERSION = 65_535  # the events table stores it as UInt16
+LATEST_RECEIVED_AT_MS = 7_258_118_400_000
+"""2200-01-01: a message's ``received_at`` beyond it (or below 0) is ignored and now used instead."""
+
 _KNOWN_FIELDS = frozenset(_Envelope.__struct_fields__) | {"tenant", "received_at"}
 _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.(?P<field>[^`\[]+)")
@@ -47,6 +51,11 @@ class EventValidator:
 
     def __init__(self, limits: EventLimits) -> None:
         self._limits = limits
+
+    @property
+    def limits(self) -> EventLimits:
+        """The limits this validator applies."""
+        return self._limits
 
     def parse_wire(self, payload: bytes, *, default_id: str | None = None) -> ValidEvent | Rejection:
         """Validate one message value from the events topic.
@@ -70,7 +79,8 @@ class EventValidator:
         if not isinstance(tenant, str) or not tenant:
             return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant")
         received_at = obj.get("received_at")
-        received_at_ms = int(received_at) if _is_number(received_at) else None
+        plausible = _is_number(received_at) and 0 <= received_at < LATEST_RECEIVED_AT_MS
+        received_at_ms = int(received_at) if plausible else None
         return self.parse_object(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=default_id)
 
     def parse_object(
@@ -140,6 +150,10 @@ class EventValidator:
                 return Rejection(RejectReason.INVALID_VALUE, name, f"{name} must not be empty")
             if len(value) > most:
                 return Rejection(RejectReason.FIELD_TOO_LARGE, name, f"{name} is longer than {most} characters")
+        if not 0 <= env.schema_version <= MAX_SCHEMA_VERSION:
+            return Rejection(
+                RejectReason.INVALID_VALUE, "schema_version", f"schema_version must be 0..{MAX_SCHEMA_VERSION}"
+            )
         if len(env.data) > limits.max_data_keys:
             return Rejection(RejectReason.FIELD_TOO_LARGE, "data", f"data has more than {limits.max_data_keys} keys")
         return None
