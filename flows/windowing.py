@@ -176,8 +176,11 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         return [], self.RETAIN
 
     def on_notify(self) -> tuple[list[Emission], bool]:
+        started = time.perf_counter()
         self._next = datetime.now(UTC) + timedelta(seconds=self._cfg.interval_s)
-        return self._emit(self._marks.advance()), self.RETAIN
+        emitted = self._emit(self._marks.advance())
+        self._metrics.observe("emit_ms", [(time.perf_counter() - started) * 1000])
+        return emitted, self.RETAIN
 
     def on_eof(self) -> tuple[list[Emission], bool]:
         # End of input (tail=False): every window is final. The stored watermark and the state are

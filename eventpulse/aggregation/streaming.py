@@ -20,6 +20,7 @@ directly against the batch SQL.
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from eventpulse.aggregation import sketch
@@ -93,6 +94,8 @@ class WindowStore:
         self._pending: dict[str, list[pl.DataFrame]] = {name: [] for name in self._parts()}
         self._groups: dict[tuple[str, str, str], int] = {}  # (tenant, type, source) -> gid
         self._tenants: dict[str, int] = {}  # tenant -> tid
+        # column -> window (fam, wstart) -> one sketch per gid (dense: see `sketch.DenseSketches`)
+        self._sketches: dict[str, dict[tuple[int, int], sketch.DenseSketches]] = {c: {} for c in self._sketched}
 
     def _group_ids(self, events: pl.DataFrame) -> pl.DataFrame:
         combos = events.select(DIMENSIONS).unique().rows()
@@ -126,7 +129,7 @@ class WindowStore:
         return pl.col("gid").replace_strict(to_tenant, return_dtype=pl.UInt32).alias("key")
 
     def _parts(self) -> list[str]:
-        return ["scalar", *(f"distinct:{c}" for c in self._distinct), *(f"sketch:{c}" for c in self._sketched)]
+        return ["scalar", *(f"distinct:{c}" for c in self._distinct)]
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -159,7 +162,12 @@ class WindowStore:
                 .group_by([*KEYS, sketch.bucket_expr(c).alias("bucket")])
                 .agg(n=pl.len().cast(pl.UInt64))
             )
-            self._pending[f"sketch:{c}"].append(buckets)
+            windows = self._sketches[c]
+            for (fam, wstart), part in buckets.partition_by(WINDOW, as_dict=True).items():
+                dense = windows.get((fam, wstart))
+                if dense is None:
+                    dense = windows[(fam, wstart)] = sketch.DenseSketches()
+                dense.add(part["gid"].to_numpy(), part["bucket"].to_numpy(), part["n"].to_numpy())
 
     def _inputs(self) -> list[str]:
         return sorted({m.column for m in self.metrics if m.column})
@@ -199,14 +207,28 @@ class WindowStore:
         for name, frame in self._frames.items():
             if frame is not None:
                 self._frames[name] = frame.filter(keep)
+        for windows in self._sketches.values():
+            if not windows:
+                continue
+            keys = pl.DataFrame(list(windows), schema=self._window_schema(), orient="row")
+            for fam, wstart in keys.filter(~keep).iter_rows():
+                del windows[(fam, wstart)]
 
     def state(self) -> dict:
         """An immutable picture of the state (for snapshots)."""
         self.compact()
-        return {"frames": dict(self._frames), "groups": dict(self._groups), "tenants": dict(self._tenants)}
+        sketches = {c: {w: dense.copy() for w, dense in windows.items()} for c, windows in self._sketches.items()}
+        return {
+            "frames": dict(self._frames),
+            "sketches": sketches,
+            "groups": dict(self._groups),
+            "tenants": dict(self._tenants),
+        }
 
     def restore(self, state: dict) -> None:
         self._frames.update(state["frames"])
+        for c, windows in state["sketches"].items():
+            self._sketches[c] = {w: dense.copy() for w, dense in windows.items()}
         self._groups.update(state["groups"])
         self._tenants.update(state["tenants"])
 
@@ -236,6 +258,33 @@ class WindowStore:
                 )
         return frame.rename({"wstart": "window_start"}).select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
 
+    def _quantile_frame(
+        self, column: str, windows: pl.DataFrame, levels: dict[str, float], dims: tuple[str, ...]
+    ) -> pl.DataFrame:
+        """(fam, wstart, key, one column per level) for ``windows``, from the dense sketches."""
+        to_key = None
+        if not dims:
+            to_key = np.zeros(len(self._groups), dtype=np.int64)
+            for combo, gid in self._groups.items():
+                to_key[gid] = self._tenants[combo[0]]
+        parts = []
+        sketches = self._sketches[column]
+        for fam, wstart in windows.iter_rows():
+            dense = sketches.get((fam, wstart))
+            if dense is None:
+                continue
+            keys, values = dense.quantiles(levels, to_key)
+            parts.append(
+                pl.DataFrame(
+                    {"fam": np.full(len(keys), fam), "wstart": np.full(len(keys), wstart), "key": keys, **values},
+                    schema={**self._window_schema(), "key": pl.UInt32, **dict.fromkeys(levels, pl.Float64)},
+                )
+            )
+        if not parts:
+            schema = {**self._window_schema(), "key": pl.UInt32, **dict.fromkeys(levels, pl.Float64)}
+            return pl.DataFrame(schema=schema)
+        return pl.concat(parts, how="vertical")
+
     def _grouping_rows(self, windows: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame | None:
         scalar = self._frames["scalar"]
         if scalar is None:
@@ -258,14 +307,7 @@ class WindowStore:
             frame = frame.with_columns([pl.col(names[0]).alias(n) for n in names[1:]])
         for c in self._sketched:
             levels = {m.name: m.quantile for m in self.metrics if m.kind is Kind.QUANTILE and m.column == c}
-            buckets = self._frames[f"sketch:{c}"]
-            if buckets is None:
-                frame = frame.with_columns([pl.lit(None, pl.Float64).alias(n) for n in levels])
-                continue
-            merged = select(buckets)
-            if not dims:
-                merged = merged.group_by([*keys, "bucket"]).agg(pl.col("n").sum())
-            frame = frame.join(sketch.quantiles(merged, keys, levels), on=keys, how="left")
+            frame = frame.join(self._quantile_frame(c, windows, levels, dims), on=keys, how="left")
         frame = frame.join(self._dimension_frame(dims), on="key", how="left")
         if "type" not in dims:
             frame = frame.with_columns(type=pl.lit(ALL))
