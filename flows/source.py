@@ -77,24 +77,12 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, int]):
         if self._eof:
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, 0)
-        offsets: list[int] = []
-        keys: list[bytes | None] = []
-        values: list[bytes | None] = []
-        stamps: list[int] = []
-        for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._eof = True
-                    continue
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("consumer error on %s[%d]: %s", self._topic, self._partition, error)
-                continue
-            offsets.append(msg.offset())
-            keys.append(msg.key())
-            values.append(msg.value())
-            stamps.append(msg.timestamp()[1])
+        if any(msg.error() is not None for msg in messages):
+            messages = self._without_errors(messages)
+        offsets = [msg.offset() for msg in messages]
+        keys: list[bytes | None] = [msg.key() for msg in messages]
+        values: list[bytes | None] = [msg.value() for msg in messages]
+        stamps = [msg.timestamp()[1] for msg in messages]
         if not offsets:
             self._awake = datetime.now(UTC) + self._idle
             return []
@@ -105,6 +93,21 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, int]):
             if high >= 0:
                 self._on_lag(self._partition, max(0, high - self._next_offset))
         return [SourceBatch(self._topic, self._partition, offsets, keys, values, stamps)]
+
+    def _without_errors(self, messages: list) -> list:
+        """The messages that carry data; notes the end of the partition, raises on fatal errors."""
+        kept = []
+        for msg in messages:
+            error = msg.error()
+            if error is None:
+                kept.append(msg)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self._eof = True
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                log.warning("consumer error on %s[%d]: %s", self._topic, self._partition, error)
+        return kept
 
     def next_awake(self) -> datetime | None:
         return self._awake
