@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
+import pyarrow as pa
 
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
@@ -114,8 +115,17 @@ class PipelineMetrics:
         now_ms = time.time_ns() // 1_000_000
         try:
             self._client = self._client or create_client(self._warehouse)
-            data = [(now_ms, self.process, m, label, v) for m, label, v in rows]
-            self._client.insert("pipeline_metrics", data, column_names=["time", "process", "metric", "label", "value"])
+            metric, label, value = zip(*rows, strict=True)
+            table = pa.table(
+                {
+                    "time": pa.array([now_ms] * len(rows), pa.timestamp("ms", "UTC")),
+                    "process": [self.process] * len(rows),
+                    "metric": list(metric),
+                    "label": list(label),
+                    "value": pa.array(value, pa.float64()),
+                }
+            )
+            self._client.insert_arrow("pipeline_metrics", table)
         except Exception as exc:  # the warehouse may be down: metrics wait, the flow goes on
             log.warning("pipeline metrics not written: %s", exc)
             self._client = None
