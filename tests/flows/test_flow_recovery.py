@@ -6,10 +6,8 @@ recomputation. The negative control (window state left out of the snapshots) mus
 import os
 import random
 import signal
-import sqlite3
 import time
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.setup import migrate
-from tests.support.pipeline import init_recovery, produce, run_flow_until_drained, start_flow
+from tests.support.pipeline import committed_epoch, init_recovery, produce, run_flow_until_drained, start_flow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,13 +34,6 @@ def _database(warehouse_url: str) -> WarehouseSettings:
     settings = WarehouseSettings(url=warehouse_url, database=f"t_{uuid.uuid4().hex[:12]}")
     migrate(settings)
     return settings
-
-
-def _committed_epoch(recovery: Path) -> int:
-    """The epoch a restart would resume from (0 before the first commit)."""
-    with closing(sqlite3.connect(recovery / "part-0.sqlite3", timeout=5)) as db:
-        row = db.execute("SELECT max(commit_epoch) FROM commits").fetchone()
-    return row[0] or 0
 
 
 def _run_with_kills(
@@ -63,10 +54,10 @@ def _run_with_kills(
     env = {"EVENTPULSE_STREAM_BATCH_SIZE": "5000", **(extra_env or {})}
     delays: list[float] = []
     while len(delays) < 3:
-        committed = _committed_epoch(recovery)
+        committed = committed_epoch(recovery)
         proc = start_flow(broker, warehouse, recovery_dir=recovery, extra_env=env, log=log)
         started = time.monotonic()
-        while _committed_epoch(recovery) <= committed:
+        while committed_epoch(recovery) <= committed:
             assert proc.poll() is None, f"the flow ended early:\n{log.read_text()[-3000:]}"
             assert time.monotonic() - started < 60, "no progress"
             time.sleep(0.05)

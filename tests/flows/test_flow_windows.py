@@ -17,7 +17,7 @@ from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.setup import migrate
-from tests.support.pipeline import produce, run_flow_until_drained, start_flow
+from tests.support.pipeline import committed_epoch, init_recovery, produce, run_flow_until_drained, start_flow
 from tests.support.services import free_port, stop
 
 pytestmark = pytest.mark.integration
@@ -157,3 +157,53 @@ def test_two_workers_give_the_same_results(broker_settings: BrokerSettings, ware
     assert not compare_rows(one, two)
     count = "SELECT count(), uniqExact(id), round(sum(latency_ms), 3) FROM events FINAL"
     assert c1.query(count).result_rows == c2.query(count).result_rows
+
+
+def test_an_open_window_closes_after_a_restart_without_new_events_of_its_own(
+    broker_bootstrap: str, new_topic, warehouse: WarehouseSettings, warehouse_client, tmp_path
+) -> None:
+    """Tenant A's window is open when the flow is killed; after the restart only tenant B sends
+    events, and A's window still closes with its count, from the window state in the snapshot."""
+    topic = new_topic(1)
+    broker = BrokerSettings(bootstrap=broker_bootstrap, events_topic=topic, dead_letter_topic=topic + ".dl")
+    t0 = (int(time.time() * 1000) - 3_600_000) // 10_000 * 10_000
+    env = {
+        "EVENTPULSE_STREAM_WINDOW_SECONDS": "[10]",
+        "EVENTPULSE_STREAM_SLIDING_WINDOWS": "[]",
+        "EVENTPULSE_STREAM_MAX_OUT_OF_ORDER_S": "1",
+        "EVENTPULSE_STREAM_IDLE_PARTITION_TIMEOUT_S": "60",
+        "EVENTPULSE_STREAM_PROVISIONAL_INTERVAL_S": "0.3",
+    }
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery)
+    a_window = (
+        "SELECT event_count, is_final FROM window_aggregates FINAL WHERE tenant = 'acme' "
+        "AND window_start = fromUnixTimestamp64Milli({t:Int64}) AND type = {all:String}"
+    )
+    params = {"t": t0, "all": ALL}
+    _send(broker_bootstrap, topic, 0, [("acme", f"a{i}", t0 + i * 1000) for i in range(5)])
+    proc = start_flow(broker, warehouse, tail=True, recovery_dir=recovery, extra_env=env, log=tmp_path / "1.log")
+    try:
+        _wait_for(
+            lambda: warehouse_client.query(a_window, parameters=params).result_rows == [(5, 0)],
+            60,
+            "tenant A's provisional row",
+        )
+        committed = committed_epoch(recovery)
+        _wait_for(lambda: committed_epoch(recovery) > committed + 1, 30, "a snapshot after the provisional row")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert warehouse_client.query(a_window, parameters=params).result_rows == [(5, 0)]
+
+    _send(broker_bootstrap, topic, 0, [("bravo", "b0", t0 + 30_000)])
+    proc = start_flow(broker, warehouse, tail=True, recovery_dir=recovery, extra_env=env, log=tmp_path / "2.log")
+    try:
+        _wait_for(
+            lambda: warehouse_client.query(a_window, parameters=params).result_rows == [(5, 1)],
+            60,
+            "tenant A's window to close after the restart",
+        )
+    finally:
+        stop(proc)
+    assert warehouse_client.query("SELECT count() FROM events FINAL").result_rows == [(6,)]

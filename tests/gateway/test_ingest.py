@@ -164,6 +164,10 @@ def test_bad_requests_get_clear_answers_and_never_reach_the_topic(start_gateway,
                 "too_big": http.post("/api/events/batch", json=[event("big", data={"pad": "x" * 5000})]),
                 "event_too_big": http.post("/api/events", json=event("big2", data={"pad": "x" * 70_000})),
                 "not_array": http.post("/api/events/batch", json={"type": "x"}),
+                # orjson reads 1,024 levels of nesting but writes only 255: refused, not a 500.
+                "too_deep": http.post(
+                    "/api/events", content=orjson.dumps(event("deep"))[:-1] + b',"d":' + b"[" * 300 + b"]" * 300 + b"}"
+                ),
                 "get": http.get("/api/events"),
             }
         statuses = {name: r.status_code for name, r in cases.items()}
@@ -175,8 +179,10 @@ def test_bad_requests_get_clear_answers_and_never_reach_the_topic(start_gateway,
             "too_big": 413,
             "event_too_big": 413,
             "not_array": 400,
+            "too_deep": 422,
             "get": 405,
         }
+        assert cases["too_deep"].json()["errors"][0]["reason"] == "invalid_value"
         assert cases["invalid"].json()["errors"] == [
             {"reason": "invalid_value", "field": "type", "detail": "type must not be empty", "index": None}
         ]

@@ -7,10 +7,12 @@ Other areas use this to fill a warehouse with real data::
 """
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -88,6 +90,13 @@ def init_recovery(directory: Path, partitions: int = 1) -> None:
     """``python -m bytewax.recovery DIR N``: create the recovery partitions."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
+
+
+def committed_epoch(recovery: Path) -> int:
+    """The epoch a restart from ``recovery`` would resume from (0 before the first commit)."""
+    with closing(sqlite3.connect(recovery / "part-0.sqlite3", timeout=5)) as db:
+        row = db.execute("SELECT max(commit_epoch) FROM commits").fetchone()
+    return row[0] or 0
 
 
 def start_flow(

@@ -1,0 +1,181 @@
+"""The fast path for submitted events agrees with `EventValidator.parse_object`, on valid and odd input."""
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from eventpulse.config.events import EventLimits
+from eventpulse.events import EventValidator, Rejection, ValidEvent
+from eventpulse.events.submitted import SubmittedEventParser
+
+NOW = 1_795_000_000_000
+TENANT = "acme"
+LIMITS = EventLimits(max_name_chars=12, max_id_chars=16, max_data_keys=4, max_future_skew_s=60, max_past_age_s=3600)
+VALIDATOR = EventValidator(LIMITS)
+NEW_ID = "generated-id"
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),  # beyond 64 bits orjson decodes a float
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=14),
+    st.sampled_from(["", " ", "\t", "é", "日本", "\u2028", "\U0001f600", "x" * 12, "x" * 13, 0, 1, -1, 1.5, 2**64 - 1]),
+)
+NESTED = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+NAMES = st.one_of(st.sampled_from(["web", "error", "api", "a" * 12, "a" * 13, " a ", " ", "é"]), SCALARS)
+TIMESTAMPS = st.one_of(  # around the window [NOW - 3600 s, NOW + 60 s]
+    st.sampled_from([NOW, NOW - 3_600_000, NOW - 3_600_001, NOW + 60_000, NOW + 60_001, 0, -1, float(NOW), NOW + 0.5]),
+    st.integers(NOW - 4_000_000, NOW + 100_000),
+    SCALARS,
+)
+FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "id": st.one_of(st.sampled_from(["e-1", "x" * 16, "x" * 17, " ", ""]), NAMES),
+    "timestamp": TIMESTAMPS,
+    "type": NAMES,
+    "source": NAMES,
+    "tenant": NAMES,  # ignored: the tenant is the key's
+    "received_at": SCALARS,  # ignored: the gateway sets it
+    "schema_version": st.one_of(st.sampled_from([1, 2, 0, -1, 2**63, 2**64 - 1, True, 1.0]), SCALARS),
+    "data": st.one_of(SCALARS, st.lists(st.integers(), max_size=2), NESTED),
+    "extra_field": NESTED,
+}
+DATA_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "user_id": st.one_of(st.sampled_from(["u1", "u" * 12, "u" * 13, 7, 2**63, 2**65, -3, True]), SCALARS),
+    "latency_ms": st.one_of(st.sampled_from([0, 0.0, -0.0, -1, -1e-9, 1e308, 12.5, 3, False]), SCALARS),
+    "status_code": st.one_of(st.sampled_from([200, 499, 500, 500.0, 503, True]), SCALARS),
+    "error": st.one_of(st.sampled_from([True, False, 1, "true"]), SCALARS),
+    "k1": NESTED,
+    "k2": NESTED,
+    "k3": NESTED,
+}
+
+
+def common_event(**fields: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "timestamp": NOW - 1000,
+        "type": "user_action",
+        "source": "web_app",
+        "data": {"user_id": "u1", "action": "click", "latency_ms": 12.5},
+    }
+    doc.update(fields)
+    return doc
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    """A common event with some fields changed, dropped or added, and a data object likewise."""
+    doc = common_event()
+    data = dict(doc["data"])
+    for name in draw(st.lists(st.sampled_from(sorted(DATA_FIELDS)), max_size=4, unique=True)):
+        data[name] = draw(DATA_FIELDS[name])
+    for name in draw(st.lists(st.sampled_from(["user_id", "latency_ms", "action"]), max_size=2, unique=True)):
+        data.pop(name, None)
+    doc["data"] = data
+    for name in draw(st.lists(st.sampled_from(sorted(FIELDS)), max_size=3, unique=True)):
+        doc[name] = draw(FIELDS[name])
+    for name in draw(st.lists(st.sampled_from(["type", "source", "timestamp", "data"]), max_size=1)):
+        doc.pop(name, None)
+    return doc
+
+
+def as_decoded(value: Any) -> Any:
+    """What the gateway sees: the value sent as JSON (huge integers too) and decoded by orjson."""
+    return orjson.loads(json.dumps(value, ensure_ascii=False))
+
+
+def exact(obj: Any, tenant: str = TENANT) -> ValidEvent | Rejection:
+    return VALIDATOR.parse_object(obj, tenant=tenant, received_at_ms=NOW, default_id=NEW_ID)
+
+
+PARSER = SubmittedEventParser(VALIDATOR, new_id=lambda: NEW_ID)
+
+
+def wire_of(event: ValidEvent) -> bytes | str:
+    try:
+        return event.to_wire()
+    except TypeError as exc:  # orjson encodes at most 255 levels; it decodes 1024 (see the report)
+        return str(exc)
+
+
+def assert_same(obj: Any, tenant: str = TENANT) -> None:
+    expected = exact(obj, tenant)
+    fast = PARSER.fast_path(obj, tenant=tenant, received_at_ms=NOW)
+    if fast is not None:  # the fast path only ever accepts, and accepts only what the rules accept
+        assert isinstance(expected, ValidEvent), (obj, expected)
+        assert fast == expected
+        assert wire_of(fast) == wire_of(expected)
+        assert fast.partition_key() == expected.partition_key()
+    assert PARSER.parse(obj, tenant=tenant, received_at_ms=NOW) == expected
+    assert PARSER.parse_all([obj, obj], tenant=tenant, received_at_ms=NOW) == [expected, expected]
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(events())
+@example(common_event(id="e-1"))
+@example(common_event(timestamp=NOW - 3_600_000))
+@example(common_event(timestamp=NOW + 60_000))
+@example(common_event(data={"user_id": 2**64 - 1, "status_code": 500.0}))
+@example(common_event(data={"latency_ms": 0}))
+def test_fast_path_agrees_with_parse_object(doc: dict[str, Any]) -> None:
+    assert_same(as_decoded(doc))
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["acme", "", " ", "t" * 12, "t" * 13, "é"]), events())
+def test_tenant_is_checked_like_parse_object(tenant: str, doc: dict[str, Any]) -> None:
+    assert_same(as_decoded(doc), tenant)
+
+
+# Odd JSON, written as text: the gateway decodes bodies with orjson, so both paths see the same object.
+ODD_BODIES = [
+    '{"type":"é日本","source":"\\u00e9","timestamp":%d,"data":{"user_id":"ü","k":"\\ud83d\\ude00"}}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{"user_id":18446744073709551615}}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{"user_id":18446744073709551616}}',  # a float
+    '{"type":"a","source":"b","timestamp":%d,"data":{"latency_ms":1e308,"n":-9223372036854775809}}',
+    '{"type":"a","type":"b","source":"b","timestamp":%d}',  # duplicate keys: the last wins
+    '{"type":"a","source":"b","timestamp":%d,"data":{"user_id":"x","user_id":7}}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{},"data":[]}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{"d":' + "[" * 500 + "]" * 500 + "}}",
+    '{"type":true,"source":"b","timestamp":%d}',
+    '{"type":"a","source":"b","timestamp":%d,"schema_version":true}',
+    '{"type":"a","source":"b","timestamp":%d,"schema_version":1.0}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{"user_id":false,"latency_ms":true}}',
+    '{"type":"a","source":"b","timestamp":%d,"data":{"latency_ms":null,"status_code":true}}',
+    '{"type":"a","source":"b","timestamp":%d,"id":null,"tenant":7,"received_at":"x"}',
+    '{"type":"a","source":"b","timestamp":%d,"ID":"x"}',
+]
+
+
+@pytest.mark.parametrize("text", ODD_BODIES)
+@pytest.mark.parametrize("timestamp", [NOW, NOW + 60_001, 18446744073709551615, 18446744073709551616])
+def test_odd_json_is_decided_the_same_way(text: str, timestamp: int) -> None:
+    assert_same(orjson.loads(text % timestamp))
+
+
+@given(st.one_of(SCALARS, st.lists(SCALARS, max_size=2), NESTED))
+def test_anything_that_is_not_an_event_is_decided_the_same_way(value: Any) -> None:
+    assert_same(as_decoded(value))
+
+
+def test_the_common_events_take_the_fast_path() -> None:
+    """Otherwise the fast path would be dead code that only passes the agreement tests."""
+    parser = SubmittedEventParser(EventValidator(EventLimits()))
+    for doc in (
+        common_event(),
+        common_event(id="e-1", schema_version=1, data={"user_id": 42, "metadata": {"a": [1, "é"]}}),
+        common_event(type="error", data={}),
+        common_event(data={"status_code": 503, "latency_ms": 3}),
+    ):
+        event = parser.fast_path(as_decoded(doc), tenant=TENANT, received_at_ms=NOW)
+        assert isinstance(event, ValidEvent), doc
+    generated = parser.fast_path(as_decoded(common_event()), tenant=TENANT, received_at_ms=NOW)
+    assert generated is not None and len(generated.id) == 36  # a UUIDv7 when the client sent no id
