@@ -100,9 +100,10 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         ),
     )
     decoded = op.map("decode", batches, decode)
+    keyed = op.key_on("for_warehouse", decoded, _sink_part)
     op.output(
         "raw_events",
-        decoded,
+        keyed,
         WarehouseSink(
             warehouse,
             "events",
@@ -113,7 +114,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     )
     op.output(
         "dead_letters",
-        decoded,
+        keyed,
         WarehouseSink(
             warehouse,
             "dead_letters",
@@ -127,7 +128,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         op.output("dead_letter_topic", payloads, TopicSink(broker, broker.dead_letter_topic))
     slices = op.flat_map("route", decoded, router.route)
     emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic("", config, metrics, state))
-    emissions = op.map("unkey", emitted, _tag_bucket)
+    emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), _sink_part)
     op.output(
         "window_aggregates",
         emissions,
@@ -145,6 +146,10 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         WarehouseSink(warehouse, "late_events", lambda e: (e.late_rows, _late_token(e)), **sink_options),
     )
     return flow
+
+
+def _sink_part(_item: object) -> str:
+    return WarehouseSink.PART
 
 
 def _tag_bucket(item: tuple[str, Emission]) -> Emission:
