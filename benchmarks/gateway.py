@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +70,29 @@ end
 """
 
 
+# run: (label, route, events per request); the body file is named after the run.
+RUNS: dict[str, tuple[str, str, int]] = {
+    "single": ("gateway single", "/api/events", 1),
+    "batch100": ("gateway batch 100", "/api/events/batch", 100),
+    "batch1000": ("gateway batch 1000", "/api/events/batch", 1000),
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its children (uvicorn's workers)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 def event(i: int, now_ms: int) -> dict:
     return {
         "timestamp": now_ms,
@@ -111,6 +136,7 @@ def run_wrk(url: str, body: Path, key: str, connections: int, duration: float, s
         raise RuntimeError(out.stdout + out.stderr)
     requests, seconds, p50, p95, p99, errors = match.groups()
     return {
+        "requests": int(requests),
         "rps": int(requests) / float(seconds),
         "p50": float(p50),
         "p95": float(p95),
@@ -147,7 +173,14 @@ def run_aiohttp(url: str, body: Path, key: str, connections: int, duration: floa
     asyncio.run(main())
     elapsed = time.monotonic() - started
     p50, p95, p99 = (np.quantile(latencies, [0.5, 0.95, 0.99]) * 1000).tolist()
-    return {"rps": len(latencies) / elapsed, "p50": p50, "p95": p95, "p99": p99, "errors": errors}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "errors": errors,
+    }
 
 
 def main() -> None:
@@ -156,7 +189,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batch-connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="Gateway server processes.")
+    parser.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help=f"Comma-separated subset of {','.join(RUNS)} (the baseline always runs).",
+    )
+    parser.add_argument(
+        "--hold", action="store_true", help="After the runs, keep the stack up (print URL and key) until Ctrl-C."
+    )
     args = parser.parse_args()
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    unknown = set(runs) - set(RUNS)
+    if unknown:
+        parser.error(f"unknown runs: {sorted(unknown)}")
     load = run_wrk if shutil.which("wrk") else run_aiohttp
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     procs: list[subprocess.Popen] = []
@@ -234,58 +279,76 @@ def main() -> None:
         gw = f"http://127.0.0.1:{gw_port}"
         # warm up
         load(f"{gw}/api/events/batch", bodies["batch100"], key, 4, 2, script)
-        results = {
-            "baseline single": (
-                load(
-                    f"http://127.0.0.1:{base_port}/api/events",
-                    bodies["single"],
-                    key,
-                    args.connections,
-                    args.duration,
-                    script,
-                ),
-                1,
-            ),
-            "gateway single": (
-                load(f"{gw}/api/events", bodies["single"], key, args.connections, args.duration, script),
-                1,
-            ),
-            "gateway batch 100": (
-                load(f"{gw}/api/events/batch", bodies["batch100"], key, args.batch_connections, args.duration, script),
-                100,
-            ),
-            "gateway batch 1000": (
-                load(f"{gw}/api/events/batch", bodies["batch1000"], key, args.batch_connections, args.duration, script),
-                1000,
-            ),
-        }
+        gateway_proc = procs[-2]
+        baseline_proc = procs[-1]
+        broker_proc = procs[0]
+        results: dict[str, tuple[dict, int]] = {}
+        cpu: dict[str, dict[str, float]] = {}
+
+        def measure(name: str, url: str, body: str, events: int, connections: int, proc: subprocess.Popen) -> None:
+            before = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
+            result = load(url, bodies[body], key, connections, args.duration, script)
+            requests = max(1, result["requests"])
+            after = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
+            results[name] = (result, events)
+            cpu[name] = {k: (after[k] - before[k]) / requests * 1e6 for k in after}
+
+        measure(
+            "baseline single", f"http://127.0.0.1:{base_port}/api/events", "single", 1, args.connections, baseline_proc
+        )
+        for run in runs:
+            label, route, events = RUNS[run]
+            measure(
+                label,
+                f"{gw}{route}",
+                run,
+                events,
+                args.connections if events == 1 else args.batch_connections,
+                gateway_proc,
+            )
         metrics = httpx.get(f"{gw}/api/metrics").json()
         base_rps = results["baseline single"][0]["rps"]
         print(
             f"load generator: {load.__name__[4:]}; {os.cpu_count()} cores shared by everything; "
-            f"{args.duration:g}s per run"
+            f"{args.duration:g}s per run; gateway workers: {args.workers}; load average at the end: "
+            f"{os.getloadavg()[0]:.2f}"
         )
         print(
             f"{'run':22} {'req/s':>10} {'events/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
-            f" {'vs baseline':>12}"
+            f" {'vs baseline':>12} {'server CPU us/req':>18} {'us/event':>9} {'broker us/event':>16}"
         )
         for name, (r, n) in results.items():
+            server_us, broker_us = cpu[name]["server"], cpu[name]["broker"]
             print(
                 f"{name:22} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f}"
-                f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x"
+                f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x {server_us:18.1f} {server_us / n:9.2f}"
+                f" {broker_us / n:16.2f}"
             )
         print(
             f"gateway accepted {metrics['events_accepted']} events; produce latency ms {metrics['produce_latency_ms']}"
         )
-        single, b1000 = results["gateway single"][0], results["gateway batch 1000"][0]
-        print(
-            f"target batch >= 100k events/s at p99 < 100 ms: {b1000['rps'] * 1000:.0f} events/s, p99 {b1000['p99']:.1f}"
-            f" ms"
-        )
-        print(
-            f"target single >= 0.5x baseline at p99 < 50 ms: {single['rps'] / base_rps:.2f}x, p99 {single['p99']:.1f}"
-            f" ms"
-        )
+        if "batch1000" in runs:
+            b1000 = results["gateway batch 1000"][0]
+            print(
+                f"target batch >= 100k events/s at p99 < 100 ms: {b1000['rps'] * 1000:.0f} events/s,"
+                f" p99 {b1000['p99']:.1f} ms"
+            )
+        if "single" in runs:
+            single = results["gateway single"][0]
+            print(
+                f"target single >= 0.5x baseline at p99 < 50 ms: {single['rps'] / base_rps:.2f}x,"
+                f" p99 {single['p99']:.1f} ms"
+            )
+        if args.hold:
+            print(
+                f"holding: gateway {gw} (pid {gateway_proc.pid}), key {key}, bodies in {tmp};"
+                f" stop with Ctrl-C or kill {os.getpid()}",
+                flush=True,
+            )
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGINT is ignored in background jobs
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
     finally:
         for proc in reversed(procs):
             proc.terminate()

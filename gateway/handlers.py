@@ -16,7 +16,17 @@ from gateway.api_keys import SCOPE_INGEST, ApiKey
 from gateway.asgi import BodyTooLarge, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
 from gateway.context import request_id
-from gateway.ingest import JSON, NDJSON, BodyError, Item, check, decode_batch, decode_single, media_type, payload_text
+from gateway.ingest import (
+    JSON,
+    NDJSON,
+    BodyError,
+    Submitted,
+    check,
+    decode_batch,
+    decode_single,
+    media_type,
+    payload_text,
+)
 from gateway.producer import QueueFull
 from gateway.rate_limit import Decision, TokenBucket
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
@@ -39,9 +49,8 @@ class IngestHandlers:
         if key is None:
             return None
         bucket = self.svc.limiter.bucket(key.tenant, key.rate_per_s, key.burst)
-        decision = bucket.peek()
-        if not decision.allowed:
-            await self._rate_limited(send, decision, 1)
+        if not bucket.has_token():
+            await self._rate_limited(send, bucket.peek(), 1)
             return None
         return key, bucket
 
@@ -50,7 +59,7 @@ class IngestHandlers:
         if admitted is None:
             return
         key, bucket = admitted
-        if media_type(_text(header(scope, b"content-type"))) not in (JSON, ""):
+        if media_type(header(scope, b"content-type")) not in (JSON, ""):
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json")
         try:
             body = await read_body(receive, self._max_event_bytes, header(scope, b"content-length"))
@@ -58,18 +67,16 @@ class IngestHandlers:
             return await self._error(
                 send, 413, "payload_too_large", f"an event is at most {self._max_event_bytes} bytes"
             )
-        obj = decode_single(body)
+        submitted = decode_single(body)
         received_ms = time.time_ns() // 1_000_000
-        if isinstance(obj, BodyError):
-            self._dead_letter(
-                key.tenant, 0, Rejection(RejectReason.MALFORMED_JSON, None, obj.detail), body, received_ms
-            )
-            return await self._error(send, obj.status, obj.error, obj.detail)
+        if isinstance(submitted, BodyError):
+            why = Rejection(RejectReason.MALFORMED_JSON, None, submitted.detail)
+            self._dead_letter(key.tenant, 0, why, body, received_ms)
+            return await self._error(send, submitted.status, submitted.error, submitted.detail)
         decision = bucket.charge(1)
         if not decision.allowed:
             return await self._rate_limited(send, decision, 1)
-        items = [Item(obj)]
-        outcome = await self._ingest(key.tenant, items, received_ms)
+        outcome = await self._ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(send, outcome)
         ids, errors, duplicates = outcome
@@ -84,7 +91,7 @@ class IngestHandlers:
         if admitted is None:
             return
         key, bucket = admitted
-        kind = media_type(_text(header(scope, b"content-type"))) or JSON
+        kind = media_type(header(scope, b"content-type")) or JSON
         if kind not in (JSON, NDJSON):
             return await self._error(
                 send, 415, "unsupported_media_type", "send a JSON array (application/json) or application/x-ndjson"
@@ -96,31 +103,32 @@ class IngestHandlers:
                 send, 413, "payload_too_large", f"a batch is at most {self._max_batch_bytes} bytes"
             )
         received_ms = time.time_ns() // 1_000_000
-        items = decode_batch(body, kind, self._max_batch_events)
-        if isinstance(items, BodyError):
-            if items.status == 400:
-                why = Rejection(RejectReason.MALFORMED_JSON, None, items.detail)
+        submitted = decode_batch(body, kind, self._max_batch_events)
+        if isinstance(submitted, BodyError):
+            if submitted.status == 400:
+                why = Rejection(RejectReason.MALFORMED_JSON, None, submitted.detail)
                 self._dead_letter(key.tenant, 0, why, body, received_ms)
-            return await self._error(send, items.status, items.error, items.detail)
-        decision = bucket.charge(len(items))
+            return await self._error(send, submitted.status, submitted.error, submitted.detail)
+        count = len(submitted)
+        decision = bucket.charge(count)
         if not decision.allowed:
-            return await self._rate_limited(send, decision, len(items))
-        outcome = await self._ingest(key.tenant, items, received_ms)
+            return await self._rate_limited(send, decision, count)
+        outcome = await self._ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(send, outcome)
         ids, errors, duplicates = outcome
-        accepted = len(items) - len(errors)
+        accepted = count - len(errors)
         status = 202 if not errors else (207 if accepted else 422)
         result = BatchResult(accepted, len(errors), duplicates, ids, errors)
         await send_json(send, status, result, decision.headers())
 
     async def _ingest(
-        self, tenant: str, items: list[Item], received_ms: int
+        self, tenant: str, submitted: Submitted, received_ms: int
     ) -> tuple[list[str | None], list[EventError], int] | Unavailable:
         """Validate, dead-letter the rejects, produce the rest and wait for the broker's acks."""
         svc = self.svc
-        checked = check(items, svc.validator, tenant, received_ms, self._max_event_bytes)
-        ids: list[str | None] = [None] * len(items)
+        checked = check(submitted, svc.parser, tenant, received_ms, self._max_event_bytes)
+        ids: list[str | None] = [None] * len(submitted)
         errors: list[EventError] = []
         for index, why, sent in checked.rejected:
             errors.append(EventError(why.reason.value, why.field, why.detail, index))
@@ -132,10 +140,10 @@ class IngestHandlers:
         remember: list[tuple[str, int]] = []
         sent_now: set[tuple[str, int]] = set()
         duplicates = 0
+        objects = submitted.objects
         for index, event, wire in checked.valid:
             ids[index] = event.id
-            obj = items[index].obj
-            if "id" in obj:  # the client named it: a resend must not be produced twice
+            if "id" in objects[index]:  # the client named it: a resend must not be produced twice
                 dedup_key = (event.id, event.timestamp_ms)
                 if dedup_key in sent_now or recent.seen(tenant, event.id, event.timestamp_ms):
                     duplicates += 1
@@ -201,7 +209,3 @@ async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int) -> N
         headers.append((b"retry-after", str(retry_after_s).encode()))
         return await send_json(send, 503, Unavailable(failure.error, failure.detail, retry_after_s), headers)
     await send_json(send, failure.status, ErrorBody(failure.error, failure.detail), headers)
-
-
-def _text(value: bytes | None) -> str | None:
-    return value.decode("latin-1") if value is not None else None

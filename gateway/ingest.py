@@ -1,16 +1,19 @@
 """Turning a request body into events: decoding (JSON object, JSON array, NDJSON) and validation.
 
 Pure functions, no I/O: the handlers in `gateway.handlers` call them and decide the HTTP answer.
+Bodies are decoded with orjson; events are validated by `SubmittedEventParser` (the shared rules
+of `EventValidator.parse_object`, with a fast path for the common event).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from eventpulse.events import EventValidator, Rejection, RejectReason, ValidEvent
+from eventpulse.events import Rejection, RejectReason, ValidEvent
+from eventpulse.events.submitted import SubmittedEventParser
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
@@ -26,47 +29,64 @@ class BodyError:
 
 
 @dataclass(slots=True)
-class Item:
-    """One submitted event before validation: the decoded object, or why it could not be decoded."""
+class Submitted:
+    """The events of one request before validation.
 
-    obj: Any
-    raw: bytes | None = None  # the NDJSON line, when there is one
-    rejection: Rejection | None = None
+    ``objects[i]`` is event ``i`` as decoded; for NDJSON ``lines[i]`` is its line (what the dead
+    letter keeps) and ``malformed`` says why a line could not be decoded (its object is None).
+    """
+
+    objects: list[Any]
+    lines: list[bytes] | None = None
+    malformed: dict[int, Rejection] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def sent(self, index: int) -> Any:
+        """What the client sent as event ``index`` (for dead letters)."""
+        return self.lines[index] if self.lines is not None else self.objects[index]
 
 
 @dataclass(slots=True)
 class Checked:
-    """Validation outcome of a batch."""
+    """Validation outcome of a request."""
 
     valid: list[tuple[int, ValidEvent, bytes]]  # (index, event, wire value)
     rejected: list[tuple[int, Rejection, Any]]  # (index, why, what was sent)
 
 
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
+def media_type(content_type: bytes | None) -> str:
+    """``application/json`` from ``b"Application/JSON; charset=utf-8"`` ("" when absent)."""
+    if content_type is None:
+        return ""
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
-def decode_single(body: bytes) -> Any | BodyError:
+def decode_single(body: bytes) -> Submitted | BodyError:
     try:
-        return orjson.loads(body)
+        return Submitted([orjson.loads(body)])
     except orjson.JSONDecodeError as exc:
         return BodyError(400, RejectReason.MALFORMED_JSON.value, f"body is not valid JSON: {exc}")
 
 
-def decode_batch(body: bytes, kind: str, max_events: int) -> list[Item] | BodyError:
-    """Split a batch body into items; ``kind`` is `JSON` (an array) or `NDJSON` (one object a line)."""
+def decode_batch(body: bytes, kind: str, max_events: int) -> Submitted | BodyError:
+    """Split a batch body into events; ``kind`` is `JSON` (an array) or `NDJSON` (one object a line)."""
     if kind == NDJSON:
-        items: list[Item] = []
+        batch = Submitted([], [])
+        assert batch.lines is not None
         for line in body.splitlines():
             if not line.strip():
                 continue
-            if len(items) >= max_events:
+            if len(batch.objects) >= max_events:
                 return _too_many(max_events)
             try:
-                items.append(Item(orjson.loads(line), line))
+                batch.objects.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
-                items.append(Item(None, line, Rejection(RejectReason.MALFORMED_JSON, None, str(exc))))
-        return items
+                batch.malformed[len(batch.objects)] = Rejection(RejectReason.MALFORMED_JSON, None, str(exc))
+                batch.objects.append(None)
+            batch.lines.append(line)
+        return batch
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -75,32 +95,39 @@ def decode_batch(body: bytes, kind: str, max_events: int) -> list[Item] | BodyEr
         return BodyError(400, "not_an_array", "a JSON batch is an array of events (or send application/x-ndjson)")
     if len(doc) > max_events:
         return _too_many(max_events)
-    return [Item(obj) for obj in doc]
+    return Submitted(doc)
 
 
 def _too_many(max_events: int) -> BodyError:
     return BodyError(413, "too_many_events", f"a batch holds at most {max_events} events")
 
 
-def check(items: list[Item], validator: EventValidator, tenant: str, received_ms: int, max_event_bytes: int) -> Checked:
-    """Validate every item for ``tenant`` (from the API key; a ``tenant`` in the body is ignored)."""
+def check(
+    submitted: Submitted, parser: SubmittedEventParser, tenant: str, received_ms: int, max_event_bytes: int
+) -> Checked:
+    """Validate every event for ``tenant`` (from the API key; a ``tenant`` in the body is ignored)."""
     valid: list[tuple[int, ValidEvent, bytes]] = []
     rejected: list[tuple[int, Rejection, Any]] = []
-    parse = validator.parse_object
-    for index, item in enumerate(items):
-        if item.rejection is not None:
-            rejected.append((index, item.rejection, item.raw))
+    malformed = submitted.malformed
+    results = parser.parse_all(submitted.objects, tenant=tenant, received_at_ms=received_ms)
+    for index, result in enumerate(results):
+        if malformed and index in malformed:
+            rejected.append((index, malformed[index], submitted.sent(index)))
             continue
-        result = parse(item.obj, tenant=tenant, received_at_ms=received_ms)
         if isinstance(result, Rejection):
-            rejected.append((index, result, item.raw if item.raw is not None else item.obj))
+            rejected.append((index, result, submitted.sent(index)))
             continue
-        wire = result.to_wire()
+        try:
+            wire = result.to_wire()
+        except TypeError as exc:  # orjson decodes 1,024 levels of nesting but encodes only 255
+            why = Rejection(RejectReason.INVALID_VALUE, "data", f"event cannot be encoded as JSON: {exc}")
+            rejected.append((index, why, submitted.sent(index)))
+            continue
         if len(wire) > max_event_bytes:
             why = Rejection(
                 RejectReason.PAYLOAD_TOO_LARGE, None, f"event is {len(wire)} bytes, the limit is {max_event_bytes}"
             )
-            rejected.append((index, why, item.raw if item.raw is not None else item.obj))
+            rejected.append((index, why, submitted.sent(index)))
             continue
         valid.append((index, result, wire))
     return Checked(valid, rejected)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of a charge, with what the ``RateLimit-*`` headers report."""
+class Decision(NamedTuple):
+    """The outcome of a charge, with what the ``RateLimit-*`` headers report (a tuple: one per request)."""
 
     allowed: bool
     limit: int
@@ -60,10 +59,14 @@ class TokenBucket:
 
     def peek(self) -> Decision:
         """Allowed if at least one token is there (a cheap check before reading a body)."""
-        self._refill()
-        if self.tokens >= 1:
+        if self.has_token():
             return self._decision(True, 0)
         return self._decision(False, max(1, math.ceil((1 - self.tokens) / self.rate)))
+
+    def has_token(self) -> bool:
+        """`peek` without the decision (the request path needs it only when refused)."""
+        self._refill()
+        return self.tokens >= 1
 
     def _decision(self, allowed: bool, retry_after: int) -> Decision:
         remaining = max(0, int(self.tokens))

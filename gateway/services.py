@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from eventpulse.broker.admin import admin_client, producer_config
 from eventpulse.events import EventValidator
+from eventpulse.events.submitted import SubmittedEventParser
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from gateway.auth import KeyCache
@@ -18,6 +19,7 @@ from gateway.producer import AckingProducer
 from gateway.rate_limit import TenantLimiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
+from gateway.runtime import tune_gc
 from gateway.stream import StreamHub
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class GatewayServices:
     settings: Settings
-    validator: EventValidator
+    parser: SubmittedEventParser
     keys: KeyCache
     limiter: TenantLimiter
     producer: AckingProducer
@@ -40,6 +42,8 @@ class GatewayServices:
         self.producer.start(asyncio.get_running_loop())
         await self.keys.start()
         await self.dead_letters.start()
+        gw = self.settings.gateway
+        tune_gc(gw.gc_gen0_threshold, gw.gc_freeze)
         log.info(
             "gateway started",
             extra={"topic": self.producer.topic, "keys_loaded": self.keys.loaded, "keys_error": self.keys.last_error},
@@ -47,7 +51,7 @@ class GatewayServices:
 
     async def stop(self) -> None:
         await self.stream.stop()
-        left = await asyncio.to_thread(self.producer.close, 10.0)
+        left = await self.producer.close(10.0)
         await self.dead_letters.stop()
         await self.keys.stop()
         self.readiness.close()
@@ -83,7 +87,7 @@ def build_services(settings: Settings) -> GatewayServices:
     )
     return GatewayServices(
         settings=settings,
-        validator=EventValidator(settings.events),
+        parser=SubmittedEventParser(EventValidator(settings.events)),
         keys=KeyCache(warehouse_client, gw.key_refresh_s, gw.key_max_stale_s),
         limiter=TenantLimiter(gw.rate_per_s, gw.burst),
         producer=producer,

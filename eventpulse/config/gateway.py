@@ -28,7 +28,15 @@ class GatewaySettings(Section):
         200_000, gt=0, description="Events queued in the producer (not yet acked) before shedding load with 503."
     )
     retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 503 answers.")
-    linger_ms: float = Field(2.0, ge=0, description="Producer linger: batches single events from many requests.")
+    linger_ms: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Producer linger: batches events across requests but delays every ack. Measured: 1 ms answers single"
+            " events as fast as 0.5 ms with 1/3 less producer CPU on 100-event batches; 2 ms cut single-event"
+            " throughput by a third."
+        ),
+    )
     # Idempotency: client ids seen recently are not produced again (the warehouse dedups anyway).
     recent_ids_ttl_s: float = Field(300.0, ge=0, description="How long an acked (id, timestamp) is remembered.")
     recent_ids_per_tenant: int = Field(100_000, ge=0, description="Most remembered ids per tenant.")
@@ -52,3 +60,8 @@ class GatewaySettings(Section):
         "errors", description="Which requests get a JSON access-log line (4xx/5xx only by default)."
     )
     log_level: str = Field("INFO")
+    # Process tuning (see gateway/runtime.py).
+    gc_gen0_threshold: int = Field(
+        50_000, ge=0, description="Young-generation GC threshold of a serving process (0: Python's default, 700)."
+    )
+    gc_freeze: bool = Field(True, description="gc.freeze() the start-up heap so full collections skip it.")
