@@ -19,5 +19,8 @@ class EventLimits(Section):
     max_id_chars: int = Field(128, gt=0)
     max_name_chars: int = Field(128, gt=0, description="Longest type / source / tenant / user id.")
     max_data_keys: int = Field(256, gt=0, description="Most keys in `data` (top level).")
+    max_data_depth: int = Field(
+        32, gt=0, le=200, description="Deepest nesting of `data` (1 = no object or array inside it)."
+    )
     max_future_skew_s: int = Field(300, ge=0, description="How far ahead of now a timestamp may be.")
     max_past_age_s: int = Field(30 * 86400, ge=0, description="How far behind now a timestamp may be.")

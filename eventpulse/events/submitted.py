@@ -23,7 +23,7 @@ import uuid_utils
 
 from eventpulse.events.model import SCHEMA_VERSION, ValidEvent
 from eventpulse.events.rejections import Rejection
-from eventpulse.events.validation import EventValidator
+from eventpulse.events.validation import EventValidator, exceeds_depth
 
 # The fields `parse_object` reads; it ignores ``tenant`` and ``received_at`` (the gateway sets them)
 # and keeps any other field as ``extra``: an event with other fields takes the exact path.
@@ -42,7 +42,7 @@ class SubmittedEventParser:
     ``new_id`` names events sent without an id (tests pass a deterministic one).
     """
 
-    __slots__ = ("_max_data_keys", "_max_id", "_max_name", "_past_ms", "_skew_ms", "_validator", "new_id")
+    __slots__ = ("_max_data_keys", "_max_depth", "_max_id", "_max_name", "_past_ms", "_skew_ms", "_validator", "new_id")
 
     def __init__(self, validator: EventValidator, *, new_id: Callable[[], str] = new_event_id) -> None:
         self._validator = validator
@@ -51,6 +51,7 @@ class SubmittedEventParser:
         self._max_name = limits.max_name_chars
         self._max_id = limits.max_id_chars
         self._max_data_keys = limits.max_data_keys
+        self._max_depth = limits.max_data_depth
         self._past_ms = limits.max_past_age_s * 1000
         self._skew_ms = limits.max_future_skew_s * 1000
 
@@ -108,6 +109,8 @@ class SubmittedEventParser:
             return None
         data = obj.get("data", _NO_DATA)
         if type(data) is not dict or len(data) > self._max_data_keys:
+            return None
+        if any(type(v) is dict or type(v) is list for v in data.values()) and exceeds_depth(data, self._max_depth):
             return None
         user = data.get("user_id", "")
         if type(user) is not str:

@@ -156,6 +156,10 @@ class EventValidator:
             )
         if len(env.data) > limits.max_data_keys:
             return Rejection(RejectReason.FIELD_TOO_LARGE, "data", f"data has more than {limits.max_data_keys} keys")
+        if exceeds_depth(env.data, limits.max_data_depth):
+            return Rejection(
+                RejectReason.FIELD_TOO_LARGE, "data", f"data is nested deeper than {limits.max_data_depth} levels"
+            )
         return None
 
     def _check_timestamp(self, timestamp: float, received_ms: int) -> Rejection | None:
@@ -174,6 +178,23 @@ class EventValidator:
                 f"timestamp is more than {self._limits.max_past_age_s}s before the receive time",
             )
         return None
+
+
+def exceeds_depth(value: Any, levels: int) -> bool:
+    """Whether the decoded JSON ``value`` nests objects/arrays more than ``levels`` deep.
+
+    Bounded: it never descends further than ``levels``, so it is safe for any document orjson
+    decodes (1,024 levels), while orjson encodes only 255, which is why deeper ``data`` is refused.
+    """
+    if type(value) is dict:
+        children = value.values()
+    elif type(value) is list:
+        children = value
+    else:
+        return False
+    if levels <= 0:
+        return True
+    return any(exceeds_depth(child, levels - 1) for child in children)
 
 
 def _rejection_from_msgspec(message: str) -> Rejection:

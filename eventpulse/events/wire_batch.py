@@ -92,6 +92,7 @@ def validate_wire_batch(
     """
     limits = validator.limits
     name_max, id_max, keys_max = limits.max_name_chars, limits.max_id_chars, limits.max_data_keys
+    depth_max = limits.max_data_depth
     skew_ms, age_ms = limits.max_future_skew_s * 1000, limits.max_past_age_s * 1000
     fast_max = min(_FAST_MAX_BYTES, limits.max_event_bytes)
     out = WireBatch()
@@ -109,7 +110,9 @@ def validate_wire_batch(
                 data = loads(raw)
             except (msgspec.DecodeError, orjson.JSONDecodeError):
                 data = None
-            if type(data) is dict and len(data) <= keys_max:
+            text = str(raw, "ascii") if type(data) is dict else ""
+            # no more containers in the text than levels allowed: the depth limit holds
+            if type(data) is dict and len(data) <= keys_max and text.count("{") + text.count("[") <= depth_max:
                 tenant, ident, kind, source = wire.tenant, wire.id, wire.type, wire.source
                 ts, received = wire.timestamp, wire.received_at
                 user = data.get("user_id", "")
@@ -149,7 +152,7 @@ def validate_wire_batch(
                             or (type(status) in (int, float) and status >= 500)
                         )
                     )
-                    data_c.append(str(raw, "ascii"))
+                    data_c.append(text)
                     extra_c.append("{}")
                     version_c.append(wire.schema_version)
                     received_c.append(received)

@@ -14,7 +14,9 @@ from eventpulse.events.submitted import SubmittedEventParser
 
 NOW = 1_795_000_000_000
 TENANT = "acme"
-LIMITS = EventLimits(max_name_chars=12, max_id_chars=16, max_data_keys=4, max_future_skew_s=60, max_past_age_s=3600)
+LIMITS = EventLimits(
+    max_name_chars=12, max_id_chars=16, max_data_keys=4, max_data_depth=3, max_future_skew_s=60, max_past_age_s=3600
+)
 VALIDATOR = EventValidator(LIMITS)
 NEW_ID = "generated-id"
 

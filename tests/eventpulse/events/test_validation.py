@@ -23,6 +23,14 @@ def wire(**overrides) -> bytes:
     return orjson.dumps(doc)
 
 
+def nested(levels: int) -> object:
+    """A value with ``levels`` arrays inside one another (inside ``data``: one level more)."""
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 @pytest.fixture
 def validator() -> EventValidator:
     return EventValidator(EventLimits())
@@ -54,6 +62,8 @@ def test_valid_event_derives_metrics_and_keeps_unknown_fields(validator: EventVa
         (wire(data={"latency_ms": -1}), RejectReason.INVALID_VALUE, "data.latency_ms"),
         (wire(type="  "), RejectReason.INVALID_VALUE, "type"),
         (wire(source="s" * 500), RejectReason.FIELD_TOO_LARGE, "source"),
+        (wire(data={"a": nested(32)}), RejectReason.FIELD_TOO_LARGE, "data"),
+        (wire(schema_version=70_000), RejectReason.INVALID_VALUE, "schema_version"),
         (wire(data={"blob": "x" * 70_000}), RejectReason.PAYLOAD_TOO_LARGE, None),
         (wire(timestamp=NOW + 3_600_000), RejectReason.TIMESTAMP_IN_FUTURE, "timestamp"),
         (wire(timestamp=NOW - 90 * 86_400_000), RejectReason.TIMESTAMP_TOO_OLD, "timestamp"),
@@ -114,3 +124,12 @@ def test_limits_come_from_settings() -> None:
     strict = EventValidator(EventLimits(max_event_bytes=100))
     result = strict.parse_wire(wire())
     assert isinstance(result, Rejection) and result.reason is RejectReason.PAYLOAD_TOO_LARGE
+
+
+def test_data_as_deep_as_allowed_is_kept_and_encodable(validator: EventValidator) -> None:
+    """32 levels pass (and encode: orjson writes at most 255); 33 are refused, see above."""
+    deep = nested(31)
+    event = validator.parse_wire(wire(data={"a": deep}))
+    assert isinstance(event, ValidEvent)
+    assert orjson.loads(event.to_wire())["data"] == {"a": deep}
+    assert event.raw_row(0, 0)[8] == orjson.dumps({"a": deep}).decode()

@@ -10,7 +10,9 @@ from eventpulse.events import EventValidator, Rejection
 from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch
 
 NOW = 1_795_000_000_000
-LIMITS = EventLimits(max_name_chars=12, max_id_chars=16, max_data_keys=4, max_future_skew_s=60, max_past_age_s=3600)
+LIMITS = EventLimits(
+    max_name_chars=12, max_id_chars=16, max_data_keys=4, max_data_depth=3, max_future_skew_s=60, max_past_age_s=3600
+)
 
 ODD_SCALARS = st.one_of(
     st.none(),
@@ -40,7 +42,14 @@ CHANGES = {
     "data.latency_ms": st.one_of(st.sampled_from([0, -0.0, -1, -1e-9, 1e308, 3]), ODD_SCALARS),
     "data.status_code": st.one_of(st.sampled_from([499, 500, 503.5, "500", True]), ODD_SCALARS),
     "data.error": ODD_SCALARS,
-    "data.nested": st.recursive(ODD_SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=6),
+    "data.nested": st.one_of(
+        st.sampled_from([[[1]], [[[1]]], {"a": {"b": {}}}, {"a": [], "b": {}}]),
+        st.recursive(
+            ODD_SCALARS,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+            max_leaves=6,
+        ),
+    ),
     "data.k1": ODD_SCALARS,
     "data.k2": ODD_SCALARS,
     "data.k3": ODD_SCALARS,
