@@ -50,7 +50,13 @@ class StreamSettings(Section):
         ),
     )
     key_buckets: int = Field(
-        4, ge=1, description="Tenant hash buckets the window state is split into (spread over workers)."
+        1,
+        ge=1,
+        description=(
+            "Tenant hash buckets the window state is split into. Buckets spread over Bytewax workers, so with"
+            " -w N or several processes set it to the total worker count (or a multiple); every bucket adds"
+            " per-batch work, so 1 worker is fastest with 1 bucket."
+        ),
     )
     poll_idle_ms: int = Field(20, ge=1, description="Pause of a source partition that found nothing to read.")
     dead_letters_to_topic: bool = Field(False, description="Also produce dead letters to the dead-letter topic.")

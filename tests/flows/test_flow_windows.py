@@ -146,7 +146,12 @@ def test_two_workers_give_the_same_results(broker_settings: BrokerSettings, ware
         settings = WarehouseSettings(url=warehouse_url, database=f"w{workers}_{int(time.time() * 1000)}")
         migrate(settings)
         run_flow_until_drained(
-            broker_settings, settings, workers=workers, timeout=180, log=tmp_path / f"w{workers}.log"
+            broker_settings,
+            settings,
+            workers=workers,
+            extra_env={"EVENTPULSE_STREAM_KEY_BUCKETS": "4"},  # the window state spreads over both workers
+            timeout=180,
+            log=tmp_path / f"w{workers}.log",
         )
         client = create_client(settings)
         families = window_specs((10, 60), ((300, 60),))
