@@ -15,51 +15,10 @@ import polars as pl
 import pyarrow as pa
 
 from eventpulse.aggregation.streaming import EVENT_SCHEMA
-from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator
-from eventpulse.events.model import DEAD_LETTER_COLUMNS
-from eventpulse.events.wire_batch import validate_wire_batch
+from eventpulse.events import EventValidator
+from eventpulse.events.arrow import DEAD_LETTER_SCHEMA, RAW_EVENT_SCHEMA
+from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch
 from flows.source import SourceBatch
-
-RAW_EVENT_SCHEMA = pa.schema(
-    [
-        ("tenant", pa.string()),
-        ("id", pa.string()),
-        ("timestamp", pa.int64()),  # epoch ms; inserted as DateTime64(3) (see `raw_events_for_insert`)
-        ("type", pa.string()),
-        ("source", pa.string()),
-        ("user_id", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("is_error", pa.uint8()),
-        ("data", pa.string()),
-        ("extra", pa.string()),
-        ("schema_version", pa.uint16()),
-        ("received_at", pa.int64()),
-        ("topic_partition", pa.uint32()),
-        ("topic_offset", pa.uint64()),
-    ]
-)
-"""The ``events`` table's columns (`RAW_EVENT_COLUMNS`) as Arrow types; times in epoch ms."""
-assert tuple(RAW_EVENT_SCHEMA.names) == RAW_EVENT_COLUMNS
-
-_TIMESTAMP = pa.timestamp("ms", "UTC")
-
-DEAD_LETTER_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("tenant", pa.string()),
-        ("stage", pa.string()),
-        ("reason", pa.string()),
-        ("field", pa.string()),
-        ("detail", pa.string()),
-        ("payload", pa.string()),
-        ("topic", pa.string()),
-        ("topic_partition", pa.int32()),
-        ("topic_offset", pa.int64()),
-        ("received_at", _TIMESTAMP),
-    ]
-)
-"""The ``dead_letters`` table's columns (`DEAD_LETTER_COLUMNS`) as Arrow types."""
-assert tuple(DEAD_LETTER_SCHEMA.names) == DEAD_LETTER_COLUMNS
 
 FRAME_SCHEMA: dict[str, pl.DataType] = {
     **EVENT_SCHEMA,
@@ -93,8 +52,8 @@ class DecodedBatch:
     first_offset: int
     last_offset: int
     consumed_at_ms: int
-    raw_events: pa.Table  # RAW_EVENT_SCHEMA
-    dead_letters: pa.Table | list  # DEAD_LETTER_SCHEMA ([] when none)
+    raw_events: pa.Table  # eventpulse.events.arrow.RAW_EVENT_SCHEMA
+    dead_letters: pa.Table | list  # eventpulse.events.arrow.DEAD_LETTER_SCHEMA ([] when none)
     dead_payloads: list[tuple[bytes | None, bytes]]  # (key, value) for the dead-letter topic
     events: pl.DataFrame  # FRAME_SCHEMA
     max_ts: int | None  # largest valid event time in the batch
@@ -103,14 +62,6 @@ class DecodedBatch:
     def token(self) -> str:
         """Deduplication token part: ``topic:partition:first-last``."""
         return f"{self.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
-
-
-def raw_events_for_insert(table: pa.Table) -> pa.Table:
-    """The raw events with their two times as Arrow timestamps (``DateTime64(3, 'UTC')``)."""
-    for name in ("timestamp", "received_at"):
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, table.column(i).cast(_TIMESTAMP))
-    return table
 
 
 def _tenant_of(key: bytes | None) -> str:
@@ -155,7 +106,7 @@ def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: i
     all_valid = len(index) == len(offsets)
     event_offsets = offsets if all_valid else [offsets[i] for i in index]
     columns = valid.columns
-    arrays = [pa.array(columns[name], type=RAW_EVENT_SCHEMA.field(name).type) for name in RAW_EVENT_COLUMNS[:-2]]
+    arrays = [pa.array(columns[name], type=RAW_EVENT_SCHEMA.field(name).type) for name in WIRE_COLUMNS]
     arrays.append(pa.array([partition] * len(index), type=pa.uint32()))
     arrays.append(pa.array(event_offsets, type=pa.uint64()))
     raw = pa.Table.from_arrays(arrays, schema=RAW_EVENT_SCHEMA)
@@ -163,7 +114,7 @@ def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: i
     events = (
         pl.from_arrow(raw.select(list(_FRAME_SOURCES)))
         .rename(_FRAME_SOURCES)
-        .with_columns(pl.Series("broker_ts", broker_ts, dtype=pl.Int64))
+        .with_columns(pl.col("ts").dt.epoch("ms"), pl.Series("broker_ts", broker_ts, dtype=pl.Int64))
     )
     return DecodedBatch(
         topic=topic,

@@ -26,7 +26,7 @@ from bytewax.dataflow import Dataflow
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
 from eventpulse.settings import Settings
-from flows.decode import DecodedBatch, decode_batch, raw_events_for_insert
+from flows.decode import DecodedBatch, decode_batch
 from flows.metrics import PipelineMetrics
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
@@ -107,7 +107,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         WarehouseSink(
             warehouse,
             "events",
-            lambda d: (raw_events_for_insert(d.raw_events), d.token),
+            lambda d: (d.raw_events, d.token),
             after_write=raw_written,
             **sink_options,
         ),

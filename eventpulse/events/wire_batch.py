@@ -26,24 +26,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from eventpulse.events.model import SCHEMA_VERSION, ValidEvent
+from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION, ValidEvent
 from eventpulse.events.rejections import Rejection
 from eventpulse.events.validation import LATEST_RECEIVED_AT_MS, MAX_SCHEMA_VERSION, EventValidator
 
-WIRE_COLUMNS: tuple[str, ...] = (
-    "tenant",
-    "id",
-    "timestamp",
-    "type",
-    "source",
-    "user_id",
-    "latency_ms",
-    "is_error",
-    "data",
-    "extra",
-    "schema_version",
-    "received_at",
-)
+WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
 
 

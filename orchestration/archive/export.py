@@ -20,30 +20,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.events.arrow import RAW_EVENT_SCHEMA, TIMESTAMP_MS
 from orchestration.archive.checksum import DayStats, day_bounds, id_checksum, total, warehouse_day_stats
 from orchestration.archive.store import ArchiveStore
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SCHEMA = pa.schema(
-    [
-        ("tenant", pa.string()),
-        ("id", pa.string()),
-        ("timestamp", pa.timestamp("ms", tz="UTC")),
-        ("type", pa.string()),
-        ("source", pa.string()),
-        ("user_id", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("is_error", pa.uint8()),
-        ("data", pa.string()),
-        ("extra", pa.string()),
-        ("schema_version", pa.uint16()),
-        ("received_at", pa.timestamp("ms", tz="UTC")),
-        ("topic_partition", pa.uint32()),
-        ("topic_offset", pa.uint64()),
-        ("ingested_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
+ARCHIVE_SCHEMA = RAW_EVENT_SCHEMA.append(pa.field("ingested_at", TIMESTAMP_MS))
 """The archived columns: every column of ``events``, in table order."""
 
 
