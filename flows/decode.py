@@ -7,6 +7,7 @@ without copying, the polars frame the windows read.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,14 @@ class DecodedBatch:
         return f"{self.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
 
 
+def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of ``kind``; epoch-ms integers become timestamps by a cast,
+    which is ~50x faster than pyarrow converting each Python int to a timestamp."""
+    if pa.types.is_timestamp(kind):
+        return pa.array(values, pa.int64()).cast(kind)
+    return pa.array(values, kind)
+
+
 def _tenant_of(key: bytes | None) -> str:
     if not key:
         return ""
@@ -106,7 +115,7 @@ def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: i
     all_valid = len(index) == len(offsets)
     event_offsets = offsets if all_valid else [offsets[i] for i in index]
     columns = valid.columns
-    arrays = [pa.array(columns[name], type=RAW_EVENT_SCHEMA.field(name).type) for name in WIRE_COLUMNS]
+    arrays = [_array(columns[name], RAW_EVENT_SCHEMA.field(name).type) for name in WIRE_COLUMNS]
     arrays.append(pa.array([partition] * len(index), type=pa.uint32()))
     arrays.append(pa.array(event_offsets, type=pa.uint64()))
     raw = pa.Table.from_arrays(arrays, schema=RAW_EVENT_SCHEMA)
@@ -124,7 +133,8 @@ def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: i
         consumed_at_ms=batch.consumed_at_ms,
         raw_events=raw,
         dead_letters=pa.Table.from_arrays(
-            [pa.array(column) for column in zip(*dead_rows, strict=True)], schema=DEAD_LETTER_SCHEMA
+            [_array(c, f.type) for c, f in zip(zip(*dead_rows, strict=True), DEAD_LETTER_SCHEMA, strict=True)],
+            schema=DEAD_LETTER_SCHEMA,
         )
         if dead_rows
         else [],
