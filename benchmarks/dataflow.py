@@ -279,14 +279,7 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
         pause = due - time.time()
         if pause > 0:
             time.sleep(pause)
-        for m in messages[i : i + tick]:
-            while True:
-                try:
-                    producer.produce(topic, m.value, m.key)
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-        producer.poll(0)
+        send_to_topic(producer, topic, messages[i : i + tick])
     producer.flush(60)
     time.sleep(4)
     _stop(flow)

@@ -48,7 +48,9 @@ def dedup_token(table: str, parts: Sequence[str]) -> str:
     return text if len(text) <= 200 else f"{table}|sha1:{hashlib.sha1(text.encode()).hexdigest()}"
 
 
-class _InsertPartition(StatelessSinkPartition[X], Generic[X]):
+class _Inserter(Generic[X]):
+    """Writes item lists into the sink's table (blocking, retried); the insert thread's worker."""
+
     def __init__(self, sink: "WarehouseSink[X]") -> None:
         self._sink = sink
         self._client = None
@@ -106,7 +108,7 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
     """Hands item lists to an insert thread; `snapshot` and `close` wait until they are written."""
 
     def __init__(self, sink: "WarehouseSink[X]") -> None:
-        self._inserts = _InsertPartition(sink)
+        self._inserts = _Inserter(sink)
         self._queue: queue.Queue[list[X] | None] = queue.Queue(maxsize=sink.max_pending)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"insert-{sink.table}", daemon=True)

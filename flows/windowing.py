@@ -40,24 +40,26 @@ from flows.watermarks import MAX_WATERMARK, PartitionWatermarks
 
 AGGREGATE_COLUMNS = WINDOW_ROW_COLUMNS
 BOOKKEEPING_COLUMNS = ("is_final", "origin", "version", "emitted_at")
-LATE_COLUMNS = (
-    "tenant",
-    "id",
-    "timestamp",
-    "type",
-    "source",
-    "user_id",
-    "latency_ms",
-    "is_error",
-    "window_seconds",
-    "slide_seconds",
-    "window_start",
-    "window_end",
-    "watermark",
-    "lateness_ms",
-    "topic_partition",
-    "topic_offset",
-)
+_LATE_SOURCES = {
+    "tenant": "tenant",
+    "id": "id",
+    "ts": "timestamp",
+    "type": "type",
+    "source": "source",
+    "user_id": "user_id",
+    "latency_ms": "latency_ms",
+    "is_error": "is_error",
+    "window_seconds": "window_seconds",
+    "slide_seconds": "slide_seconds",
+    "wstart": "window_start",
+    "wend": "window_end",
+    "watermark": "watermark",
+    "lateness_ms": "lateness_ms",
+    "partition": "topic_partition",
+    "offset": "topic_offset",
+}
+"""Working column -> ``late_events`` column, in table order."""
+LATE_COLUMNS = tuple(_LATE_SOURCES.values())
 _FRESHNESS_SAMPLE = 512
 
 
@@ -231,25 +233,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             watermark=pl.lit(watermark, pl.Int64),
             lateness_ms=pl.lit(watermark, pl.Int64) - pl.col("wend"),
         )
-        late = frame.select(
-            "tenant",
-            "id",
-            "ts",
-            "type",
-            "source",
-            "user_id",
-            "latency_ms",
-            "is_error",
-            "window_seconds",
-            "slide_seconds",
-            "wstart",
-            "wend",
-            "watermark",
-            "lateness_ms",
-            "partition",
-            "offset",
-        )
-        return _arrow(late.rename(dict(zip(late.columns, LATE_COLUMNS, strict=True))))
+        return _arrow(frame.select(list(_LATE_SOURCES)).rename(_LATE_SOURCES))
 
     def _emit(self, watermark: int, purge: bool = True) -> list[Emission]:
         now_ms = time.time_ns() // 1_000_000
