@@ -286,12 +286,22 @@ def main() -> None:
         cpu: dict[str, dict[str, float]] = {}
 
         def measure(name: str, url: str, body: str, events: int, connections: int, proc: subprocess.Popen) -> None:
+            import psutil
+
             before = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
+            psutil.cpu_percent()  # starts the machine-wide interval
+            started = time.monotonic()
             result = load(url, bodies[body], key, connections, args.duration, script)
+            wall = time.monotonic() - started
+            busy = psutil.cpu_percent()
             requests = max(1, result["requests"])
             after = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
             results[name] = (result, events)
             cpu[name] = {k: (after[k] - before[k]) / requests * 1e6 for k in after}
+            # Utilisation: a server near 100 % of a core per worker is CPU-bound; well below, the
+            # closed loop of `connections` clients is bound by latency (the produce round trip).
+            cpu[name]["server %"] = (after["server"] - before["server"]) / wall * 100
+            cpu[name]["machine %"] = busy
 
         measure(
             "baseline single", f"http://127.0.0.1:{base_port}/api/events", "single", 1, args.connections, baseline_proc
@@ -316,13 +326,14 @@ def main() -> None:
         print(
             f"{'run':22} {'req/s':>10} {'events/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
             f" {'vs baseline':>12} {'server CPU us/req':>18} {'us/event':>9} {'broker us/event':>16}"
+            f" {'server %core':>13} {'machine %':>10}"
         )
         for name, (r, n) in results.items():
             server_us, broker_us = cpu[name]["server"], cpu[name]["broker"]
             print(
                 f"{name:22} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f}"
                 f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x {server_us:18.1f} {server_us / n:9.2f}"
-                f" {broker_us / n:16.2f}"
+                f" {broker_us / n:16.2f} {cpu[name]['server %']:13.0f} {cpu[name]['machine %']:10.0f}"
             )
         print(
             f"gateway accepted {metrics['events_accepted']} events; produce latency ms {metrics['produce_latency_ms']}"
