@@ -24,16 +24,19 @@ class Decision(NamedTuple):
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset_s).encode()),
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_s),
         ]
         if not self.allowed:
-            out.append((b"retry-after", str(self.retry_after_s).encode()))
+            out.append((b"retry-after", b"%d" % self.retry_after_s))
         return out
 
 
 class TokenBucket:
+    """``tokens`` refill at ``rate`` per second up to ``burst``; every request path calls the clock
+    once per check (these run on every request: plain arithmetic, no helper calls)."""
+
     __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
@@ -43,19 +46,25 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = clock()
 
-    def _refill(self) -> None:
+    def _refill(self) -> float:
         now = self.clock()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        if tokens > self.burst:
+            tokens = float(self.burst)
+        self.tokens = tokens
         self.stamp = now
+        return tokens
 
     def charge(self, cost: int) -> Decision:
-        self._refill()
-        need = min(cost, self.burst)
-        if self.tokens >= need:
-            self.tokens -= cost
-            return self._decision(True, 0)
-        wait = (need - self.tokens) / self.rate
-        return self._decision(False, max(1, math.ceil(wait)))
+        tokens = self._refill()
+        burst = self.burst
+        if tokens >= (cost if cost < burst else burst):
+            tokens -= cost
+            self.tokens = tokens
+            remaining = int(tokens) if tokens > 0 else 0
+            return Decision(True, burst, remaining, math.ceil((burst - tokens) / self.rate), 0)
+        need = cost if cost < burst else burst
+        return self._decision(False, max(1, math.ceil((need - tokens) / self.rate)))
 
     def peek(self) -> Decision:
         """Allowed if at least one token is there (a cheap check before reading a body)."""
@@ -65,8 +74,7 @@ class TokenBucket:
 
     def has_token(self) -> bool:
         """`peek` without the decision (the request path needs it only when refused)."""
-        self._refill()
-        return self.tokens >= 1
+        return self._refill() >= 1
 
     def _decision(self, allowed: bool, retry_after: int) -> Decision:
         remaining = max(0, int(self.tokens))

@@ -36,6 +36,22 @@ def new_event_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def _shallow(data: dict[str, Any]) -> bool:
+    """Whether ``data`` nests at most two levels (its values' values are scalars): the common case,
+    decided without `exceeds_depth`'s recursion (a third of the fast path's time for an event with
+    one nested object)."""
+    for value in data.values():
+        kind = type(value)
+        if kind is dict:
+            value = value.values()
+        elif kind is not list:
+            continue
+        for child in value:
+            if type(child) is dict or type(child) is list:
+                return False
+    return True
+
+
 class SubmittedEventParser:
     """Validates events submitted to the gateway; one per process, like the `EventValidator` it wraps.
 
@@ -110,7 +126,9 @@ class SubmittedEventParser:
         data = obj.get("data", _NO_DATA)
         if type(data) is not dict or len(data) > self._max_data_keys:
             return None
-        if any(type(v) is dict or type(v) is list for v in data.values()) and exceeds_depth(data, self._max_depth):
+        if (self._max_depth < 2 or not _shallow(data)) and (
+            any(type(v) is dict or type(v) is list for v in data.values()) and exceeds_depth(data, self._max_depth)
+        ):
             return None
         user = data.get("user_id", "")
         if type(user) is not str:
