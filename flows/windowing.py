@@ -144,7 +144,6 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     def __init__(self, bucket: str, config: WindowConfig, metrics: PipelineMetrics, state: dict | None) -> None:
         self._bucket, self._cfg, self._metrics = bucket, config, metrics
         self._store = WindowStore(config.families)
-        self._lengths = {i: f.seconds * 1000 for i, f in enumerate(config.families)}
         state = state or {}
         self._marks = PartitionWatermarks(
             config.partitions, config.bound_ms, config.idle_timeout_s, state.get("watermarks")
@@ -207,31 +206,33 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     # -- work ----------------------------------------------------------------------------------
 
     def _add(self, events: pl.DataFrame) -> list[pa.Table]:
-        exploded = self._store.explode(events)
-        watermark = self._marks.watermark
+        batch = self._store.prepare(events)
+        watermark, lateness = self._marks.watermark, self._cfg.lateness_ms
         late: list[pa.Table] = []
-        beyond = pl.col("wend") + self._cfg.lateness_ms <= watermark
-        flagged = exploded.with_columns(_beyond=beyond)
-        if flagged["_beyond"].any():
-            late = [self._late_rows(flagged.filter(pl.col("_beyond")), watermark)]
-            flagged = flagged.filter(~pl.col("_beyond"))
-        within = int((flagged["wend"] <= watermark).sum())
-        if within:
-            self._metrics.inc("late_updates", within)
-        self._store.add(flagged)
-        for fam, wstart, wend in flagged.select("fam", "wstart", "wend").unique().iter_rows():
+        within = 0
+        for fam, wstart, wend, part in self._store.touched(batch):
+            if wend + lateness <= watermark:  # past its allowed lateness: the events go to late_events
+                late.append(self._late_rows(batch.events[part], fam, wstart, wend, watermark))
+                continue
+            if wend <= watermark:
+                within += part.stop - part.start
+            self._store.add(batch, (fam, wstart), part)
             self._known[(fam, wstart)] = wend
             self._dirty.add((fam, wstart))
+        if within:
+            self._metrics.inc("late_updates", within)
         self._fresh.append(events.select("ts", "broker_ts").gather_every(max(1, events.height // _FRESHNESS_SAMPLE)))
         return late
 
-    def _late_rows(self, frame: pl.DataFrame, watermark: int) -> pa.Table:
-        fams = self._cfg.families
-        frame = frame.with_columns(
-            window_seconds=pl.col("fam").replace_strict({i: f.seconds for i, f in enumerate(fams)}),
-            slide_seconds=pl.col("fam").replace_strict({i: f.slide_seconds for i, f in enumerate(fams)}),
+    def _late_rows(self, events: pl.DataFrame, fam: int, wstart: int, wend: int, watermark: int) -> pa.Table:
+        family = self._cfg.families[fam]
+        frame = events.with_columns(
+            window_seconds=pl.lit(family.seconds, pl.UInt32),
+            slide_seconds=pl.lit(family.slide_seconds, pl.UInt32),
+            wstart=pl.lit(wstart, pl.Int64),
+            wend=pl.lit(wend, pl.Int64),
             watermark=pl.lit(watermark, pl.Int64),
-            lateness_ms=pl.lit(watermark, pl.Int64) - pl.col("wend"),
+            lateness_ms=pl.lit(watermark - wend, pl.Int64),
         )
         return _arrow(frame.select(list(_LATE_SOURCES)).rename(_LATE_SOURCES))
 
@@ -248,11 +249,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         chosen = closing | provisional
         if chosen:
             self._version = max(self._version + 1, time.time_ns() // 1000)
-            windows = pl.DataFrame(
-                {"fam": [w[0] for w in chosen], "wstart": [w[1] for w in chosen]},
-                schema={"fam": pl.UInt8, "wstart": pl.Int64},
-            )
-            rows = self._store.rows(windows).with_columns(
+            rows = self._store.rows(sorted(chosen)).with_columns(
                 is_final=(pl.col("window_end") <= watermark).cast(pl.UInt8),
                 origin=pl.lit("stream"),
                 version=pl.lit(self._version, pl.UInt64),
@@ -281,11 +278,8 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     def _purge(self, watermark: int) -> None:
         lateness = self._cfg.lateness_ms
         gone = [w for w, end in self._known.items() if end + lateness <= watermark]
-        if not gone:
-            return
         for w in gone:
             del self._known[w]
             self._final.discard(w)
             self._dirty.discard(w)
-        wend = pl.col("wstart") + pl.col("fam").replace_strict(self._lengths, return_dtype=pl.Int64)
-        self._store.drop(wend + lateness > watermark)
+        self._store.drop(gone)

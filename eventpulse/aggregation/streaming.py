@@ -1,34 +1,36 @@
-"""The streaming side of the aggregation spec: columnar, mergeable window state.
+"""The streaming side of the aggregation spec: dense, mergeable state per open window.
 
 `WindowStore` keeps, for every open window of every window family, partial aggregates per
-(tenant, type, source), derived from `spec.METRICS` (no second list of metrics):
+(tenant, type, source) group, derived from `spec.METRICS` (no second list of metrics). Groups get
+dense integer ids as they appear, so a window's state is a handful of numpy arrays indexed by group
+id:
 
-* scalar partials (``COUNT``, ``COUNT_IF``, ``COUNT_NOT_NULL``, ``SUM``, ``MIN``, ``MAX``), merged
-  by sum / min / max;
-* exact distinct sets (``DISTINCT``) as unique (key, value) rows;
-* DDSketch buckets (``QUANTILE``) as (key, bucket, n) rows, one sketch per quantiled column
-  (`eventpulse.aggregation.sketch`);
+* scalar partials (``COUNT``, ``COUNT_IF``, ``COUNT_NOT_NULL``, ``SUM``, ``MIN``, ``MAX``): one array
+  each, updated with ``bincount`` / ``minimum.at`` / ``maximum.at``;
+* exact distinct counts (``DISTINCT``): `distinct.DistinctCounts` per grouping, updated as pairs
+  arrive, so an emission only reads counts;
+* DDSketch bucket counts (``QUANTILE``): one dense (group x bucket) array per window
+  (`sketch.DenseSketches`);
 * ratios (``RATIO``) computed when rows are produced.
 
-Micro-batches arrive as polars frames with the raw-event columns (``ts`` in epoch ms, tenant,
-type, source, user_id, latency_ms, is_error). `explode` assigns each event to every window of
-every family containing it; `add` aggregates the result and appends it; state is compacted
-(``group_by`` merge) lazily. `rows` produces ``window_aggregates`` rows for both groupings of
-the spec. Nothing here knows about Kafka, Bytewax or watermarks: the Hypothesis tests drive it
-directly against the batch SQL.
+Events are never copied once per window: a micro-batch is prepared once (`prepare`: group ids,
+numpy columns, sketch buckets, distinct keys), sorted by event time, and every window the batch
+touches (`touched`) reads its events as a slice of that order. The tenant-wide grouping is derived
+from the group arrays at emission (sums, minima and sketches merge; distinct users have their own
+per-tenant counts). Nothing here knows about Kafka, Bytewax or watermarks: the Hypothesis tests
+drive it (through `flows.windowing.WindowLogic`) against the batch SQL.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from eventpulse.aggregation import sketch
+from eventpulse.aggregation.distinct import DistinctCounts, pair_keys, value_hashes
 from eventpulse.aggregation.spec import ALL, GROUPINGS, METRICS, WINDOW_ROW_COLUMNS, Kind, Metric, WindowSpec
 
-WINDOW = ["fam", "wstart"]
-KEYS = [*WINDOW, "gid"]
-"""State is keyed by window and an integer group id: numeric keys sort and join fast."""
 DIMENSIONS = ["tenant", "type", "source"]
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
@@ -43,42 +45,58 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 """Columns every micro-batch frame carries (more columns are allowed and ignored)."""
 
 _SCALAR_KINDS = (Kind.COUNT, Kind.COUNT_IF, Kind.COUNT_NOT_NULL, Kind.SUM, Kind.MIN, Kind.MAX)
+_INITIAL = {Kind.MIN: np.inf, Kind.MAX: -np.inf}
+_DTYPE = {Kind.COUNT: np.uint64, Kind.COUNT_IF: np.uint64, Kind.COUNT_NOT_NULL: np.uint64}
 
-
-def _partial(m: Metric) -> pl.Expr:
-    col = pl.col(m.column) if m.column else None
-    match m.kind:
-        case Kind.COUNT:
-            expr = pl.len().cast(pl.UInt64)
-        case Kind.COUNT_IF:
-            expr = (col == 1).sum().cast(pl.UInt64)
-        case Kind.COUNT_NOT_NULL:
-            expr = col.count().cast(pl.UInt64)
-        case Kind.SUM:
-            expr = col.cast(pl.Float64).sum()
-        case Kind.MIN:
-            expr = col.min()
-        case Kind.MAX:
-            expr = col.max()
-        case _:
-            raise ValueError(m.kind)
-    return expr.alias(m.name)
-
-
-def _merge(m: Metric) -> pl.Expr:
-    col = pl.col(m.name)
-    match m.kind:
-        case Kind.MIN:
-            return col.min()
-        case Kind.MAX:
-            return col.max()
-        case _:
-            return col.sum()
+Window = tuple[int, int]
+"""(family index, window start in epoch ms)."""
 
 
 def empty_events() -> pl.DataFrame:
     """A micro-batch with no events."""
     return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A micro-batch in the form every window reads: numpy columns in event-time order."""
+
+    events: pl.DataFrame  # the frame's rows in event-time order (with ``gid``)
+    ts: np.ndarray  # event times in that order
+    gid: np.ndarray  # group id of each event (same order)
+    tid: np.ndarray  # tenant id of each event
+    values: dict[str, np.ndarray]  # metric input column -> values (NaN for null), same order
+    present: dict[str, np.ndarray]  # column -> not null (and, for distinct columns, not empty)
+    buckets: dict[str, np.ndarray]  # quantiled column -> sketch bucket
+    keys: dict[str, tuple[np.ndarray, np.ndarray]]  # distinct column -> (group keys, tenant keys)
+
+
+class _WindowState:
+    """Partial aggregates of one window, arrays indexed by group id."""
+
+    __slots__ = ("distinct", "scalars", "sketches")
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, np.ndarray] = {}
+        self.distinct: dict[str, tuple[DistinctCounts, DistinctCounts]] = {}
+        self.sketches: dict[str, sketch.DenseSketches] = {}
+
+    def state(self) -> dict:
+        return {
+            "scalars": {name: values.copy() for name, values in self.scalars.items()},
+            "distinct": {c: (g.state(), t.state()) for c, (g, t) in self.distinct.items()},
+            "sketches": {c: dense.copy() for c, dense in self.sketches.items()},
+        }
+
+    @classmethod
+    def restore(cls, state: dict) -> "_WindowState":
+        out = cls()
+        out.scalars = {name: values.copy() for name, values in state["scalars"].items()}
+        out.distinct = {
+            c: (DistinctCounts.restore(g), DistinctCounts.restore(t)) for c, (g, t) in state["distinct"].items()
+        }
+        out.sketches = {c: dense.copy() for c, dense in state["sketches"].items()}
+        return out
 
 
 class WindowStore:
@@ -90,19 +108,102 @@ class WindowStore:
         self._scalar = [m for m in self.metrics if m.kind in _SCALAR_KINDS]
         self._distinct = sorted({m.column for m in self.metrics if m.kind is Kind.DISTINCT})
         self._sketched = sorted({m.column for m in self.metrics if m.kind is Kind.QUANTILE})
-        self._frames: dict[str, pl.DataFrame | None] = dict.fromkeys(self._parts(), None)
-        self._pending: dict[str, list[pl.DataFrame]] = {name: [] for name in self._parts()}
+        self._inputs = sorted({m.column for m in self._scalar if m.column} | set(self._sketched))
+        self._windows: dict[Window, _WindowState] = {}
         self._groups: dict[tuple[str, str, str], int] = {}  # (tenant, type, source) -> gid
         self._tenants: dict[str, int] = {}  # tenant -> tid
-        # column -> window (fam, wstart) -> one sketch per gid (dense: see `sketch.DenseSketches`)
-        self._sketches: dict[str, dict[tuple[int, int], sketch.DenseSketches]] = {c: {} for c in self._sketched}
+        self._tenant_of = np.zeros(0, dtype=np.int64)  # gid -> tid
 
-    def _group_ids(self, events: pl.DataFrame) -> pl.DataFrame:
+    # -- input ---------------------------------------------------------------------------------
+
+    def prepare(self, events: pl.DataFrame) -> PreparedBatch:
+        """Everything the windows need from a micro-batch frame (see `EVENT_SCHEMA`), computed once."""
+        events = self._with_group_ids(events)
+        order = np.argsort(events["ts"].to_numpy(), kind="stable")
+        ordered = events[order] if len(order) > 1 else events
+        values, present, buckets, keys = {}, {}, {}, {}
+        for c in self._inputs:
+            column = ordered[c]
+            values[c] = column.cast(pl.Float64).fill_null(np.nan).to_numpy()
+            present[c] = column.is_not_null().to_numpy()
+        for c in self._sketched:
+            buckets[c] = ordered.select(sketch.bucket_expr(c).fill_null(0).alias("b"))["b"].to_numpy()
+        gid = ordered["gid"].to_numpy().astype(np.int64)
+        tid = self._tenant_of[gid]
+        for c in self._distinct:
+            column = ordered[c]
+            present[c] = (column.is_not_null() & (column != "")).fill_null(False).to_numpy()
+            hashes = value_hashes(column)
+            keys[c] = (pair_keys(hashes, gid), pair_keys(hashes, tid))
+        return PreparedBatch(ordered, ordered["ts"].to_numpy(), gid, tid, values, present, buckets, keys)
+
+    def touched(self, batch: PreparedBatch) -> list[tuple[int, int, int, slice]]:
+        """Every window holding events of ``batch``: (family, start, end, slice of the batch order)."""
+        out = []
+        ts = batch.ts
+        if not len(ts):
+            return out
+        for i, fam in enumerate(self.families):
+            slide, length = fam.slide_seconds * 1000, fam.seconds * 1000
+            lasts = np.unique(ts // slide * slide)
+            starts = np.unique(np.concatenate([lasts - k * slide for k in range(fam.seconds // fam.slide_seconds)]))
+            bounds = np.searchsorted(ts, np.stack([starts, starts + length]))
+            for start, lo, hi in zip(starts.tolist(), bounds[0].tolist(), bounds[1].tolist(), strict=True):
+                if hi > lo:
+                    out.append((i, start, start + length, slice(lo, hi)))
+        return out
+
+    def add(self, batch: PreparedBatch, window: Window, part: slice) -> None:
+        """Add the events ``part`` (a slice of ``batch``'s order) to ``window``."""
+        state = self._windows.get(window)
+        if state is None:
+            state = self._windows[window] = _WindowState()
+        n_groups, n_tenants = len(self._groups), len(self._tenants)
+        gid = batch.gid[part]
+        for m in self._scalar:
+            current = state.scalars.get(m.name)
+            if current is None or len(current) < n_groups:
+                grown = np.full(n_groups, _INITIAL.get(m.kind, 0), dtype=_DTYPE.get(m.kind, np.float64))
+                if current is not None:
+                    grown[: len(current)] = current
+                current = state.scalars[m.name] = grown
+            if m.kind is Kind.COUNT:
+                current += np.bincount(gid, minlength=n_groups).astype(np.uint64)
+                continue
+            values, present = batch.values[m.column][part], batch.present[m.column][part]
+            if m.kind is Kind.COUNT_IF:
+                current += np.bincount(gid[values == 1], minlength=n_groups).astype(np.uint64)
+            elif m.kind is Kind.COUNT_NOT_NULL:
+                current += np.bincount(gid[present], minlength=n_groups).astype(np.uint64)
+            elif m.kind is Kind.SUM:
+                current += np.bincount(gid[present], weights=values[present], minlength=n_groups)
+            elif m.kind is Kind.MIN:
+                np.minimum.at(current, gid[present], values[present])
+            else:
+                np.maximum.at(current, gid[present], values[present])
+        for c in self._distinct:
+            counters = state.distinct.get(c)
+            if counters is None:
+                counters = state.distinct[c] = (DistinctCounts(), DistinctCounts())
+            present = batch.present[c][part]
+            group_keys, tenant_keys = batch.keys[c]
+            unknown = counters[0].add(group_keys[part][present], gid[present], n_groups)
+            counters[1].add(tenant_keys[part][present][unknown], batch.tid[part][present][unknown], n_tenants)
+        for c in self._sketched:
+            dense = state.sketches.get(c)
+            if dense is None:
+                dense = state.sketches[c] = sketch.DenseSketches()
+            present = batch.present[c][part]
+            dense.add(gid[present], batch.buckets[c][part][present], np.ones(int(present.sum()), np.uint32))
+
+    def _with_group_ids(self, events: pl.DataFrame) -> pl.DataFrame:
         combos = events.select(DIMENSIONS).unique().rows()
-        for combo in combos:
-            if combo not in self._groups:
-                self._groups[combo] = len(self._groups)
-                self._tenants.setdefault(combo[0], len(self._tenants))
+        fresh = [c for c in combos if c not in self._groups]
+        for combo in fresh:
+            self._groups[combo] = len(self._groups)
+            self._tenants.setdefault(combo[0], len(self._tenants))
+        if fresh:
+            self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
         mapping = pl.DataFrame(
             [(*c, self._groups[c]) for c in combos],
             schema={"tenant": pl.String, "type": pl.String, "source": pl.String, "gid": pl.UInt32},
@@ -110,140 +211,40 @@ class WindowStore:
         )
         return events.join(mapping, on=DIMENSIONS, how="left")
 
-    def _dimension_frame(self, dims: tuple[str, ...]) -> pl.DataFrame:
-        """``key`` -> dimension columns for one grouping (gid for the full one, tid for tenants)."""
-        if dims:
-            rows = [(gid, *combo) for combo, gid in self._groups.items()]
-            return pl.DataFrame(
-                rows,
-                schema={"key": pl.UInt32, "tenant": pl.String, "type": pl.String, "source": pl.String},
-                orient="row",
-            )
-        rows = [(tid, tenant) for tenant, tid in self._tenants.items()]
-        return pl.DataFrame(rows, schema={"key": pl.UInt32, "tenant": pl.String}, orient="row")
-
-    def _key_expr(self, dims: tuple[str, ...]) -> pl.Expr:
-        if dims:
-            return pl.col("gid").alias("key")
-        to_tenant = {gid: self._tenants[combo[0]] for combo, gid in self._groups.items()}
-        return pl.col("gid").replace_strict(to_tenant, return_dtype=pl.UInt32).alias("key")
-
-    def _parts(self) -> list[str]:
-        return ["scalar", *(f"distinct:{c}" for c in self._distinct)]
-
-    # -- input ---------------------------------------------------------------------------------
-
-    def explode(self, events: pl.DataFrame) -> pl.DataFrame:
-        """One row per (event, window containing it) with ``fam``, ``wstart`` and ``wend`` (ms)."""
-        parts = []
-        events = self._group_ids(events) if events.height else events.with_columns(gid=pl.lit(None, pl.UInt32))
-        for i, fam in enumerate(self.families):
-            slide, length = fam.slide_seconds * 1000, fam.seconds * 1000
-            hops = fam.seconds // fam.slide_seconds
-            frame = events.with_columns(fam=pl.lit(i, pl.UInt8), wstart=pl.col("ts") // slide * slide)
-            if hops > 1:
-                frame = frame.with_columns(_hop=pl.int_ranges(0, hops, dtype=pl.Int64)).explode("_hop")
-                frame = frame.with_columns(wstart=pl.col("wstart") - pl.col("_hop") * slide).drop("_hop")
-            parts.append(frame.with_columns(wend=pl.col("wstart") + length))
-        return pl.concat(parts, how="vertical") if parts else events
-
-    def add(self, exploded: pl.DataFrame) -> None:
-        """Aggregate rows of `explode` (possibly filtered) into the state."""
-        if exploded.height == 0:
-            return
-        exploded = exploded.select([*KEYS, *self._inputs()])
-        self._pending["scalar"].append(exploded.group_by(KEYS).agg([_partial(m) for m in self._scalar]))
-        for c in self._distinct:
-            values = exploded.filter(pl.col(c).is_not_null() & (pl.col(c) != "")).select([*KEYS, c]).unique()
-            self._pending[f"distinct:{c}"].append(values)
-        for c in self._sketched:
-            buckets = (
-                exploded.filter(pl.col(c).is_not_null())
-                .group_by([*KEYS, sketch.bucket_expr(c).alias("bucket")])
-                .agg(n=pl.len().cast(pl.UInt64))
-            )
-            windows = self._sketches[c]
-            for (fam, wstart), part in buckets.partition_by(WINDOW, as_dict=True).items():
-                dense = windows.get((fam, wstart))
-                if dense is None:
-                    dense = windows[(fam, wstart)] = sketch.DenseSketches()
-                dense.add(part["gid"].to_numpy(), part["bucket"].to_numpy(), part["n"].to_numpy())
-
-    def _inputs(self) -> list[str]:
-        return sorted({m.column for m in self.metrics if m.column})
-
     # -- state ---------------------------------------------------------------------------------
 
-    def compact(self) -> None:
-        """Merge appended partials into one frame per part."""
-        for name, pending in self._pending.items():
-            if not pending:
-                continue
-            current = self._frames[name]
-            frames = ([current] if current is not None else []) + pending
-            merged = pl.concat(frames, how="vertical")
-            if name == "scalar":
-                merged = merged.group_by(KEYS).agg([_merge(m) for m in self._scalar])
-            elif name.startswith("distinct:"):
-                merged = merged.unique()
-            else:
-                merged = merged.group_by([*KEYS, "bucket"]).agg(pl.col("n").sum())
-            self._frames[name] = merged
-            self._pending[name] = []
+    def windows(self) -> list[Window]:
+        """The windows holding state."""
+        return list(self._windows)
 
-    def windows(self) -> pl.DataFrame:
-        """Distinct (fam, wstart) present in the state."""
-        self.compact()
-        frame = self._frames["scalar"]
-        return frame.select(WINDOW).unique() if frame is not None else pl.DataFrame(schema=self._window_schema())
-
-    @staticmethod
-    def _window_schema() -> dict[str, pl.DataType]:
-        return {"fam": pl.UInt8(), "wstart": pl.Int64()}
-
-    def drop(self, keep: pl.Expr) -> None:
-        """Keep only state rows for which ``keep`` (over ``fam``/``wstart``) holds."""
-        self.compact()
-        for name, frame in self._frames.items():
-            if frame is not None:
-                self._frames[name] = frame.filter(keep)
-        for windows in self._sketches.values():
-            if not windows:
-                continue
-            keys = pl.DataFrame(list(windows), schema=self._window_schema(), orient="row")
-            for fam, wstart in keys.filter(~keep).iter_rows():
-                del windows[(fam, wstart)]
+    def drop(self, windows: Iterable[Window]) -> None:
+        """Forget ``windows``."""
+        for window in windows:
+            self._windows.pop(window, None)
 
     def state(self) -> dict:
         """An immutable picture of the state (for snapshots)."""
-        self.compact()
-        sketches = {c: {w: dense.copy() for w, dense in windows.items()} for c, windows in self._sketches.items()}
         return {
-            "frames": dict(self._frames),
-            "sketches": sketches,
+            "windows": {w: s.state() for w, s in self._windows.items()},
             "groups": dict(self._groups),
             "tenants": dict(self._tenants),
         }
 
     def restore(self, state: dict) -> None:
-        self._frames.update(state["frames"])
-        for c, windows in state["sketches"].items():
-            self._sketches[c] = {w: dense.copy() for w, dense in windows.items()}
-        self._groups.update(state["groups"])
-        self._tenants.update(state["tenants"])
+        self._windows = {w: _WindowState.restore(s) for w, s in state["windows"].items()}
+        self._groups = dict(state["groups"])
+        self._tenants = dict(state["tenants"])
+        self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
 
     # -- output --------------------------------------------------------------------------------
 
-    def rows(self, windows: pl.DataFrame) -> pl.DataFrame:
-        """``window_aggregates`` rows (without version bookkeeping) for ``windows`` (fam, wstart)."""
-        self.compact()
-        windows = windows.select(pl.col("fam").cast(pl.UInt8), pl.col("wstart").cast(pl.Int64))
-        out = [self._grouping_rows(windows, dims) for dims in GROUPINGS]
-        frame = (
-            pl.concat([f for f in out if f is not None], how="vertical") if any(f is not None for f in out) else None
-        )
-        if frame is None:
+    def rows(self, windows: Iterable[Window]) -> pl.DataFrame:
+        """``window_aggregates`` rows (without version bookkeeping) for ``windows``."""
+        frames = [self._window_rows(w, dims) for w in windows if w in self._windows for dims in GROUPINGS]
+        frames = [f for f in frames if f is not None]
+        if not frames:
             return pl.DataFrame()
+        frame = pl.concat(frames, how="vertical")
         lengths = {i: f.seconds for i, f in enumerate(self.families)}
         slides = {i: f.slide_seconds for i, f in enumerate(self.families)}
         frame = frame.with_columns(
@@ -258,59 +259,66 @@ class WindowStore:
                 )
         return frame.rename({"wstart": "window_start"}).select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
 
-    def _quantile_frame(
-        self, column: str, windows: pl.DataFrame, levels: dict[str, float], dims: tuple[str, ...]
-    ) -> pl.DataFrame:
-        """(fam, wstart, key, one column per level) for ``windows``, from the dense sketches."""
-        to_key = None
-        if not dims:
-            to_key = np.zeros(len(self._groups), dtype=np.int64)
-            for combo, gid in self._groups.items():
-                to_key[gid] = self._tenants[combo[0]]
-        parts = []
-        sketches = self._sketches[column]
-        for fam, wstart in windows.iter_rows():
-            dense = sketches.get((fam, wstart))
-            if dense is None:
-                continue
-            keys, values = dense.quantiles(levels, to_key)
-            parts.append(
-                pl.DataFrame(
-                    {"fam": np.full(len(keys), fam), "wstart": np.full(len(keys), wstart), "key": keys, **values},
-                    schema={**self._window_schema(), "key": pl.UInt32, **dict.fromkeys(levels, pl.Float64)},
-                )
-            )
-        if not parts:
-            schema = {**self._window_schema(), "key": pl.UInt32, **dict.fromkeys(levels, pl.Float64)}
-            return pl.DataFrame(schema=schema)
-        return pl.concat(parts, how="vertical")
-
-    def _grouping_rows(self, windows: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame | None:
-        scalar = self._frames["scalar"]
-        if scalar is None:
-            return None
-        keys = [*WINDOW, "key"]
-        key = self._key_expr(dims)
-
-        def select(frame: pl.DataFrame) -> pl.DataFrame:
-            return frame.join(windows, on=WINDOW, how="semi").with_columns(key)
-
-        frame = select(scalar).group_by(keys).agg([_merge(m) for m in self._scalar])
+    def _window_rows(self, window: Window, dims: tuple[str, ...]) -> pl.DataFrame | None:
+        """One window's rows for one grouping: per group (``dims`` given) or per tenant."""
+        state = self._windows[window]
+        counts = next(state.scalars[m.name] for m in self._scalar if m.kind is Kind.COUNT)
+        n = len(counts)
+        to_key = None if dims else self._tenant_of[:n]
+        n_keys = n if dims else len(self._tenants)
+        columns: dict[str, np.ndarray] = {}
+        for m in self._scalar:
+            values = state.scalars[m.name]
+            if to_key is None:
+                merged = values
+            elif m.kind in (Kind.MIN, Kind.MAX):
+                merged = np.full(n_keys, _INITIAL[m.kind])
+                (np.minimum if m.kind is Kind.MIN else np.maximum).at(merged, to_key, values)
+            else:
+                merged = np.bincount(to_key, weights=values, minlength=n_keys)
+                if m.kind in _DTYPE:
+                    merged = np.rint(merged).astype(np.uint64)
+            columns[m.name] = merged
+        holding = np.flatnonzero(columns[next(m.name for m in self._scalar if m.kind is Kind.COUNT)])
+        out: dict[str, object] = {}
+        for m in self._scalar:
+            values = columns[m.name][holding]
+            if m.kind in _INITIAL:  # no value in the group: +-inf, shown as null
+                values = pl.Series(m.name, np.where(np.isinf(values), np.nan, values), nan_to_null=True)
+            out[m.name] = values
         for c in self._distinct:
-            names = [m.name for m in self.metrics if m.kind is Kind.DISTINCT and m.column == c]
-            values = self._frames[f"distinct:{c}"]
-            if values is None:
-                frame = frame.with_columns([pl.lit(0, pl.UInt64).alias(n) for n in names])
-                continue
-            counts = select(values).group_by(keys).agg(pl.col(c).n_unique().cast(pl.UInt64).alias(names[0]))
-            frame = frame.join(counts, on=keys, how="left").with_columns(pl.col(names[0]).fill_null(0))
-            frame = frame.with_columns([pl.col(names[0]).alias(n) for n in names[1:]])
+            counters = state.distinct.get(c)
+            distinct = counters[0 if dims else 1].counts if counters else np.zeros(0, np.uint64)
+            distinct = np.concatenate([distinct, np.zeros(max(0, n_keys - len(distinct)), np.uint64)])[holding]
+            for m in self.metrics:
+                if m.kind is Kind.DISTINCT and m.column == c:
+                    out[m.name] = distinct
         for c in self._sketched:
             levels = {m.name: m.quantile for m in self.metrics if m.kind is Kind.QUANTILE and m.column == c}
-            frame = frame.join(self._quantile_frame(c, windows, levels, dims), on=keys, how="left")
+            dense = state.sketches.get(c)
+            full = {name: np.full(n_keys, np.nan) for name in levels}
+            if dense is not None:
+                keys, answers = dense.quantiles(levels, to_key)
+                for name in levels:
+                    full[name][keys] = answers[name]
+            for name in levels:
+                out[name] = pl.Series(name, full[name][holding], nan_to_null=True)
+        frame = pl.DataFrame({"key": holding.astype(np.uint32), **out})
         frame = frame.join(self._dimension_frame(dims), on="key", how="left")
+        fam, wstart = window
+        frame = frame.with_columns(fam=pl.lit(fam, pl.UInt8), wstart=pl.lit(wstart, pl.Int64))
         if "type" not in dims:
-            frame = frame.with_columns(type=pl.lit(ALL))
-        if "source" not in dims:
-            frame = frame.with_columns(source=pl.lit(ALL))
-        return frame.select([*WINDOW, *DIMENSIONS, *(m.name for m in self.metrics if m.kind is not Kind.RATIO)])
+            frame = frame.with_columns(type=pl.lit(ALL), source=pl.lit(ALL))
+        return frame.select("fam", "wstart", *DIMENSIONS, *(m.name for m in self.metrics if m.kind is not Kind.RATIO))
+
+    def _dimension_frame(self, dims: tuple[str, ...]) -> pl.DataFrame:
+        """``key`` -> dimension columns for one grouping (gid for the full one, tid for tenants)."""
+        if dims:
+            rows = [(gid, *combo) for combo, gid in self._groups.items()]
+            return pl.DataFrame(
+                rows,
+                schema={"key": pl.UInt32, "tenant": pl.String, "type": pl.String, "source": pl.String},
+                orient="row",
+            )
+        rows = [(tid, tenant) for tenant, tid in self._tenants.items()]
+        return pl.DataFrame(rows, schema={"key": pl.UInt32, "tenant": pl.String}, orient="row")
