@@ -26,7 +26,7 @@ from bytewax.dataflow import Dataflow
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
 from eventpulse.settings import Settings
-from flows.decode import DecodedBatch, decode_batch
+from flows.decode import DecodedBatch, decode_batch, warm_up
 from flows.metrics import PipelineMetrics
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
@@ -91,6 +91,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             if e.broker_ts.size:
                 metrics.observe("freshness_broker_ms", now - e.broker_ts.astype(np.float64))
 
+    warm_up()
     flow = Dataflow("eventpulse_events")
     batches = op.input(
         "kafka",
