@@ -80,17 +80,23 @@ RUNS: dict[str, tuple[str, str, int]] = {
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and all its children (uvicorn's workers)."""
+    return sum(process_cpu_seconds(pid).values())
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and each of its children, by pid."""
     import psutil
 
+    out: dict[int, float] = {}
     try:
         root = psutil.Process(pid)
-        total = 0.0
         for proc in [root, *root.children(recursive=True)]:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        return total
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                out[proc.pid] = times.user + times.system
     except psutil.NoSuchProcess:
-        return 0.0
+        pass
+    return out
 
 
 def event(i: int, now_ms: int) -> dict:
@@ -190,6 +196,12 @@ def main() -> None:
     parser.add_argument("--batch-connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="Gateway server processes.")
     parser.add_argument(
+        "--baseline-workers",
+        type=int,
+        default=1,
+        help="Baseline server processes (1: the issue's baseline; pass --workers' value for a like-for-like pair).",
+    )
+    parser.add_argument(
         "--runs",
         default=",".join(RUNS),
         help=f"Comma-separated subset of {','.join(RUNS)} (the baseline always runs).",
@@ -261,6 +273,8 @@ def main() -> None:
                     "--no-access-log",
                     "--log-level",
                     "warning",
+                    "--workers",
+                    str(args.baseline_workers),
                 ],
                 tmp / "baseline.log",
                 cwd=tmp,
@@ -284,24 +298,33 @@ def main() -> None:
         broker_proc = procs[0]
         results: dict[str, tuple[dict, int]] = {}
         cpu: dict[str, dict[str, float]] = {}
+        shares: dict[str, list[int]] = {}
 
         def measure(name: str, url: str, body: str, events: int, connections: int, proc: subprocess.Popen) -> None:
             import psutil
 
-            before = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
+            server_before = process_cpu_seconds(proc.pid)
+            before = {"server": sum(server_before.values()), "broker": cpu_seconds(broker_proc.pid)}
             psutil.cpu_percent()  # starts the machine-wide interval
             started = time.monotonic()
             result = load(url, bodies[body], key, connections, args.duration, script)
             wall = time.monotonic() - started
             busy = psutil.cpu_percent()
             requests = max(1, result["requests"])
-            after = {"server": cpu_seconds(proc.pid), "broker": cpu_seconds(broker_proc.pid)}
+            server_after = process_cpu_seconds(proc.pid)
+            after = {"server": sum(server_after.values()), "broker": cpu_seconds(broker_proc.pid)}
             results[name] = (result, events)
             cpu[name] = {k: (after[k] - before[k]) / requests * 1e6 for k in after}
             # Utilisation: a server near 100 % of a core per worker is CPU-bound; well below, the
             # closed loop of `connections` clients is bound by latency (the produce round trip).
             cpu[name]["server %"] = (after["server"] - before["server"]) / wall * 100
             cpu[name]["machine %"] = busy
+            # Each process's share (with --workers N: how evenly the connections fell on the workers;
+            # they share one listening socket, so a burst of connections may land on one of them).
+            shares[name] = sorted(
+                (round((server_after[pid] - server_before.get(pid, 0.0)) / wall * 100) for pid in server_after),
+                reverse=True,
+            )
 
         measure(
             "baseline single", f"http://127.0.0.1:{base_port}/api/events", "single", 1, args.connections, baseline_proc
@@ -320,13 +343,14 @@ def main() -> None:
         base_rps = results["baseline single"][0]["rps"]
         print(
             f"load generator: {load.__name__[4:]}; {os.cpu_count()} cores shared by everything; "
-            f"{args.duration:g}s per run; gateway workers: {args.workers}; load average at the end: "
-            f"{os.getloadavg()[0]:.2f}"
+            f"{args.duration:g}s per run; wrk connections: {args.connections} single, {args.batch_connections} batch"
+            f" (baseline and gateway alike); workers: gateway {args.workers}, baseline {args.baseline_workers};"
+            f" load average at the end: {os.getloadavg()[0]:.2f}"
         )
         print(
             f"{'run':22} {'req/s':>10} {'events/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
             f" {'vs baseline':>12} {'server CPU us/req':>18} {'us/event':>9} {'broker us/event':>16}"
-            f" {'server %core':>13} {'machine %':>10}"
+            f" {'server %core':>13} {'machine %':>10}  per process %core"
         )
         for name, (r, n) in results.items():
             server_us, broker_us = cpu[name]["server"], cpu[name]["broker"]
@@ -334,6 +358,7 @@ def main() -> None:
                 f"{name:22} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f}"
                 f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x {server_us:18.1f} {server_us / n:9.2f}"
                 f" {broker_us / n:16.2f} {cpu[name]['server %']:13.0f} {cpu[name]['machine %']:10.0f}"
+                f"  {'/'.join(map(str, shares[name]))}"
             )
         print(
             f"gateway accepted {metrics['events_accepted']} events; produce latency ms {metrics['produce_latency_ms']}"
@@ -350,6 +375,11 @@ def main() -> None:
                 f"target single >= 0.5x baseline at p99 < 50 ms: {single['rps'] / base_rps:.2f}x,"
                 f" p99 {single['p99']:.1f} ms"
             )
+            # The rates swing with whatever else runs on the cores; the CPU cost per request does
+            # not: a server that is CPU-bound reaches (baseline us/req / gateway us/req) of the
+            # baseline's rate on the same core.
+            ratio = cpu["baseline single"]["server"] / max(cpu["gateway single"]["server"], 1e-9)
+            print(f"same-core capacity (baseline CPU us/req / gateway CPU us/req): {ratio:.2f}x")
         if args.hold:
             print(
                 f"holding: gateway {gw} (pid {gateway_proc.pid}), key {key}, bodies in {tmp};"
