@@ -60,7 +60,8 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     raw_options: dict[str, Any] = {
         "min_rows": stream.raw_insert_min_rows,
         "max_delay_s": stream.raw_insert_max_delay_s,
-        "max_pending": 4,
+        "max_pending": 1024,  # item lists; the bound that matters is on rows:
+        "max_pending_rows": 3 * max(stream.raw_insert_min_rows, stream.batch_size),
     }
     sink_options: dict[str, Any] = {
         "max_backoff_s": stream.sink_max_backoff_s,

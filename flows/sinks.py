@@ -2,7 +2,8 @@
 
 Each sink partition inserts on a thread of its own, so the worker goes on decoding and windowing
 the next micro-batch while the server writes the previous one (the worker used to wait ~20 % of
-its time on inserts). At most ``max_pending`` item lists wait for the thread; when the warehouse is
+its time on inserts). At most ``max_pending`` item lists (and ``max_pending_rows`` rows) wait for the
+thread; when the warehouse is
 slow or unreachable the thread retries with exponential backoff for as long as it takes, the
 queue fills and ``write_batch`` blocks: the source stops being polled (backpressure) instead of
 buffering without bound or dropping.
@@ -121,7 +122,9 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
     def __init__(self, sink: "WarehouseSink[X]") -> None:
         self._sink = sink
         self._inserts = _Inserter(sink)
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=sink.max_pending)
+        self._queue: queue.Queue[tuple[list[X], int] | object] = queue.Queue(maxsize=sink.max_pending)
+        self._room = threading.Condition()
+        self._pending_rows = 0  # rows handed to the thread and not yet written
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"insert-{sink.table}", daemon=True)
         self._thread.start()
@@ -147,10 +150,14 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
                 else:
                     if not held:
                         deadline = time.monotonic() + sink.max_delay_s
-                    held.extend(got)  # type: ignore[arg-type]
-                    rows += sum(len(sink.rows_of(item)[0]) for item in got)  # type: ignore[attr-defined]
+                    items, count = got  # type: ignore[misc]
+                    held.extend(items)
+                    rows += count
             if held and (flush or (rows >= sink.min_rows and self._queue.empty())):
                 self._write(held)
+                with self._room:
+                    self._pending_rows -= rows
+                    self._room.notify_all()
                 held, rows = [], 0
             if flush or not held:
                 for _ in range(taken):
@@ -170,7 +177,14 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
 
     def write_batch(self, values: list[X]) -> None:
         self._check()
-        self._queue.put(values)
+        rows = sum(len(self._sink.rows_of(item)[0]) for item in values)
+        limit = self._sink.max_pending_rows
+        if limit is not None:
+            with self._room:
+                while self._pending_rows and self._pending_rows + rows > limit:
+                    self._room.wait()
+                self._pending_rows += rows
+        self._queue.put((values, rows))
 
     def snapshot(self) -> None:
         self._queue.put(_FLUSH)
@@ -198,6 +212,8 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         on_insert: called with (table, rows, seconds) after each insert.
         compress: compress inserts (lz4); see `StreamSettings.insert_compress`.
         max_pending: item lists that may wait for the insert thread before ``write_batch`` blocks.
+        max_pending_rows: rows that may wait for (or be in) an insert before ``write_batch`` blocks
+            (None: only ``max_pending`` bounds the wait).
         min_rows: rows the insert thread gathers before it inserts (0: insert what is there at once).
         max_delay_s: longest an item waits for ``min_rows`` to come together.
     """
@@ -218,9 +234,11 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         on_insert: Callable[[str, int, float], None] | None = None,
         compress: bool = False,
         max_pending: int = 1,
+        max_pending_rows: int | None = None,
         min_rows: int = 0,
         max_delay_s: float = 1.0,
     ) -> None:
+        self.max_pending_rows = max_pending_rows
         self.min_rows, self.max_delay_s = min_rows, max_delay_s
         self.compress = compress
         self.on_insert = on_insert

@@ -100,3 +100,21 @@ def test_close_writes_what_is_held(warehouse, warehouse_client) -> None:
     part.write_batch([_rows(0, 7)])
     part.close()
     assert _count(warehouse_client) == 7
+
+
+def test_write_blocks_while_max_pending_rows_wait(warehouse, warehouse_client) -> None:
+    """Backpressure counts rows: a batch that would pass ``max_pending_rows`` waits for the insert."""
+    sink = WarehouseSink(
+        warehouse, "dead_letters", lambda item: item, min_rows=10_000, max_delay_s=0.5, max_pending_rows=15
+    )
+    part = sink.build_part("step", WarehouseSink.PART, None)
+    try:
+        part.write_batch([_rows(0, 10)])
+        started = time.monotonic()
+        part.write_batch([_rows(10, 10)])  # 20 > 15 rows: returns once the first 10 are written
+        assert time.monotonic() - started >= 0.4
+        assert _count(warehouse_client) >= 10
+        part.snapshot()
+        assert _count(warehouse_client) == 20
+    finally:
+        part.close()
