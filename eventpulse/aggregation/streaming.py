@@ -117,6 +117,7 @@ class WindowStore:
         self._groups: dict[tuple[str, str, str], int] = {}  # (tenant, type, source) -> gid
         self._tenants: dict[str, int] = {}  # tenant -> tid
         self._tenant_of = np.zeros(0, dtype=np.int64)  # gid -> tid
+        self._names_cache: dict[tuple[str, ...], pl.DataFrame] = {}
 
     def _parent(self, i: int) -> int | None:
         """The longest earlier tumbling family whose windows tile family ``i``'s windows, if any.
@@ -270,53 +271,73 @@ class WindowStore:
     # -- output --------------------------------------------------------------------------------
 
     def rows(self, windows: Iterable[Window]) -> pl.DataFrame:
-        """``window_aggregates`` rows (without version bookkeeping) for ``windows``."""
-        frames = [self._window_rows(w, dims) for w in windows if w in self._windows for dims in GROUPINGS]
-        frames = [f for f in frames if f is not None]
+        """``window_aggregates`` rows (without version bookkeeping) for ``windows``.
+
+        Each window answers with numpy columns; one frame per grouping is built from all of them,
+        and the dimension names are gathered by key (no join), so an emission costs a few array
+        operations per window.
+        """
+        windows = [w for w in windows if w in self._windows]
+        frames = []
+        for dims in GROUPINGS:
+            parts = [self._window_columns(w, dims) for w in windows]
+            parts = [p for p in parts if len(p["key"])]
+            if not parts:
+                continue
+            columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            keys = columns.pop("key")
+            frame = pl.DataFrame(
+                {
+                    name: pl.Series(name, values, nan_to_null=values.dtype.kind == "f")
+                    for name, values in columns.items()
+                }
+            )
+            names = self._names(dims)[keys]
+            if not dims:
+                names = names.with_columns(type=pl.lit(ALL), source=pl.lit(ALL))
+            frames.append(pl.concat([frame, names], how="horizontal"))
         if not frames:
             return pl.DataFrame()
         frame = pl.concat(frames, how="vertical")
-        lengths = {i: f.seconds for i, f in enumerate(self.families)}
-        slides = {i: f.slide_seconds for i, f in enumerate(self.families)}
-        frame = frame.with_columns(
-            window_seconds=pl.col("fam").replace_strict(lengths, return_dtype=pl.UInt32),
-            slide_seconds=pl.col("fam").replace_strict(slides, return_dtype=pl.UInt32),
-        ).with_columns(window_end=pl.col("wstart") + pl.col("window_seconds").cast(pl.Int64) * 1000)
         for m in self.metrics:
             if m.kind is Kind.RATIO:
                 num, den = pl.col(m.numerator), pl.col(m.denominator)
                 frame = frame.with_columns(
                     pl.when(den == 0).then(0.0).otherwise(num.cast(pl.Float64) / den.cast(pl.Float64)).alias(m.name)
                 )
-        return frame.rename({"wstart": "window_start"}).select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
+        return frame.select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
 
-    def _window_rows(self, window: Window, dims: tuple[str, ...]) -> pl.DataFrame | None:
-        """One window's rows for one grouping: per group (``dims`` given) or per tenant."""
+    def _window_columns(self, window: Window, dims: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """One window's rows for one grouping (per group, or per tenant with ``dims`` empty) as
+        numpy columns; ``key`` is the group or tenant id; NaN stands for null."""
         state = self._windows[window]
         counts = next(state.scalars[m.name] for m in self._scalar if m.kind is Kind.COUNT)
         n = len(counts)
         to_key = None if dims else self._tenant_of[:n]
         n_keys = n if dims else len(self._tenants)
-        columns: dict[str, np.ndarray] = {}
+        merged: dict[str, np.ndarray] = {}
         for m in self._scalar:
             values = state.scalars[m.name]
             if to_key is None:
-                merged = values
-            elif m.kind in (Kind.MIN, Kind.MAX):
-                merged = np.full(n_keys, _INITIAL[m.kind])
-                (np.minimum if m.kind is Kind.MIN else np.maximum).at(merged, to_key, values)
+                merged[m.name] = values
+            elif m.kind in _INITIAL:
+                merged[m.name] = np.full(n_keys, _INITIAL[m.kind])
+                (np.minimum if m.kind is Kind.MIN else np.maximum).at(merged[m.name], to_key, values)
             else:
-                merged = np.bincount(to_key, weights=values, minlength=n_keys)
-                if m.kind in _DTYPE:
-                    merged = np.rint(merged).astype(np.uint64)
-            columns[m.name] = merged
-        holding = np.flatnonzero(columns[next(m.name for m in self._scalar if m.kind is Kind.COUNT)])
-        out: dict[str, object] = {}
+                total = np.bincount(to_key, weights=values, minlength=n_keys)
+                merged[m.name] = np.rint(total).astype(np.uint64) if m.kind in _DTYPE else total
+        holding = np.flatnonzero(merged[next(m.name for m in self._scalar if m.kind is Kind.COUNT)])
+        family = self.families[window[0]]
+        out: dict[str, np.ndarray] = {
+            "key": holding,
+            "window_seconds": np.full(len(holding), family.seconds, np.uint32),
+            "slide_seconds": np.full(len(holding), family.slide_seconds, np.uint32),
+            "window_start": np.full(len(holding), window[1], np.int64),  # epoch ms
+            "window_end": np.full(len(holding), window[1] + family.seconds * 1000, np.int64),
+        }
         for m in self._scalar:
-            values = columns[m.name][holding]
-            if m.kind in _INITIAL:  # no value in the group: +-inf, shown as null
-                values = pl.Series(m.name, np.where(np.isinf(values), np.nan, values), nan_to_null=True)
-            out[m.name] = values
+            values = merged[m.name][holding]
+            out[m.name] = np.where(np.isinf(values), np.nan, values) if m.kind in _INITIAL else values
         for c in self._distinct:
             counters = state.distinct.get(c)
             distinct = counters[0 if dims else 1].counts if counters else np.zeros(0, np.uint64)
@@ -332,24 +353,16 @@ class WindowStore:
                 keys, answers = dense.quantiles(levels, to_key)
                 for name in levels:
                     full[name][keys] = answers[name]
-            for name in levels:
-                out[name] = pl.Series(name, full[name][holding], nan_to_null=True)
-        frame = pl.DataFrame({"key": holding.astype(np.uint32), **out})
-        frame = frame.join(self._dimension_frame(dims), on="key", how="left")
-        fam, wstart = window
-        frame = frame.with_columns(fam=pl.lit(fam, pl.UInt8), wstart=pl.lit(wstart, pl.Int64))
-        if "type" not in dims:
-            frame = frame.with_columns(type=pl.lit(ALL), source=pl.lit(ALL))
-        return frame.select("fam", "wstart", *DIMENSIONS, *(m.name for m in self.metrics if m.kind is not Kind.RATIO))
+            out.update({name: values[holding] for name, values in full.items()})
+        return out
 
-    def _dimension_frame(self, dims: tuple[str, ...]) -> pl.DataFrame:
-        """``key`` -> dimension columns for one grouping (gid for the full one, tid for tenants)."""
-        if dims:
-            rows = [(gid, *combo) for combo, gid in self._groups.items()]
-            return pl.DataFrame(
-                rows,
-                schema={"key": pl.UInt32, "tenant": pl.String, "type": pl.String, "source": pl.String},
-                orient="row",
-            )
-        rows = [(tid, tenant) for tenant, tid in self._tenants.items()]
-        return pl.DataFrame(rows, schema={"key": pl.UInt32, "tenant": pl.String}, orient="row")
+    def _names(self, dims: tuple[str, ...]) -> pl.DataFrame:
+        """The dimension columns of every group (``dims`` given) or tenant, row = its id."""
+        cached = self._names_cache.get(dims)
+        if cached is None or len(cached) != (len(self._groups) if dims else len(self._tenants)):
+            if dims:
+                cached = pl.DataFrame(list(self._groups), schema=DIMENSIONS, orient="row")
+            else:
+                cached = pl.DataFrame({"tenant": list(self._tenants)}, schema={"tenant": pl.String})
+            self._names_cache[dims] = cached
+        return cached
