@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         http="httptools",
         lifespan="on",
         access_log=False,
+        server_header=False,  # "server: uvicorn" tells a client nothing it needs; one header less per answer
         log_config=None,
         timeout_graceful_shutdown=15,
     )

@@ -75,7 +75,8 @@ class RequestContext:
         finally:
             path = scope["path"]
             route = path if path in KNOWN_ROUTES else "other"
-            self.metrics.requests[(route, status or 101)] += 1
+            counts, count_key = self.metrics.requests, (route, status or 101)
+            counts[count_key] = counts.get(count_key, 0) + 1
             if self.log_all or (self.log_errors and status >= 400):
                 log.info(
                     "request",

@@ -17,8 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Producer
 
@@ -43,9 +42,10 @@ class QueueFull(Exception):
     """The producer already holds ``max_queued`` unacknowledged events: shed load."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryReport:
-    """What became of one request's messages: indexes (into the request's list) that were not acked."""
+class DeliveryReport(NamedTuple):
+    """What became of one request's messages: indexes (into the request's list) that were not acked.
+
+    A NamedTuple (one per request): half the cost of building a frozen dataclass."""
 
     failed: tuple[int, ...]
     timed_out: bool

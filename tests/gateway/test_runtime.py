@@ -16,3 +16,18 @@ def test_tune_gc_raises_the_young_threshold_and_freezes_the_startup_heap():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_python_m_gateway_serves_with_uvloop_httptools_and_no_server_header(monkeypatch):
+    import uvicorn
+
+    import gateway.__main__ as entry
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+    monkeypatch.setattr(entry, "configure_logging", lambda level: None)
+    entry.main(["--port", "8123", "--workers", "2"])
+    assert seen["app"] == "gateway.app:create_app" and seen["factory"] is True
+    assert (seen["port"], seen["workers"]) == (8123, 2)
+    assert (seen["loop"], seen["http"]) == ("uvloop", "httptools")
+    assert seen["server_header"] is False and seen["access_log"] is False
