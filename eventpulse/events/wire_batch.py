@@ -7,48 +7,40 @@ returns the columns of the ``events`` table directly.
 Two ways through, one set of rules:
 
 * the **fast path** takes messages in the exact form the gateway writes (`ValidEvent.to_wire`):
-  ASCII, at most `_FAST_MAX_BYTES`, exactly the known top-level fields with their JSON types.
-  msgspec decodes the typed top level in one call and keeps ``data`` as raw JSON, which orjson
-  then decodes as the general path would (so JSON edge cases inside ``data`` behave the same).
-  The checks below only *accept*: any message they are not sure of goes to
+  ASCII, exactly the known top-level fields with their JSON types. msgspec checks every rule that
+  needs only the limits (lengths, ranges) as it decodes: the top level message by message (``data``
+  kept as raw JSON), then the ``data`` of the whole batch in one call, into a struct of just the
+  fields the validator reads. The rest is checked over the whole batch at once, in C loops over the
+  columns and over the ``data`` texts joined into one buffer, not per event in Python: times
+  against ``received_at``, whitespace-only names, and what msgspec does not check in the JSON it
+  skips (`_skipped_json_unsure`). These checks only *accept*: any message they are not sure of
+  goes to
 * the **general path**, `EventValidator.parse_wire`, which alone decides rejections and reasons.
 
-The size bound keeps nesting below orjson's depth limit and ASCII rules out invalid UTF-8: the two
-things msgspec does not check in the raw ``data`` it skips over. That both paths agree, field by
-field, is a Hypothesis property test (tests/eventpulse/events/test_wire_batch.py).
+That both paths agree, field by field, is a Hypothesis property test
+(tests/eventpulse/events/test_wire_batch.py).
 """
 
-import math
+import bisect
+import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress
+from operator import not_, sub
+from typing import Annotated, Any
 
 import msgspec
 import orjson
+from msgspec import Meta
 
-from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION, ValidEvent
+from eventpulse.config.events import EventLimits
+from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION
 from eventpulse.events.rejections import Rejection
 from eventpulse.events.validation import LATEST_RECEIVED_AT_MS, MAX_SCHEMA_VERSION, EventValidator
 
 WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
-
-
-class _WireEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The wire format exactly as the gateway writes it."""
-
-    id: str
-    timestamp: int
-    type: str
-    source: str
-    data: msgspec.Raw
-    tenant: str
-    received_at: int
-    schema_version: int = SCHEMA_VERSION
-
-
-_DECODER = msgspec.json.Decoder(_WireEvent)
-_FAST_MAX_BYTES = 2000  # a document deeper than orjson's 1024 levels needs more than 2048 bytes
 
 
 @dataclass(slots=True)
@@ -77,87 +69,272 @@ def validate_wire_batch(
     ``default_id(i)`` names the i-th message when it carries no id (only asked then), so a replay
     names it the same way.
     """
-    limits = validator.limits
-    name_max, id_max, keys_max = limits.max_name_chars, limits.max_id_chars, limits.max_data_keys
-    depth_max = limits.max_data_depth
-    skew_ms, age_ms = limits.max_future_skew_s * 1000, limits.max_past_age_s * 1000
-    fast_max = min(_FAST_MAX_BYTES, limits.max_event_bytes)
-    out = WireBatch()
-    cols = out.columns
-    tenant_c, id_c, ts_c, type_c, source_c = cols["tenant"], cols["id"], cols["timestamp"], cols["type"], cols["source"]
-    user_c, latency_c, error_c, data_c = cols["user_id"], cols["latency_ms"], cols["is_error"], cols["data"]
-    extra_c, version_c, received_c = cols["extra"], cols["schema_version"], cols["received_at"]
-    index = out.index
-    decode, loads = _DECODER.decode, orjson.loads
-    for i, payload in enumerate(payloads):
-        if payload is not None and len(payload) <= fast_max and payload.isascii():
-            try:
-                wire = decode(payload)
-                raw = memoryview(wire.data)
-                data = loads(raw)
-            except (msgspec.DecodeError, orjson.JSONDecodeError):
-                data = None
-            text = str(raw, "ascii") if type(data) is dict else ""
-            # no more containers in the text than levels allowed: the depth limit holds
-            if type(data) is dict and len(data) <= keys_max and text.count("{") + text.count("[") <= depth_max:
-                tenant, ident, kind, source = wire.tenant, wire.id, wire.type, wire.source
-                ts, received = wire.timestamp, wire.received_at
-                user = data.get("user_id", "")
-                user_type = type(user)
-                user_id = user if user_type is str else str(user) if user_type is int else None
-                latency = data.get("latency_ms")
-                latency_type = type(latency)
-                if latency_type is int:
-                    latency = float(latency)
-                    latency_type = float
-                if (
-                    user_id is not None
-                    and len(user_id) <= name_max
-                    and (latency is None or (latency_type is float and latency >= 0 and math.isfinite(latency)))
-                    and 0 <= wire.schema_version <= MAX_SCHEMA_VERSION
-                    and 0 <= received < LATEST_RECEIVED_AT_MS
-                    and 0 <= ts <= received + skew_ms
-                    and ts >= received - age_ms
-                    and _name_ok(tenant, name_max)
-                    and _name_ok(kind, name_max)
-                    and _name_ok(source, name_max)
-                    and _name_ok(ident, id_max)
-                ):
-                    status = data.get("status_code")
-                    index.append(i)
-                    tenant_c.append(tenant)
-                    id_c.append(ident)
-                    ts_c.append(ts)
-                    type_c.append(kind)
-                    source_c.append(source)
-                    user_c.append(user_id)
-                    latency_c.append(latency)
-                    error_c.append(
-                        int(
-                            kind == "error"
-                            or data.get("error") is True
-                            or (type(status) in (int, float) and status >= 500)
-                        )
-                    )
-                    data_c.append(text)
-                    extra_c.append("{}")
-                    version_c.append(wire.schema_version)
-                    received_c.append(received)
-                    continue
-        result = validator.parse_wire(payload or b"", default_id=default_id(i))
+    out, general = _fast_path(validator.limits, payloads)
+    rows: list[tuple[int, tuple[Any, ...]]] = []
+    for i in general:
+        result = validator.parse_wire(payloads[i] or b"", default_id=default_id(i))
         if isinstance(result, Rejection):
             out.rejections.append((i, result))
         else:
-            _append(out, i, result)
+            rows.append((i, result.raw_row(0, 0)[: len(WIRE_COLUMNS)]))
+    if rows:
+        _insert(out, rows)
     return out
 
 
-def _name_ok(value: str, most: int) -> bool:
-    return 0 < len(value) <= most and not value.isspace()
+def _fast_path(limits: EventLimits, payloads: Sequence[bytes | None]) -> tuple[WireBatch, list[int]]:
+    """The events the fast path accepts, and the positions of all other messages, in order."""
+    most = limits.max_event_bytes
+    keep = [p is not None and len(p) <= most and p.isascii() for p in payloads]
+    candidates: Sequence[Any] = payloads
+    positions: Sequence[int] = range(len(payloads))
+    general: list[int] = []
+    if not all(keep):
+        candidates, positions = list(compress(payloads, keep)), list(compress(positions, keep))
+        general = list(compress(range(len(keep)), map(not_, keep)))
+    decoders = _decoders(limits.max_name_chars, limits.max_id_chars)
+    events, index, failed = _decode_each(decoders.event.decode, candidates, positions)
+    general += failed
+    if not events:
+        return WireBatch(index=[]), sorted(general)
+    raws = [e.data for e in events]
+    joined = _Joined(raws)
+    datas, unsure = _decode_datas(decoders, joined)
+    unsure |= _skipped_json_unsure(joined, limits)
+    tenants, ids, kinds, sources = (
+        [e.tenant for e in events],
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.source for e in events],
+    )
+    for names in tenants, ids, kinds, sources:  # a name of only whitespace is refused
+        if any(map(str.isspace, names)):
+            unsure.update(compress(range(len(names)), map(str.isspace, names)))
+    timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
+    unsure |= _unsure_times(timestamps, received, limits)
+    versions, texts = [e.schema_version for e in events], joined.texts
+    if unsure:
+        general += [index[k] for k in unsure]
+        sure = [True] * len(events)
+        for k in unsure:
+            sure[k] = False
+        index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas = (
+            list(compress(column, sure))
+            for column in (index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas)
+        )
+    columns = (
+        tenants,
+        ids,
+        timestamps,
+        kinds,
+        sources,
+        [u if u.__class__ is str else str(u) for u in [d.user_id for d in datas]],
+        [d.latency_ms for d in datas],
+        [
+            1
+            if kind == "error" or d.error is True or (d.status_code.__class__ in _NUMBER and d.status_code >= 500)
+            else 0
+            for kind, d in zip(kinds, datas, strict=True)
+        ],
+        texts,
+        ["{}"] * len(index),
+        versions,
+        received,
+    )
+    return WireBatch(dict(zip(WIRE_COLUMNS, columns, strict=True)), index), sorted(general)
 
 
-def _append(out: WireBatch, i: int, event: ValidEvent) -> None:
-    row = event.raw_row(0, 0)[: len(WIRE_COLUMNS)]
-    for column, value in zip(out.columns.values(), row, strict=True):
-        column.append(value)
-    out.index.append(i)
+@dataclass(frozen=True, slots=True)
+class _Decoders:
+    event: msgspec.json.Decoder  # one wire message, ``data`` as msgspec.Raw
+    data: msgspec.json.Decoder  # the ``data`` of one message
+    datas: msgspec.json.Decoder  # a JSON array of ``data``
+    no_data: Any  # stands in for ``data`` that did not decode
+
+
+@functools.lru_cache(maxsize=8)
+def _decoders(max_name_chars: int, max_id_chars: int) -> _Decoders:
+    """The wire form exactly as the gateway writes it, with the limits that need no context."""
+    name = Annotated[str, Meta(min_length=1, max_length=max_name_chars)]
+    event = msgspec.defstruct(
+        "WireEvent",
+        [
+            ("id", Annotated[str, Meta(min_length=1, max_length=max_id_chars)]),
+            ("timestamp", Annotated[int, Meta(ge=0)]),
+            ("type", name),
+            ("source", name),
+            ("data", msgspec.Raw),
+            ("tenant", name),
+            ("received_at", Annotated[int, Meta(ge=0, lt=LATEST_RECEIVED_AT_MS)]),
+            ("schema_version", Annotated[int, Meta(ge=0, le=MAX_SCHEMA_VERSION)], SCHEMA_VERSION),
+        ],
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    # An integer user_id whose decimal form fits, and within int64: orjson decodes integers beyond
+    # 64 bits as floats (a wrong type) where msgspec gives ints, and bounds must fit int64 anyway.
+    most, least = min(2**63 - 1, 10**max_name_chars - 1), max(-(2**63), 1 - 10 ** (max_name_chars - 1))
+    user_id = Annotated[str, Meta(max_length=max_name_chars)] | Annotated[int, Meta(ge=least, le=most)]
+    data = msgspec.defstruct(
+        "WireData",
+        [
+            ("user_id", user_id, ""),
+            ("latency_ms", Annotated[float, Meta(ge=0)] | None, None),
+            ("status_code", Any, None),
+            ("error", Any, None),
+        ],
+        gc=False,
+    )
+    return _Decoders(msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(list[data]), data())
+
+
+def _decode_each(
+    decode: Callable[[bytes], Any], payloads: Sequence[Any], positions: Sequence[int]
+) -> tuple[list[Any], list[int], list[int]]:
+    """Decode every payload: the events, their positions, and the positions of those that failed.
+
+    ``list.extend(map(...))`` keeps what it appended before an exception, so a failure costs one
+    restart, not a Python loop over every message.
+    """
+    events: list[Any] = []
+    index: list[int] = []
+    failed: list[int] = []
+    rest = iter(payloads)
+    start = 0
+    while True:
+        before = len(events)
+        try:
+            events.extend(map(decode, rest))
+        except (msgspec.DecodeError, RecursionError):  # msgspec recurses into nested JSON
+            stop = start + len(events) - before  # the one that failed
+            index += positions[start:stop]
+            failed.append(positions[stop])
+            start = stop + 1
+        else:
+            index += positions[start:]
+            return events, index, failed
+
+
+_NUMBER = (int, float)
+
+
+def _decode_datas(decoders: _Decoders, joined: "_Joined") -> tuple[list[Any], set[int]]:
+    """The ``data`` of every event, and which did not decode (a stand-in in their place)."""
+    try:
+        if joined.sep == b"\n":
+            return decoders.data.decode_lines(joined.text), set()
+        return decoders.datas.decode(b"[" + b",".join(joined.raws) + b"]"), set()
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    datas, failed = [], set()
+    for k, raw in enumerate(joined.raws):
+        try:
+            datas.append(decoders.data.decode(raw))
+        except (msgspec.DecodeError, RecursionError):
+            datas.append(decoders.no_data)
+            failed.add(k)
+    return datas, failed
+
+
+def _unsure_times(timestamps: list[int], received: list[int], limits: EventLimits) -> set[int]:
+    """Events whose timestamp is too far from their ``received_at``."""
+    ahead, behind = limits.max_future_skew_s * 1000, -limits.max_past_age_s * 1000
+    offsets = list(map(sub, timestamps, received))
+    if min(offsets) >= behind and max(offsets) <= ahead:
+        return set()
+    everyone = range(len(offsets))
+    return {*compress(everyone, map(ahead.__lt__, offsets)), *compress(everyone, map(behind.__gt__, offsets))}
+
+
+class _Joined:
+    """The ``data`` texts of a batch in one buffer, one a line, and each as a str (``texts``).
+
+    A text holding a newline (JSON may have them between tokens) makes the separator NUL instead,
+    a control character msgspec refuses anywhere in JSON.
+    """
+
+    def __init__(self, raws: list[Any]) -> None:
+        self.raws = raws
+        for sep in b"\n", b"\0":
+            self.sep, self.text = sep, sep.join(raws)
+            self.texts = self.text.decode().split(sep.decode())
+            if len(self.texts) == len(raws):
+                return
+        raise AssertionError("a JSON text msgspec accepted holds a NUL")
+
+
+def _table(default: bytes, mapping: dict[bytes, bytes]) -> bytes:
+    table = bytearray(default * 256)
+    for chars, to in mapping.items():
+        for char in chars:
+            table[char] = to[0]
+    return bytes(table)
+
+
+# Number characters as '0' ('-' as a place a number may start), e/E as 'e', what may come just
+# before a value as ':', anything else ' '. A number orjson refuses as out of range (|x| >= 2**1024)
+# needs an exponent of 3 digits or more, or 210 digits or more before any exponent.
+_NUMBER_SHAPE = _table(b" ", {b"0123456789+.": b"0", b"eE": b"e", b"-:,[ \t\r\n": b":"})
+_OPENERS = _table(b" ", {b"{[": b"{", b"\n": b"\n", b"\0": b"\0"})
+_NOT_OPENERS = {sep: bytes(c for c in range(256) if c not in b"{[" + sep) for sep in (b"\n", b"\0")}
+
+
+def _skipped_json_unsure(joined: _Joined, limits: EventLimits) -> set[int]:
+    """Events whose ``data`` might break a rule in JSON msgspec skipped, by position in the batch.
+
+    msgspec checks the syntax of the fields it skips (strings and escapes included), but
+    * not their UTF-8: the fast path takes ASCII messages only;
+    * not how many keys: a message too short to hold too many, or no more colons than keys allowed;
+    * not their nesting: no more ``{``/``[`` in the text than levels allowed keeps the depth limit;
+    * not the range of their numbers (``1e400`` passes): a text that might hold such a number
+      outside a string is decoded by orjson, as the general path would, and unsure if that fails.
+    """
+    raws, sep = joined.raws, joined.sep
+    unsure: set[int] = set()
+    keys_max = limits.max_data_keys
+    few_keys = 5 * keys_max + 5  # a pair takes 5 bytes at least (`"":0,`): a shorter text has few enough
+    if max(lengths := list(map(len, raws))) > few_keys:
+        long = compress(range(len(raws)), map(few_keys.__lt__, lengths))
+        unsure.update(k for k in long if bytes(raws[k]).count(b":") > keys_max)
+    depth_max = limits.max_data_depth
+    openers = joined.text.translate(_OPENERS, _NOT_OPENERS[sep])  # only the {, [ and separators
+    if openers.find(b"{" * (depth_max + 1)) >= 0:
+        unsure.update(k for k, found in enumerate(openers.split(sep)) if len(found) > depth_max)
+    shape = joined.text.translate(_NUMBER_SHAPE)
+    starts: list[int] = []
+    for needle in b"0e000", b"0" * 210:
+        at = shape.find(needle)
+        while at >= 0:
+            before = shape[max(0, at - 64) : at].rstrip(b"0")
+            if before and before[-1:] != b":":  # not after a ':', ',', '[' or space: inside a string
+                at = shape.find(needle, at + len(needle))  # no number starts within this match
+                continue
+            if not starts:
+                starts = [0, *itertools.accumulate(map((1).__add__, lengths))]
+            k = bisect.bisect_right(starts, at) - 1
+            try:
+                orjson.loads(memoryview(raws[k]))
+            except orjson.JSONDecodeError:
+                unsure.add(k)
+            at = shape.find(needle, starts[k + 1])
+    return unsure
+
+
+def _insert(out: WireBatch, rows: list[tuple[int, tuple[Any, ...]]]) -> None:
+    """Merge the general path's ``rows`` (position, row), in order, into the fast path's columns."""
+    index, columns = out.index, out.columns
+    merged_index: list[int] = []
+    merged: dict[str, list[Any]] = {name: [] for name in WIRE_COLUMNS}
+    start = 0
+    for i, row in rows:
+        stop = bisect.bisect_left(index, i, start)
+        for name, value in zip(WIRE_COLUMNS, row, strict=True):
+            merged[name] += columns[name][start:stop]
+            merged[name].append(value)
+        merged_index += index[start:stop]
+        merged_index.append(i)
+        start = stop
+    for name in WIRE_COLUMNS:
+        merged[name] += columns[name][start:]
+    out.index = merged_index + index[start:]
+    out.columns = merged

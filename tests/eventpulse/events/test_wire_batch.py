@@ -7,11 +7,45 @@ from hypothesis import strategies as st
 
 from eventpulse.config.events import EventLimits
 from eventpulse.events import EventValidator, Rejection
-from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch
+from eventpulse.events.wire_batch import WIRE_COLUMNS, WireBatch, validate_wire_batch
 
 NOW = 1_795_000_000_000
 LIMITS = EventLimits(
     max_name_chars=12, max_id_chars=16, max_data_keys=4, max_data_depth=3, max_future_skew_s=60, max_past_age_s=3600
+)
+
+
+class Literal:
+    """A JSON number written exactly as given (orjson cannot write it, so `_dump` does)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Literal({self.text!r})"
+
+
+# Numbers as other writers spell them, and numbers orjson refuses as out of range (msgspec skips
+# them without a word when they sit in a field it does not decode).
+LITERALS = st.one_of(
+    st.sampled_from(
+        [
+            *("1e400", "-1e400", "1E+0400", "1e308", "1.7976931348623157e308", "1.7976931348623159e308", "1e-400"),
+            *("9" * 309, "9" * 308, "-" + "9" * 309, "1" + "0" * 209 + "e99", "0.5e-999", "12e306", "-0", "1e+300"),
+            *("2.5E-5", "1e-05", "0e999", str(2**63 - 1), str(2**63), str(2**64 - 1), str(2**64), str(-(2**63) - 1)),
+        ]
+    ),
+    st.builds(
+        lambda whole, frac, exp: f"{whole}{frac}{exp}",
+        st.integers(-(10**20), 10**20),
+        st.sampled_from(["", ".5", ".000123"]),
+        st.one_of(
+            st.just(""), st.integers(-400, 400).map(lambda e: f"e{e:+d}"), st.integers(0, 999).map(lambda e: f"E{e}")
+        ),
+    ),
+).map(Literal)
+TRICKY_TEXTS = st.sampled_from(
+    ["1e400", ":1e400", "[1e999", "s1e234", "c7e400", "0" * 220, ": " + "9" * 310, "{[{[", "::::"]
 )
 
 ODD_SCALARS = st.one_of(
@@ -29,7 +63,7 @@ OFFSETS = st.one_of(  # timestamp - received_at, around the limits
 )
 CHANGES = {
     "id": st.one_of(st.sampled_from(["x" * 16, "x" * 17]), NAMES),
-    "timestamp": ODD_SCALARS,
+    "timestamp": st.one_of(ODD_SCALARS, LITERALS),
     "type": NAMES,
     "source": NAMES,
     "tenant": NAMES,
@@ -38,9 +72,13 @@ CHANGES = {
         st.sampled_from([NOW + 0.5, -5, 2**64, 7_258_118_400_000, 7_258_118_399_999]), ODD_SCALARS
     ),
     "schema_version": ODD_SCALARS,
-    "data.user_id": st.one_of(st.sampled_from(["u" * 12, "u" * 13, 7, 2**65]), ODD_SCALARS),
-    "data.latency_ms": st.one_of(st.sampled_from([0, -0.0, -1, -1e-9, 1e308, 3]), ODD_SCALARS),
-    "data.status_code": st.one_of(st.sampled_from([499, 500, 503.5, "500", True]), ODD_SCALARS),
+    "data.user_id": st.one_of(
+        st.sampled_from(["u" * 12, "u" * 13, 7, 2**65, 10**12 - 1, 10**12, -(10**11) + 1, -(10**11)]),
+        ODD_SCALARS,
+        LITERALS,
+    ),
+    "data.latency_ms": st.one_of(st.sampled_from([0, -0.0, -1, -1e-9, 1e308, 3]), ODD_SCALARS, LITERALS),
+    "data.status_code": st.one_of(st.sampled_from([499, 500, 503.5, "500", True]), ODD_SCALARS, LITERALS),
     "data.error": ODD_SCALARS,
     "data.nested": st.one_of(
         st.sampled_from([[[1]], [[[1]]], {"a": {"b": {}}}, {"a": [], "b": {}}]),
@@ -50,9 +88,9 @@ CHANGES = {
             max_leaves=6,
         ),
     ),
-    "data.k1": ODD_SCALARS,
-    "data.k2": ODD_SCALARS,
-    "data.k3": ODD_SCALARS,
+    "data.k1": st.one_of(ODD_SCALARS, LITERALS, TRICKY_TEXTS),
+    "data.k2": st.one_of(ODD_SCALARS, LITERALS, st.lists(LITERALS, max_size=3)),
+    "data.k3": st.one_of(ODD_SCALARS, st.dictionaries(st.sampled_from(["a", "e", "1e400"]), LITERALS, max_size=2)),
 }
 
 
@@ -85,7 +123,7 @@ def messages(draw) -> bytes:
         doc[draw(st.sampled_from(["unknown", "extra", "tenantx"]))] = draw(ODD_SCALARS)
     try:
         text = orjson.dumps(doc)
-    except TypeError:  # integers beyond 64 bits: write the JSON by hand
+    except TypeError:  # integers beyond 64 bits, literal numbers: write the JSON by hand
         text = ("{" + ",".join(f"{orjson.dumps(k).decode()}:{_dump(v)}" for k, v in doc.items()) + "}").encode()
     mangle = draw(st.integers(0, 19))
     if mangle == 0:  # a duplicate key: the last one wins in both decoders
@@ -96,10 +134,14 @@ def messages(draw) -> bytes:
         text = text.replace(b'"data":{', b'"data":{"deep":' + b"[" * 1100 + b"]" * 1100 + b",", 1)
     elif mangle == 3:
         text = text.replace(b":", b" : ")
+    elif mangle == 4:  # newlines between tokens, inside `data` too
+        text = text.replace(b",", b",\r\n\t")
     return text
 
 
 def _dump(value) -> str:
+    if isinstance(value, Literal):
+        return value.text
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, dict):
@@ -196,3 +238,101 @@ def test_rejections_and_odd_forms_go_through_the_general_path() -> None:
     ]
     assert batch.columns["user_id"][1] == "é"
     assert batch.columns["extra"][2] == '{"extra_field":1}'
+
+
+@st.composite
+def large_messages(draw) -> bytes:
+    """Messages near the default limits: many keys in `data`, deep nesting, 64-bit user ids."""
+    keys = draw(st.integers(0, 300))
+    names = draw(st.lists(st.text("ab", min_size=1, max_size=7), min_size=keys, max_size=keys))  # repeats too
+    data = {"user_id": draw(st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, -(2**63), -(2**63) - 1, "u" * 128, 5]))}
+    data.update((name, 0) for name in names)
+    nested = Literal("[" * draw(st.integers(0, 40)))
+    nested.text += "]" * len(nested.text)
+    if draw(st.booleans()):
+        data["nested"] = nested
+    doc = {"id": "e-1", "timestamp": NOW - 1000, "type": "web", "source": "api", "data": data}
+    doc.update(tenant="acme", received_at=NOW, schema_version=1)
+    return _dump(doc).encode()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(large_messages(), min_size=1, max_size=4))
+def test_batch_validation_equals_per_message_validation_at_default_limits(payloads: list[bytes]) -> None:
+    validator = EventValidator(EventLimits())
+    expected = [_comparable(r) for r in _expected(validator, payloads)]
+    assert [_comparable(r) for r in _actual(validator, payloads)] == expected
+
+
+def _refusing_general_path(monkeypatch: pytest.MonkeyPatch, validator: EventValidator) -> None:
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the general path was used")
+
+    monkeypatch.setattr(validator, "parse_wire", refuse)
+
+
+def test_numbers_and_hex_that_only_look_big_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The out-of-range screen looks for exponents of 3 digits: hex strings and finite numbers pass."""
+    validator = EventValidator(EventLimits())
+    _refusing_general_path(monkeypatch, validator)
+    payloads = [
+        wire(data={"user_id": "u1", "session": "s1e234ab", "hash": "3e4567e8"}),
+        wire(data={"user_id": "u1", "big": 1e300, "small": 2.5e-300, "many": [1e100, -1e-100]}),
+    ]
+    batch = validate_wire_batch(validator, payloads, str)
+    assert batch.index == [0, 1]
+    assert orjson.loads(batch.columns["data"][1]) == {
+        "user_id": "u1",
+        "big": 1e300,
+        "small": 2.5e-300,
+        "many": [1e100, -1e-100],
+    }
+
+
+def test_out_of_range_numbers_are_refused_as_by_the_general_path() -> None:
+    validator = EventValidator(EventLimits())
+    payloads = [
+        wire(),
+        wire().replace(b'"status_code":503}', b'"status_code":503,"x":[1,-1e400]}'),
+        wire().replace(b'"status_code":503}', b'"status_code":503,"x":"1e400"}'),
+        wire().replace(b'"status_code":503}', b'"status_code":503,"x":' + b"9" * 400 + b"}"),
+    ]
+    batch = validate_wire_batch(validator, payloads, str)
+    assert batch.index == [0, 2]
+    assert [(i, r.reason.value) for i, r in batch.rejections] == [(1, "malformed_json"), (3, "malformed_json")]
+
+
+def test_deep_data_from_a_deep_stack_is_no_poison_message() -> None:
+    """msgspec raises RecursionError (not a DecodeError) when nesting meets the recursion limit."""
+    validator = EventValidator(EventLimits())
+    deep = wire().replace(b'"status_code":503}', b'"status_code":503,"x":' + b"[" * 850 + b"]" * 850 + b"}")
+
+    def at_depth(frames: int) -> WireBatch:
+        return at_depth(frames - 1) if frames else validate_wire_batch(validator, [wire(), deep, wire()], str)
+
+    batch = at_depth(300)
+    assert batch.index == [0, 2]
+    assert [(i, r.reason.value) for i, r in batch.rejections] == [(1, "field_too_large")]
+
+
+def test_general_path_events_merge_in_order_with_fast_ones() -> None:
+    validator = EventValidator(EventLimits())
+    payloads = [wire(id="a"), wire(id="b", extra=1), wire(id="c"), wire(id="d", timestamp=NOW - 1000.0), wire(id="e")]
+    batch = validate_wire_batch(validator, payloads, str)
+    assert batch.index == [0, 1, 2, 3, 4]
+    assert batch.columns["id"] == ["a", "b", "c", "d", "e"]
+    assert batch.columns["extra"] == ["{}", '{"extra":1}', "{}", "{}", "{}"]
+    assert all(len(column) == 5 for column in batch.columns.values())
+
+
+EDGE_USER_IDS = [10**12 - 1, 10**12, 1 - 10**11, -(10**11), 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1]
+
+
+@pytest.mark.parametrize("limits", [LIMITS, EventLimits()], ids=["tight", "default"])
+@pytest.mark.parametrize("user_id", EDGE_USER_IDS)
+def test_integer_user_ids_at_the_edges_agree(limits: EventLimits, user_id: int) -> None:
+    """Decimal length against max_name_chars, and 64 bits (orjson decodes wider integers as floats)."""
+    validator = EventValidator(limits)
+    payloads = [_dump({**orjson.loads(wire()), "timestamp": NOW - 1000, "data": {"user_id": user_id}}).encode()]
+    expected = [_comparable(r) for r in _expected(validator, payloads)]
+    assert [_comparable(r) for r in _actual(validator, payloads)] == expected
