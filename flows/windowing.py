@@ -212,7 +212,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         within = 0
         for fam, wstart, wend, part in self._store.touched(batch):
             if wend + lateness <= watermark:  # past its allowed lateness: the events go to late_events
-                late.append(self._late_rows(batch.events[part], fam, wstart, wend, watermark))
+                late.append(self._late_rows(batch.events(part), fam, wstart, wend, watermark))
                 continue
             if wend <= watermark:
                 within += part.stop - part.start

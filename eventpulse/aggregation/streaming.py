@@ -61,7 +61,8 @@ def empty_events() -> pl.DataFrame:
 class PreparedBatch:
     """A micro-batch in the form every window reads: numpy columns in event-time order."""
 
-    events: pl.DataFrame  # the frame's rows in event-time order (with ``gid``)
+    frame: pl.DataFrame  # the micro-batch as it came
+    order: np.ndarray  # positions in ``frame``, by event time
     ts: np.ndarray  # event times in that order
     gid: np.ndarray  # group id of each event (same order)
     tid: np.ndarray  # tenant id of each event
@@ -72,6 +73,10 @@ class PreparedBatch:
     unknown: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     """(distinct column, tumbling family) -> which events' (group, tenant) pairs their window did not
     know before this batch; filled by `WindowStore.add`, read by the families it tiles."""
+
+    def events(self, part: slice) -> pl.DataFrame:
+        """The frame's rows of ``part`` (a slice of the event-time order)."""
+        return self.frame[self.order[part]]
 
 
 class _WindowState:
@@ -137,25 +142,27 @@ class WindowStore:
     # -- input ---------------------------------------------------------------------------------
 
     def prepare(self, events: pl.DataFrame) -> PreparedBatch:
-        """Everything the windows need from a micro-batch frame (see `EVENT_SCHEMA`), computed once."""
-        events = self._with_group_ids(events)
-        order = np.argsort(events["ts"].to_numpy(), kind="stable")
-        ordered = events[order] if len(order) > 1 else events
+        """Everything the windows need from a micro-batch frame (see `EVENT_SCHEMA`), computed once.
+
+        Only numpy columns are put in event-time order; the frame itself is not reordered.
+        """
+        ts = events["ts"].to_numpy()
+        order = np.argsort(ts, kind="stable")
+        gid = self._group_ids(events)[order]
+        tid = self._tenant_of[gid]
         values, present, buckets, keys = {}, {}, {}, {}
         for c in self._inputs:
-            column = ordered[c]
-            values[c] = column.cast(pl.Float64).fill_null(np.nan).to_numpy()
-            present[c] = column.is_not_null().to_numpy()
+            column = events[c]
+            values[c] = column.cast(pl.Float64).to_numpy()[order]
+            present[c] = column.is_not_null().to_numpy()[order]
         for c in self._sketched:
-            buckets[c] = ordered.select(sketch.bucket_expr(c).fill_null(0).alias("b"))["b"].to_numpy()
-        gid = ordered["gid"].to_numpy().astype(np.int64)
-        tid = self._tenant_of[gid]
+            buckets[c] = events.select(sketch.bucket_expr(c).fill_null(0).alias("b"))["b"].to_numpy()[order]
         for c in self._distinct:
-            column = ordered[c]
-            present[c] = (column.is_not_null() & (column != "")).fill_null(False).to_numpy()
-            hashes = value_hashes(column)
+            column = events[c]
+            present[c] = (column.is_not_null() & (column != "")).fill_null(False).to_numpy()[order]
+            hashes = value_hashes(column)[order]
             keys[c] = (pair_keys(hashes, gid), pair_keys(hashes, tid))
-        return PreparedBatch(ordered, ordered["ts"].to_numpy(), gid, tid, values, present, buckets, keys)
+        return PreparedBatch(events, order, ts[order], gid, tid, values, present, buckets, keys)
 
     def touched(self, batch: PreparedBatch) -> list[tuple[int, int, int, slice]]:
         """Every window holding events of ``batch``: (family, start, end, slice of the batch order)."""
@@ -228,7 +235,8 @@ class WindowStore:
             present = batch.present[c][part]
             dense.add(gid[present], batch.buckets[c][part][present], np.ones(int(present.sum()), np.uint32))
 
-    def _with_group_ids(self, events: pl.DataFrame) -> pl.DataFrame:
+    def _group_ids(self, events: pl.DataFrame) -> np.ndarray:
+        """The group id of every event (new groups get the next ids)."""
         combos = events.select(DIMENSIONS).unique().rows()
         fresh = [c for c in combos if c not in self._groups]
         for combo in fresh:
@@ -238,10 +246,11 @@ class WindowStore:
             self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
         mapping = pl.DataFrame(
             [(*c, self._groups[c]) for c in combos],
-            schema={"tenant": pl.String, "type": pl.String, "source": pl.String, "gid": pl.UInt32},
+            schema={"tenant": pl.String, "type": pl.String, "source": pl.String, "gid": pl.Int64},
             orient="row",
         )
-        return events.join(mapping, on=DIMENSIONS, how="left")
+        joined = events.select(DIMENSIONS).join(mapping, on=DIMENSIONS, how="left", maintain_order="left")
+        return joined["gid"].to_numpy()
 
     # -- state ---------------------------------------------------------------------------------
 
