@@ -1,12 +1,14 @@
 """The batch validator agrees with `EventValidator.parse_wire`, message by message, field by field."""
 
+from unittest import mock
+
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventpulse.config.events import EventLimits
-from eventpulse.events import EventValidator, Rejection
+from eventpulse.events import EventValidator, Rejection, wire_batch
 from eventpulse.events.wire_batch import WIRE_COLUMNS, WireBatch, validate_wire_batch
 
 NOW = 1_795_000_000_000
@@ -178,12 +180,14 @@ def _comparable(result: tuple | Rejection) -> tuple | Rejection:
     return (*result[:data], orjson.loads(result[data]), *result[data + 1 :])
 
 
+@pytest.mark.parametrize("chunk", [1000, 3])  # the fast path takes messages in chunks of `_CHUNK`
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages(), min_size=1, max_size=8))
-def test_batch_validation_equals_per_message_validation(payloads: list[bytes]) -> None:
+def test_batch_validation_equals_per_message_validation(chunk: int, payloads: list[bytes]) -> None:
     validator = EventValidator(LIMITS)
     expected = [_comparable(r) for r in _expected(validator, payloads)]
-    assert [_comparable(r) for r in _actual(validator, payloads)] == expected
+    with mock.patch.object(wire_batch, "_CHUNK", chunk):
+        assert [_comparable(r) for r in _actual(validator, payloads)] == expected
     ACCEPTED.extend(not isinstance(r, Rejection) for r in expected)
 
 
@@ -192,7 +196,7 @@ ACCEPTED: list[bool] = []
 
 def test_the_generated_messages_are_both_accepted_and_rejected() -> None:
     """Guards the property above against a generator that only ever produces one kind."""
-    test_batch_validation_equals_per_message_validation()
+    test_batch_validation_equals_per_message_validation(chunk=1000)
     assert 0.2 < sum(ACCEPTED) / len(ACCEPTED) < 0.8
 
 
@@ -335,4 +339,16 @@ def test_integer_user_ids_at_the_edges_agree(limits: EventLimits, user_id: int) 
     validator = EventValidator(limits)
     payloads = [_dump({**orjson.loads(wire()), "timestamp": NOW - 1000, "data": {"user_id": user_id}}).encode()]
     expected = [_comparable(r) for r in _expected(validator, payloads)]
+    assert [_comparable(r) for r in _actual(validator, payloads)] == expected
+
+
+@pytest.mark.parametrize(("every", "bad"), [(25, 4), (2, 50)])  # a few are deleted in place, many filtered
+def test_many_messages_left_to_the_general_path_keep_their_places(every: int, bad: int) -> None:
+    validator = EventValidator(LIMITS)
+    payloads = [
+        wire(id=f"e{i}", type="web", source="api", timestamp=NOW + 120_000 if i % every == 0 else NOW - 1000)
+        for i in range(100)
+    ]
+    expected = [_comparable(r) for r in _expected(validator, payloads)]
+    assert sum(isinstance(r, Rejection) for r in expected) == bad
     assert [_comparable(r) for r in _actual(validator, payloads)] == expected
