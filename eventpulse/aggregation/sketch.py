@@ -137,16 +137,23 @@ class DenseSketches:
             order = np.argsort(to_key[: counts.shape[0]], kind="stable")
             sorted_keys = to_key[order]
             starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-            counts = np.add.reduceat(counts[order].astype(np.int64), starts, axis=0)
+            counts = np.add.reduceat(counts[order], starts, axis=0, dtype=np.int64)
             keys = sorted_keys[starts]
-        cum = np.cumsum(counts, axis=1, dtype=np.int64)
-        total = cum[:, -1] if cum.size else np.zeros(0, np.int64)
+        rows, width = counts.shape
+        # One running count over the whole array, row after row: row g's counts occupy
+        # flat[g * width : (g + 1) * width], so a rank inside row g is found by one binary search
+        # in the (non-decreasing) flat array instead of a comparison over every bucket.
+        flat = np.cumsum(counts, axis=None, dtype=np.int64)
+        ends = flat[width - 1 :: width] if rows else np.zeros(0, np.int64)
+        base = np.r_[0, ends[:-1]] if rows else ends
+        total = ends - base
         holding = np.flatnonzero(total)
-        keys, cum, total = keys[holding], cum[holding], total[holding].astype(np.float64)
+        keys, base, total = keys[holding], base[holding], total[holding].astype(np.float64)
+        row_start = holding * width
         out = {}
         for name, q in levels.items():
             rank = np.minimum(np.floor(q * total), total - 1)  # ClickHouse quantileExact's rank rule
-            column = (cum > rank[:, None]).argmax(axis=1)
+            column = np.searchsorted(flat, base + rank.astype(np.int64), side="right") - row_start
             value = 2.0 * np.exp((column - 1 + self.low) * _LN_GAMMA) / (GAMMA + 1.0)
             out[name] = np.where(column == 0, 0.0, value)
         return keys, out
