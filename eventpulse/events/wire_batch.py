@@ -297,9 +297,8 @@ def _skipped_json_unsure(joined: _Joined, limits: EventLimits) -> set[int]:
     unsure: set[int] = set() if joined.ascii else {k for k, raw in enumerate(raws) if not bytes(raw).isascii()}
     keys_max = limits.max_data_keys
     few_keys = 5 * keys_max + 5  # a pair takes 5 bytes at least (`"":0,`): a shorter text has few enough
-    if max(lengths := list(map(len, raws))) > few_keys:
-        long = compress(range(len(raws)), map(few_keys.__lt__, lengths))
-        unsure.update(k for k in long if bytes(raws[k]).count(b":") > keys_max)
+    if max(map(len, raws)) > few_keys:
+        unsure.update(k for k, raw in enumerate(raws) if len(raw) > few_keys and bytes(raw).count(b":") > keys_max)
     depth_max = limits.max_data_depth
     openers = joined.text.translate(_OPENERS, _NOT_OPENERS[sep])  # only the {, [ and separators
     if openers.find(b"{" * (depth_max + 1)) >= 0:
@@ -314,7 +313,7 @@ def _skipped_json_unsure(joined: _Joined, limits: EventLimits) -> set[int]:
                 at = shape.find(needle, at + len(needle))  # no number starts within this match
                 continue
             if not starts:
-                starts = [0, *itertools.accumulate(map((1).__add__, lengths))]
+                starts = [0, *itertools.accumulate(len(raw) + 1 for raw in raws)]
             k = bisect.bisect_right(starts, at) - 1
             try:
                 orjson.loads(memoryview(raws[k]))

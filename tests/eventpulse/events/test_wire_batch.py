@@ -352,3 +352,14 @@ def test_many_messages_left_to_the_general_path_keep_their_places(every: int, ba
     expected = [_comparable(r) for r in _expected(validator, payloads)]
     assert sum(isinstance(r, Rejection) for r in expected) == bad
     assert [_comparable(r) for r in _actual(validator, payloads)] == expected
+
+
+def test_each_out_of_range_number_is_charged_to_its_own_message() -> None:
+    """Suspects are found in the joined texts, then mapped back to their message."""
+    validator = EventValidator(EventLimits())
+    datas = [b'{"a":1}'] * 12
+    datas[2], datas[3], datas[10] = b'{"x":1e300,"y":2e300}', b'{"x":-1e400}', b'{"x":1E999}'
+    payloads = [wire().replace(b'{"user_id":12345,"latency_ms":3,"status_code":503}', data) for data in datas]
+    batch = validate_wire_batch(validator, payloads, str)
+    assert [(i, r.reason.value) for i, r in batch.rejections] == [(3, "malformed_json"), (10, "malformed_json")]
+    assert batch.index == [0, 1, 2, 4, 5, 6, 7, 8, 9, 11]
