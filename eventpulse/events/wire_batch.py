@@ -228,11 +228,15 @@ def _decode_datas(decoders: _Decoders, joined: "_Joined") -> tuple[list[Any], se
     """The ``data`` of every event, and which did not decode (a stand-in in their place)."""
     try:
         if joined.sep == b"\n":
-            return decoders.data.decode_lines(joined.text), set()
-        return decoders.datas.decode(b"[" + b",".join(joined.raws) + b"]"), set()
+            datas = decoders.data.decode_lines(joined.text)
+        else:
+            datas = decoders.datas.decode(b"[" + b",".join(joined.raws) + b"]")
+        if len(datas) == len(joined.raws):  # (decode_lines skips blank lines: there are none)
+            return datas, set()
     except (msgspec.DecodeError, RecursionError):
         pass
-    datas, failed = [], set()
+    datas = []
+    failed: set[int] = set()
     for k, raw in enumerate(joined.raws):
         try:
             datas.append(decoders.data.decode(raw))
