@@ -154,22 +154,23 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         self._final: set[tuple[int, int]] = set(state.get("final", ()))
         self._dirty: set[tuple[int, int]] = set(state.get("dirty", ()))
         self._version: int = state.get("version", 0)
-        self._fresh: list[pl.DataFrame] = []
+        self._fresh: list[tuple[np.ndarray, np.ndarray]] = []  # sampled (event time, broker time)
         self._next = datetime.now(UTC) + timedelta(seconds=config.interval_s)
 
     # -- Bytewax callbacks ---------------------------------------------------------------------
 
     def on_batch(self, values: list[Slice]) -> tuple[list[Emission], bool]:
-        late: list[pa.Table] = []
-        latencies = []
         for piece in values:
             self._marks.observe(piece.partition, piece.max_ts)
-            if piece.events.height:
-                late.extend(self._add(piece.events))
-                latencies.append(time.time_ns() // 1_000_000 - piece.consumed_at_ms)
-        self._marks.advance()
-        if latencies:
+        # All pieces of one call meet the same watermark (the one before this call), so they are
+        # added as one batch: the per-batch costs are paid once per call, not once per partition.
+        frames = [piece.events for piece in values if piece.events.height]
+        late = self._add(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]) if frames else []
+        if frames:
+            now_ms = time.time_ns() // 1_000_000
+            latencies = [now_ms - piece.consumed_at_ms for piece in values if piece.events.height]
             self._metrics.observe("processing_latency_ms", latencies)
+        self._marks.advance()
         if late:
             late_rows = pa.concat_tables(late)
             self._metrics.inc("late_events", late_rows.num_rows)
@@ -221,7 +222,8 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             self._dirty.add((fam, wstart))
         if within:
             self._metrics.inc("late_updates", within)
-        self._fresh.append(events.select("ts", "broker_ts").gather_every(max(1, events.height // _FRESHNESS_SAMPLE)))
+        step = max(1, events.height // _FRESHNESS_SAMPLE)
+        self._fresh.append((batch.ts[::step], events["broker_ts"].to_numpy()[batch.order[::step]]))
         return late
 
     def _late_rows(self, events: pl.DataFrame, fam: int, wstart: int, wend: int, watermark: int) -> pa.Table:
@@ -255,17 +257,16 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
                 version=pl.lit(self._version, pl.UInt64),
                 emitted_at=pl.lit(now_ms, pl.Int64),
             )
-            fresh = (
-                pl.concat(self._fresh) if self._fresh else pl.DataFrame(schema={"ts": pl.Int64, "broker_ts": pl.Int64})
-            )
+            fresh_ts = np.concatenate([t for t, _ in self._fresh]) if self._fresh else np.empty(0, np.int64)
+            fresh_broker = np.concatenate([b for _, b in self._fresh]) if self._fresh else np.empty(0, np.int64)
             out.append(
                 Emission(
                     self._bucket,
                     self._version,
                     _arrow(rows),
                     [],
-                    fresh["ts"].to_numpy(),
-                    fresh["broker_ts"].to_numpy(),
+                    fresh_ts,
+                    fresh_broker,
                 )
             )
             self._final |= closing

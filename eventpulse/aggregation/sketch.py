@@ -8,7 +8,7 @@ bucket's representative ``2 * gamma**i / (gamma + 1)``. Every value of bucket ``
 bucket counts, which is what makes window state mergeable and snapshot-friendly.
 
 Here a sketch is not an object but rows ``(group keys..., bucket, n)`` of a polars frame: a
-micro-batch is bucketed with one vectorised ``log`` and merged with a ``group_by`` sum, which is
+micro-batch is bucketed with one vectorised ``log`` (`buckets`) and merged with a ``group_by`` sum, which is
 ~15x faster than adding values one by one to the ``ddsketch`` package's objects (measured here:
 1.6 M adds/s in Python vs ~27 M values/s bucketed with numpy). Window state keeps the merged
 counts as one dense ``(group, bucket)`` array per window (`DenseSketches`), which answers all
@@ -34,11 +34,11 @@ MIN_POSITIVE = 1e-9
 ZERO_BUCKET = -(2**31) + 1
 
 
-def bucket_expr(column: str) -> pl.Expr:
-    """The sketch bucket (Int32) of each non-null value of ``column``."""
-    value = pl.col(column)
-    index = (value.log() / _LN_GAMMA).ceil()
-    return pl.when(value <= MIN_POSITIVE).then(ZERO_BUCKET).otherwise(index).cast(pl.Int32)
+def buckets(values: np.ndarray) -> np.ndarray:
+    """The sketch bucket (``int32``) of each value; NaN (no value) gets 0 and must be left out."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        index = np.nan_to_num(np.ceil(np.log(values) / _LN_GAMMA))
+    return np.where(values <= MIN_POSITIVE, ZERO_BUCKET, index).astype(np.int32)
 
 
 def bucket_value_expr(bucket: pl.Expr) -> pl.Expr:

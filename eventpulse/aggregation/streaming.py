@@ -48,6 +48,9 @@ _SCALAR_KINDS = (Kind.COUNT, Kind.COUNT_IF, Kind.COUNT_NOT_NULL, Kind.SUM, Kind.
 _INITIAL = {Kind.MIN: np.inf, Kind.MAX: -np.inf}
 _DTYPE = {Kind.COUNT: np.uint64, Kind.COUNT_IF: np.uint64, Kind.COUNT_NOT_NULL: np.uint64}
 
+_LOOKUP_ROWS = 4096
+"""Up to this many events, `WindowStore._group_ids` looks groups up one by one instead of joining."""
+
 Window = tuple[int, int]
 """(family index, window start in epoch ms)."""
 
@@ -151,15 +154,14 @@ class WindowStore:
         gid = self._group_ids(events)[order]
         tid = self._tenant_of[gid]
         values, present, buckets, keys = {}, {}, {}, {}
-        for c in self._inputs:
-            column = events[c]
-            values[c] = column.cast(pl.Float64).to_numpy()[order]
-            present[c] = column.is_not_null().to_numpy()[order]
+        for c in self._inputs:  # numeric inputs: null is NaN (no valid input is NaN)
+            values[c] = events[c].cast(pl.Float64).to_numpy()[order]
+            present[c] = ~np.isnan(values[c])
         for c in self._sketched:
-            buckets[c] = events.select(sketch.bucket_expr(c).fill_null(0).alias("b"))["b"].to_numpy()[order]
+            buckets[c] = sketch.buckets(values[c])
         for c in self._distinct:
             column = events[c]
-            present[c] = (column.is_not_null() & (column != "")).fill_null(False).to_numpy()[order]
+            present[c] = column.str.len_bytes().fill_null(0).to_numpy()[order] > 0
             hashes = value_hashes(column)[order]
             keys[c] = (pair_keys(hashes, gid), pair_keys(hashes, tid))
         return PreparedBatch(events, order, ts[order], gid, tid, values, present, buckets, keys)
@@ -187,6 +189,7 @@ class WindowStore:
             state = self._windows[window] = _WindowState()
         n_groups, n_tenants = len(self._groups), len(self._tenants)
         gid = batch.gid[part]
+        inputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (groups, values) where present
         for m in self._scalar:
             current = state.scalars.get(m.name)
             if current is None or len(current) < n_groups:
@@ -197,17 +200,20 @@ class WindowStore:
             if m.kind is Kind.COUNT:
                 current += np.bincount(gid, minlength=n_groups).astype(np.uint64)
                 continue
-            values, present = batch.values[m.column][part], batch.present[m.column][part]
+            if m.column not in inputs:
+                present = batch.present[m.column][part]
+                inputs[m.column] = (gid[present], batch.values[m.column][part][present])
+            groups, values = inputs[m.column]
             if m.kind is Kind.COUNT_IF:
-                current += np.bincount(gid[values == 1], minlength=n_groups).astype(np.uint64)
+                current += np.bincount(groups[values == 1], minlength=n_groups).astype(np.uint64)
             elif m.kind is Kind.COUNT_NOT_NULL:
-                current += np.bincount(gid[present], minlength=n_groups).astype(np.uint64)
+                current += np.bincount(groups, minlength=n_groups).astype(np.uint64)
             elif m.kind is Kind.SUM:
-                current += np.bincount(gid[present], weights=values[present], minlength=n_groups)
+                current += np.bincount(groups, weights=values, minlength=n_groups)
             elif m.kind is Kind.MIN:
-                np.minimum.at(current, gid[present], values[present])
+                np.minimum.at(current, groups, values)
             else:
-                np.maximum.at(current, gid[present], values[present])
+                np.maximum.at(current, groups, values)
         for c in self._distinct:
             counters = state.distinct.get(c)
             if counters is None:
@@ -236,21 +242,32 @@ class WindowStore:
             dense.add(gid[present], batch.buckets[c][part][present], np.ones(int(present.sum()), np.uint32))
 
     def _group_ids(self, events: pl.DataFrame) -> np.ndarray:
-        """The group id of every event (new groups get the next ids)."""
-        combos = events.select(DIMENSIONS).unique().rows()
+        """The group id of every event (new groups get the next ids).
+
+        Small batches (the few hundred events of a steady-state micro-batch) look each event up in
+        a dictionary: a join's fixed cost (~0.4 ms) is far more than the lookups there; large ones
+        join with the batch's distinct groups, ~8x cheaper per event than the lookups at 20,000.
+        """
+        if events.height <= _LOOKUP_ROWS:
+            combos = list(zip(*(events[d].to_list() for d in DIMENSIONS), strict=True))
+            self._register(set(combos))
+            get = self._groups.__getitem__
+            return np.fromiter(map(get, combos), dtype=np.int64, count=len(combos))
+        distinct = events.select(DIMENSIONS).unique()
+        self._register(distinct.rows())
+        mapping = distinct.with_columns(gid=pl.Series([self._groups[c] for c in distinct.iter_rows()], dtype=pl.Int64))
+        return (
+            events.select(DIMENSIONS).join(mapping, on=DIMENSIONS, how="left", maintain_order="left")["gid"].to_numpy()
+        )
+
+    def _register(self, combos: Iterable[tuple[str, str, str]]) -> None:
+        """Give ids to groups (and tenants) not seen before."""
         fresh = [c for c in combos if c not in self._groups]
         for combo in fresh:
             self._groups[combo] = len(self._groups)
             self._tenants.setdefault(combo[0], len(self._tenants))
         if fresh:
             self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
-        mapping = pl.DataFrame(
-            [(*c, self._groups[c]) for c in combos],
-            schema={"tenant": pl.String, "type": pl.String, "source": pl.String, "gid": pl.Int64},
-            orient="row",
-        )
-        joined = events.select(DIMENSIONS).join(mapping, on=DIMENSIONS, how="left", maintain_order="left")
-        return joined["gid"].to_numpy()
 
     # -- state ---------------------------------------------------------------------------------
 

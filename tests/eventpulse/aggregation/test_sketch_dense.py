@@ -19,13 +19,19 @@ def test_dense_sketches_equal_row_sketches(batches: list[list[tuple[int, float]]
     dense = sketch.DenseSketches()
     for batch in batches:
         frame = pl.DataFrame(batch, schema={"g": pl.Int64, "v": pl.Float64}, orient="row")
-        buckets = frame.group_by("g", sketch.bucket_expr("v").alias("bucket")).agg(n=pl.len())
+        buckets = (
+            frame.with_columns(bucket=sketch.buckets(frame["v"].to_numpy())).group_by("g", "bucket").agg(n=pl.len())
+        )
         dense.add(buckets["g"].to_numpy(), buckets["bucket"].to_numpy(), buckets["n"].to_numpy())
     rows = pl.DataFrame([v for b in batches for v in b], schema={"g": pl.Int64, "v": pl.Float64}, orient="row")
     rows = rows.with_columns(key=pl.col("g").replace_strict(dict(enumerate(to_key.tolist()))))
     for key_column, mapping in (("g", None), ("key", to_key)):
         expected = sketch.quantiles(
-            rows.group_by(key_column, sketch.bucket_expr("v").alias("bucket")).agg(n=pl.len()), [key_column], LEVELS
+            rows.with_columns(bucket=sketch.buckets(rows["v"].to_numpy()))
+            .group_by(key_column, "bucket")
+            .agg(n=pl.len()),
+            [key_column],
+            LEVELS,
         ).sort(key_column)
         keys, values = dense.quantiles(LEVELS, mapping)
         assert keys.tolist() == expected[key_column].to_list()
