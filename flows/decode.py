@@ -66,10 +66,10 @@ class DecodedBatch:
 
 
 def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
-    """``values`` as an Arrow array of ``kind``; epoch-ms integers become timestamps by a cast,
-    which is ~50x faster than pyarrow converting each Python int to a timestamp."""
+    """``values`` as an Arrow array of ``kind``; epoch-ms integers become timestamps as a view of
+    their int64 array, ~50x faster than pyarrow converting each Python int to a timestamp."""
     if pa.types.is_timestamp(kind):
-        return pa.array(values, pa.int64()).cast(kind)
+        return pa.array(values, pa.int64()).view(kind)
     return pa.array(values, kind)
 
 
@@ -130,11 +130,10 @@ def decode_batch(validator: EventValidator, batch: SourceBatch, payload_limit: i
     arrays.append(pa.array(event_offsets, type=pa.uint64()))
     raw = pa.Table.from_arrays(arrays, schema=RAW_EVENT_SCHEMA)
     broker_ts = batch.broker_ts if all_valid else [batch.broker_ts[i] for i in index]
-    events = (
-        pl.from_arrow(raw.select(list(_FRAME_SOURCES)))
-        .rename(_FRAME_SOURCES)
-        .with_columns(pl.col("ts").dt.epoch("ms"), pl.Series("broker_ts", broker_ts, dtype=pl.Int64))
-    )
+    frame = {name: raw.column(source) for source, name in _FRAME_SOURCES.items()}
+    frame["ts"] = frame["ts"].cast(pa.int64())  # a view back to the epoch ms
+    frame["broker_ts"] = pa.array(broker_ts, pa.int64())
+    events = pl.from_arrow(pa.table(frame))
     return DecodedBatch(
         topic=topic,
         partition=partition,

@@ -44,6 +44,7 @@ class PipelineMetrics:
         self._reported: dict[tuple[str, str], float] = {}
         self._gauges: dict[tuple[str, str], float] = {}
         self._samples: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._sample_counts: dict[str, int] = defaultdict(int)  # values in _samples[metric]
         self._last: dict[str, float] = {}
         self._started = False
         self._stop = threading.Event()
@@ -66,9 +67,10 @@ class PipelineMetrics:
             return
         with self._lock:
             self._samples[metric].append(array)
-            if sum(a.size for a in self._samples[metric]) > _MAX_SAMPLES:
-                merged = np.concatenate(self._samples[metric])
-                self._samples[metric] = [merged[-_MAX_SAMPLES // 2 :]]
+            self._sample_counts[metric] += array.size
+            if self._sample_counts[metric] > _MAX_SAMPLES:
+                kept = np.concatenate(self._samples[metric])[-_MAX_SAMPLES // 2 :]
+                self._samples[metric], self._sample_counts[metric] = [kept], kept.size
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class PipelineMetrics:
                 self._reported[key] = total
             rows += [(metric, label, value) for (metric, label), value in self._gauges.items()]
             samples, self._samples = self._samples, defaultdict(list)
+            self._sample_counts = defaultdict(int)
         for metric, arrays in samples.items():
             values = np.concatenate(arrays)
             for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True):

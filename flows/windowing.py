@@ -123,6 +123,8 @@ class Router:
 
     def route(self, batch: DecodedBatch) -> list[tuple[str, Slice]]:
         events = batch.events
+        if self._n == 1:
+            return [(self._names[0], Slice(batch.partition, batch.max_ts, batch.consumed_at_ms, events))]
         parts: dict[int, pl.DataFrame] = {}
         if events.height:
             mapping = {t: self.bucket_of(t) for t in events["tenant"].unique().to_list()}

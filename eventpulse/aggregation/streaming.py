@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 
 from eventpulse.aggregation import sketch
 from eventpulse.aggregation.distinct import DistinctCounts, pair_keys, value_hashes
@@ -154,14 +155,17 @@ class WindowStore:
         gid = self._group_ids(events)[order]
         tid = self._tenant_of[gid]
         values, present, buckets, keys = {}, {}, {}, {}
+        # Arrow and numpy rather than polars expressions here: each polars call costs ~0.1 ms,
+        # as much as the work itself for the few hundred events of a steady-state batch.
         for c in self._inputs:  # numeric inputs: null is NaN (no valid input is NaN)
-            values[c] = events[c].cast(pl.Float64).to_numpy()[order]
+            values[c] = events[c].to_numpy().astype(np.float64, copy=False)[order]
             present[c] = ~np.isnan(values[c])
         for c in self._sketched:
             buckets[c] = sketch.buckets(values[c])
         for c in self._distinct:
             column = events[c]
-            present[c] = column.str.len_bytes().fill_null(0).to_numpy()[order] > 0
+            filled = pc.fill_null(pc.not_equal(column.to_arrow(), ""), False)
+            present[c] = filled.to_numpy(zero_copy_only=False)[order]
             hashes = value_hashes(column)[order]
             keys[c] = (pair_keys(hashes, gid), pair_keys(hashes, tid))
         return PreparedBatch(events, order, ts[order], gid, tid, values, present, buckets, keys)
