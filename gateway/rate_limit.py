@@ -34,8 +34,8 @@ class Decision(NamedTuple):
 
 
 class TokenBucket:
-    """``tokens`` refill at ``rate`` per second up to ``burst``; every request path calls the clock
-    once per check (these run on every request: plain arithmetic, no helper calls)."""
+    """``tokens`` refill at ``rate`` per second up to ``burst``. `has_token` and `charge` run on every
+    request, so they are plain arithmetic with one clock read each."""
 
     __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
 

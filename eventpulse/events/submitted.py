@@ -126,6 +126,7 @@ class SubmittedEventParser:
         data = obj.get("data", _NO_DATA)
         if type(data) is not dict or len(data) > self._max_data_keys:
             return None
+        # Data at most two levels deep is within any limit >= 2; otherwise ask exceeds_depth.
         if (self._max_depth < 2 or not _shallow(data)) and (
             any(type(v) is dict or type(v) is list for v in data.values()) and exceeds_depth(data, self._max_depth)
         ):
