@@ -21,7 +21,7 @@ from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.setup import migrate
-from tests.support.pipeline import committed_epoch, init_recovery, produce, run_flow_until_drained, start_flow
+from tests.support.pipeline import init_recovery, produce, run_flow_until_drained, start_flow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,32 +42,37 @@ def _run_with_kills(
     recovery: Path,
     rng: random.Random,
     log: Path,
+    valid: int,
     extra_env: dict[str, str] | None = None,
 ) -> list[float]:
-    """Start, kill -9 at a random point once the run has made progress, three times; then run to the end.
+    """Start, kill -9 mid-stream, three times; then run to the end. Returns the kill fractions.
 
-    The kill comes a random 0-0.5 s after this execution committed a new recovery epoch (Bytewax's
-    ``commits`` table in the recovery store, one epoch per second), so each restart really resumes
-    mid-stream rather than from the beginning, and three kills fit in the run.
+    Each kill comes once the warehouse holds a random share of the events (10-30 %, 35-55 %,
+    60-80 %, one draw per range), so every kill lands while the flow is processing, however fast it
+    is; the killed executions tail the topic (they never end by themselves). A restart resumes
+    from the last committed recovery epoch (one per second) and replays what followed.
     """
     init_recovery(recovery)
     env = {"EVENTPULSE_STREAM_BATCH_SIZE": "5000", **(extra_env or {})}
-    delays: list[float] = []
-    while len(delays) < 3:
-        committed = committed_epoch(recovery)
-        proc = start_flow(broker, warehouse, recovery_dir=recovery, extra_env=env, log=log)
-        started = time.monotonic()
-        while committed_epoch(recovery) <= committed:
-            assert proc.poll() is None, f"the flow ended early:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() - started < 60, "no progress"
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))
-        assert proc.poll() is None, f"the flow ended before kill number {len(delays) + 1}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        delays.append(time.monotonic() - started)
+    client = create_client(warehouse)
+    kills: list[float] = []
+    try:
+        for low, high in ((0.1, 0.3), (0.35, 0.55), (0.6, 0.8)):
+            target = int(valid * rng.uniform(low, high))
+            proc = start_flow(broker, warehouse, tail=True, recovery_dir=recovery, extra_env=env, log=log)
+            started = time.monotonic()
+            while (seen := client.query("SELECT uniqExact(id) FROM events").result_rows[0][0]) < target:
+                assert proc.poll() is None, f"the flow ended early:\n{log.read_text()[-3000:]}"
+                assert time.monotonic() - started < 120, "no progress"
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert seen < valid, "the kill came after the flow had written everything"
+            kills.append(round(seen / valid, 2))
+    finally:
+        client.close()
     run_flow_until_drained(broker, warehouse, recovery_dir=recovery, extra_env=env, timeout=240, log=log)
-    return delays
+    return kills
 
 
 def _final_rows(settings: WarehouseSettings) -> list[dict]:
@@ -87,10 +92,10 @@ def test_kill9_recovery_is_exactly_once(broker_settings: BrokerSettings, warehou
     took = run_flow_until_drained(broker_settings, clean, timeout=240, log=tmp_path / "clean.log")
 
     killed = _database(warehouse_url)
-    delays = _run_with_kills(
-        broker_settings, killed, tmp_path / "recovery", random.Random(20261102), tmp_path / "killed.log"
+    kills = _run_with_kills(
+        broker_settings, killed, tmp_path / "recovery", random.Random(20261102), tmp_path / "killed.log", valid
     )
-    print(f"uninterrupted run {took:.1f}s, killed after {[round(d, 2) for d in delays]}s")
+    print(f"uninterrupted run {took:.1f}s, killed with {kills} of the events written")
 
     client = create_client(killed)
     try:
@@ -112,6 +117,7 @@ def test_kill9_recovery_is_exactly_once(broker_settings: BrokerSettings, warehou
         tmp_path / "recovery-control",
         random.Random(7),
         tmp_path / "control.log",
+        valid,
         extra_env={"EVENTPULSE_STREAM_SNAPSHOT_WINDOWS": "false"},
     )
     client = create_client(control)
