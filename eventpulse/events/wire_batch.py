@@ -98,13 +98,8 @@ def _fast_path(
 
     Positions count from ``first``.
     """
-    most = limits.max_event_bytes
-    try:
-        fit = max(map(len, payloads), default=0) <= most
-    except TypeError:  # a None (a tombstone)
-        fit = False
-    if not fit:  # what does not fit becomes b"", which fails to decode
-        payloads = [p if p is not None and len(p) <= most else b"" for p in payloads]
+    most = limits.max_event_bytes  # a None (a tombstone) or a larger message becomes b"", which fails to decode
+    payloads = [p if p is not None and len(p) <= most else b"" for p in payloads]
     decoders = _decoders(limits.max_name_chars, limits.max_id_chars)
     events, index, general = _decode_each(decoders.event.decode, payloads, first)
     if not events:
@@ -134,7 +129,7 @@ def _fast_path(
         timestamps,
         kinds,
         sources,
-        [u if u.__class__ is str else str(u) for u in [d.user_id for d in datas]],
+        [u if (u := d.user_id).__class__ is str else str(u) for d in datas],
         [d.latency_ms for d in datas],
         [
             1
