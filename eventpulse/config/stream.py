@@ -36,7 +36,7 @@ class StreamSettings(Section):
         ),
     )
     raw_insert_max_delay_s: float = Field(
-        0.5,
+        0.25,
         gt=0,
         description=(
             "Longest a raw event waits for RAW_INSERT_MIN_ROWS before it is inserted anyway. Also bounds what a "

@@ -209,7 +209,7 @@ def test_an_open_window_closes_after_a_restart_without_new_events_of_its_own(
             60,
             "tenant A's window to close after the restart",
         )
-        # raw events are gathered for up to RAW_INSERT_MAX_DELAY_S (0.5 s) before they are inserted
+        # raw events are gathered for up to RAW_INSERT_MAX_DELAY_S (0.25 s) before they are inserted
         _wait_for(
             lambda: warehouse_client.query("SELECT count() FROM events FINAL").result_rows == [(6,)],
             10,
