@@ -1,12 +1,16 @@
 """Gateway throughput and latency against a bare ASGI baseline measured in the same run.
 
-    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 64]
+    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 64] [--workers 1] [--baseline-workers 1]
 
 Starts its own broker (Tansu), warehouse server, a key, the gateway (``python -m gateway``) and a
 baseline (bare uvicorn app that reads the body and answers 202: no auth, no validation, no
 broker), then loads each from a separate process on loopback with ``wrk`` (``apt-get install
 wrk``; falls back to an aiohttp load generator when wrk is missing, which saturates sooner).
-Everything shares the machine's cores: broker, gateway, warehouse and load generator.
+Everything shares the machine's cores: broker, gateway, warehouse and load generator. The
+baseline and the gateway get the same wrk settings (connections, duration). Besides rates and
+latencies it prints each server's CPU per request and its utilisation (a server near 100 % of a
+core per worker is CPU-bound), and the same-core capacity (baseline CPU/request over gateway
+CPU/request), which moves far less than the rates when other work shares the cores.
 
 Events carry no id, so the gateway generates one and every event is produced (client ids would be
 answered from the recent-id cache on repeats).
