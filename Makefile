@@ -36,6 +36,7 @@ migrate: install ## Apply warehouse migrations (EVENTPULSE_WAREHOUSE_URL)
 	$(VENV)/bin/eventpulse migrate
 
 bench: install ## Run the benchmarks (prints ratios against same-run baselines)
+	$(PY) benchmarks/validation.py
 	$(PY) benchmarks/dataflow.py
 	$(PY) benchmarks/gateway.py
 

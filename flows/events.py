@@ -26,7 +26,7 @@ from bytewax.dataflow import Dataflow
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
 from eventpulse.settings import Settings
-from flows.decode import DecodedBatch, decode_batch, warm_up
+from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
@@ -71,11 +71,11 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         "on_insert": lambda table, rows, seconds: metrics.observe(f"insert_ms_{table}", [seconds * 1000]),
     }
 
-    def decode(batch) -> DecodedBatch:
-        decoded = decode_batch(validator, batch, stream.dead_letter_payload_bytes)
-        metrics.inc("events_in", len(batch.offsets))
-        metrics.observe("batch_size", [len(batch.offsets)])
-        return decoded
+    def decode(batches: list) -> list[DecodedBatch]:
+        sizes = [len(b.offsets) for b in batches]
+        metrics.inc("events_in", sum(sizes))
+        metrics.observe("batch_size", sizes)
+        return [decode_batches(validator, batches, stream.dead_letter_payload_bytes)]
 
     def raw_written(items: list[DecodedBatch], rows: int) -> None:
         metrics.inc("events_out", rows)
@@ -106,7 +106,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             on_lag=lambda p, lag: metrics.gauge("consumer_lag", lag, str(p)),
         ),
     )
-    decoded = op.map("decode", batches, decode)
+    decoded = op.flat_map_batch("decode", batches, decode)
     keyed = op.key_on("for_warehouse", decoded, _sink_part)
     op.output(
         "raw_events",

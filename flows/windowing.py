@@ -34,7 +34,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from eventpulse.aggregation.spec import WINDOW_ROW_COLUMNS, WindowSpec
 from eventpulse.aggregation.streaming import WindowStore
-from flows.decode import DecodedBatch
+from flows.decode import DecodedBatch, Progress
 from flows.metrics import PipelineMetrics
 from flows.watermarks import MAX_WATERMARK, PartitionWatermarks
 
@@ -65,11 +65,9 @@ _FRESHNESS_SAMPLE = 512
 
 @dataclass(slots=True)
 class Slice:
-    """The part of one source batch that belongs to one bucket, plus the batch's progress."""
+    """The part of one decoded batch that belongs to one bucket, plus every partition's progress."""
 
-    partition: int
-    max_ts: int | None
-    consumed_at_ms: int
+    progress: list[Progress]
     events: pl.DataFrame
 
 
@@ -124,7 +122,7 @@ class Router:
     def route(self, batch: DecodedBatch) -> list[tuple[str, Slice]]:
         events = batch.events
         if self._n == 1:
-            return [(self._names[0], Slice(batch.partition, batch.max_ts, batch.consumed_at_ms, events))]
+            return [(self._names[0], Slice(batch.progress, events))]
         parts: dict[int, pl.DataFrame] = {}
         if events.height:
             mapping = {t: self.bucket_of(t) for t in events["tenant"].unique().to_list()}
@@ -134,10 +132,7 @@ class Router:
                 tagged = events.with_columns(_b=pl.col("tenant").replace_strict(mapping, return_dtype=pl.Int32))
                 parts = {k[0]: f.drop("_b") for k, f in tagged.partition_by("_b", as_dict=True).items()}
         empty = events.clear()
-        return [
-            (name, Slice(batch.partition, batch.max_ts, batch.consumed_at_ms, parts.get(i, empty)))
-            for i, name in enumerate(self._names)
-        ]
+        return [(name, Slice(batch.progress, parts.get(i, empty))) for i, name in enumerate(self._names)]
 
 
 class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
@@ -163,14 +158,17 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
 
     def on_batch(self, values: list[Slice]) -> tuple[list[Emission], bool]:
         for piece in values:
-            self._marks.observe(piece.partition, piece.max_ts)
+            for part in piece.progress:
+                self._marks.observe(part.partition, part.max_ts)
         # All pieces of one call meet the same watermark (the one before this call), so they are
         # added as one batch: the per-batch costs are paid once per call, not once per partition.
         frames = [piece.events for piece in values if piece.events.height]
         late = self._add(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]) if frames else []
         if frames:
             now_ms = time.time_ns() // 1_000_000
-            latencies = [now_ms - piece.consumed_at_ms for piece in values if piece.events.height]
+            latencies = [
+                now_ms - part.consumed_at_ms for piece in values if piece.events.height for part in piece.progress
+            ]
             self._metrics.observe("processing_latency_ms", latencies)
         self._marks.advance()
         if late:

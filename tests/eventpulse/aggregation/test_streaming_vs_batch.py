@@ -22,7 +22,7 @@ from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.events import RAW_EVENT_COLUMNS
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.setup import migrate
-from flows.decode import FRAME_SCHEMA
+from flows.decode import FRAME_SCHEMA, Progress
 from flows.metrics import PipelineMetrics
 from flows.windowing import AGGREGATE_COLUMNS, BOOKKEEPING_COLUMNS, Slice, WindowConfig, WindowLogic
 
@@ -64,7 +64,8 @@ def _stream_rows(sorted_events: list[tuple], batch: int) -> list[dict]:
         for p in range(4):
             part = [e for e in chunk if e["partition"] == p]
             frame = pl.DataFrame(part, schema=FRAME_SCHEMA)
-            emissions, _ = logic.on_batch([Slice(p, max((e["ts"] for e in part), default=None), 0, frame)])
+            progress = Progress(p, 0, 0, max((e["ts"] for e in part), default=None), 0)
+            emissions, _ = logic.on_batch([Slice([progress], frame)])
             assert not any(len(e.late_rows) for e in emissions), "bounded disorder must not produce late events"
         emitted += logic.on_notify()[0]
     emitted += logic.on_eof()[0]
