@@ -56,11 +56,6 @@ Window = tuple[int, int]
 """(family index, window start in epoch ms)."""
 
 
-def empty_events() -> pl.DataFrame:
-    """A micro-batch with no events."""
-    return pl.DataFrame(schema=EVENT_SCHEMA)
-
-
 @dataclass(slots=True)
 class PreparedBatch:
     """A micro-batch in the form every window reads: numpy columns in event-time order."""
@@ -274,10 +269,6 @@ class WindowStore:
             self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
 
     # -- state ---------------------------------------------------------------------------------
-
-    def windows(self) -> list[Window]:
-        """The windows holding state."""
-        return list(self._windows)
 
     def drop(self, windows: Iterable[Window]) -> None:
         """Forget ``windows``."""
