@@ -287,7 +287,8 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
     rows = client.query(
         "SELECT metric, quantileExact(0.5)(value), max(value) FROM pipeline_metrics "
         "WHERE time >= fromUnixTimestamp64Milli({t:Int64}) AND (metric LIKE 'freshness%' "
-        "OR metric LIKE 'processing%' OR metric = 'events_in_per_s' OR metric = 'emit_ms_p99') GROUP BY metric",
+        "OR metric LIKE 'processing%' OR metric = 'events_in_per_s' OR metric = 'emit_ms_p99' "
+        "OR metric LIKE 'snapshot_wait_ms_%_p99') GROUP BY metric",
         parameters={"t": int(measure_from * 1000)},
     ).result_rows
     return {metric: (median, worst) for metric, median, worst in rows}

@@ -69,6 +69,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         "on_build": metrics.start,
         "compress": stream.insert_compress,
         "on_insert": lambda table, rows, seconds: metrics.observe(f"insert_ms_{table}", [seconds * 1000]),
+        "on_snapshot": lambda table, seconds: metrics.observe(f"snapshot_wait_ms_{table}", [seconds * 1000]),
     }
 
     def decode(batches: list) -> list[DecodedBatch]:

@@ -187,8 +187,11 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
         self._queue.put((values, rows))
 
     def snapshot(self) -> None:
+        started = time.perf_counter()
         self._queue.put(_FLUSH)
         self._queue.join()
+        if self._sink.on_snapshot is not None:
+            self._sink.on_snapshot(self._sink.table, time.perf_counter() - started)
         self._check()
 
     def close(self) -> None:
@@ -210,6 +213,7 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         on_build: called once when a worker builds the sink (starts process-wide services).
         after_write: called with the items and the row count after they are in the warehouse.
         on_insert: called with (table, rows, seconds) after each insert.
+        on_snapshot: called with (table, seconds the snapshot waited for the inserts).
         compress: compress inserts (lz4); see `StreamSettings.insert_compress`.
         max_pending: item lists that may wait for the insert thread before ``write_batch`` blocks.
         max_pending_rows: rows that may wait for (or be in) an insert before ``write_batch`` blocks
@@ -232,6 +236,7 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         on_build: Callable[[], None] | None = None,
         after_write: Callable[[list[X], int], None] | None = None,
         on_insert: Callable[[str, int, float], None] | None = None,
+        on_snapshot: Callable[[str, float], None] | None = None,
         compress: bool = False,
         max_pending: int = 1,
         max_pending_rows: int | None = None,
@@ -241,7 +246,7 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         self.max_pending_rows = max_pending_rows
         self.min_rows, self.max_delay_s = min_rows, max_delay_s
         self.compress = compress
-        self.on_insert = on_insert
+        self.on_insert, self.on_snapshot = on_insert, on_snapshot
         self.warehouse, self.table = warehouse, table
         self.rows_of, self.max_backoff_s, self.chunk_rows = rows_of, max_backoff_s, chunk_rows
         self.on_build, self.after_write = on_build, after_write
