@@ -7,7 +7,7 @@ module attribute ``flow`` is created on first access.
 Steps::
 
     kafka (KafkaBatchSource: micro-batches per partition)
-      └ decode (validate each message: raw rows, dead letters, a polars frame of valid events)
+      └ decode (every partition's batch of a step at once: raw rows, dead letters, a polars frame)
           ├ raw events sink         → events        (token: topic:partition:first-last)
           ├ dead letters sink       → dead_letters  (+ the dead-letter topic when enabled)
           └ route (one slice per tenant bucket, every bucket sees every batch's progress)
