@@ -179,11 +179,10 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
         self._check()
         rows = sum(len(self._sink.rows_of(item)[0]) for item in values)
         limit = self._sink.max_pending_rows
-        if limit is not None:
-            with self._room:
-                while self._pending_rows and self._pending_rows + rows > limit:
-                    self._room.wait()
-                self._pending_rows += rows
+        with self._room:
+            while limit is not None and self._pending_rows and self._pending_rows + rows > limit:
+                self._room.wait()
+            self._pending_rows += rows
         self._queue.put((values, rows))
 
     def snapshot(self) -> None:
