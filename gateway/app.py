@@ -3,8 +3,9 @@
 The two ingest routes are answered by raw ASGI handlers (`gateway.handlers`): at one core they are
 the whole cost of the service, and a framework's request objects and routing halved throughput in
 our measurements (see ``gateway/README.md``). Everything else (health, metrics, OpenAPI, live
-stream) is a small Starlette app behind them. One pure-ASGI wrapper adds request ids and the
-access log; CORS (Starlette's middleware) is added when origins are configured.
+stream) is a small Starlette app behind them. One pure-ASGI wrapper (`RequestContext`) adds request
+ids and the access log and sends the ingest paths to their handlers; CORS (Starlette's
+middleware) is added when origins are configured.
 """
 
 from __future__ import annotations
@@ -25,32 +26,9 @@ from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
 from gateway.routes import health, stream
-from gateway.schemas import ErrorBody
-from gateway.services import GatewayServices, build_services
+from gateway.services import build_services
 
 _encode = msgspec.json.Encoder().encode
-
-
-class GatewayApp:
-    """Routes ``POST /api/events[/batch]`` to the raw handlers and the rest to Starlette."""
-
-    def __init__(self, services: GatewayServices, fallback: Any) -> None:
-        self.services = services
-        self.fallback = fallback
-        handlers = IngestHandlers(services)
-        self._hot = {"/api/events": handlers.single, "/api/events/batch": handlers.batch}
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            handler = self._hot.get(scope["path"])
-            if handler is not None:
-                if scope["method"] == "POST":
-                    return await handler(scope, receive, send)
-                body = _encode(ErrorBody("method_not_allowed", "use POST"))
-                headers = [(b"content-type", b"application/json"), (b"allow", b"POST")]
-                await send({"type": "http.response.start", "status": 405, "headers": headers})
-                return await send({"type": "http.response.body", "body": body})
-        await self.fallback(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Any:
@@ -89,7 +67,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         lifespan=lifespan,
     )
     fallback.state.services = services
-    app: Any = RequestContext(GatewayApp(services, fallback), services.metrics, gw.log_requests)
+    hot = IngestHandlers(services).routes()
+    app: Any = RequestContext(fallback, services.metrics, gw.log_requests, hot)
     if gw.cors_origins:
         app = CORSMiddleware(
             app,

@@ -45,11 +45,12 @@ async def read_body(receive: Any, limit: int, content_length: bytes | None) -> b
     return b"".join(chunks)
 
 
-async def send_json(send: Any, status: int, payload: Any, headers: Headers | None = None) -> None:
-    """Answer with ``payload`` (a msgspec struct or plain data) encoded as JSON."""
+async def send_json(send: Any, status: int, payload: Any, headers: Headers | None = None) -> int:
+    """Answer with ``payload`` (a msgspec struct or plain data) encoded as JSON; returns ``status``."""
     body = _encode(payload)
-    out = [_JSON, (b"content-length", str(len(body)).encode())]
+    out = [_JSON, (b"content-length", b"%d" % len(body))]
     if headers:
-        out.extend(headers)
+        out += headers
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": body})
+    return status

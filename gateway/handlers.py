@@ -1,9 +1,14 @@
 """``POST /api/events`` and ``POST /api/events/batch`` as raw ASGI handlers (the hot path).
 
-Order of checks, cheapest first: API key (401/403), rate-limit bucket not empty (429), content
-type (415), body size (413), decoding (400/413), rate-limit charge per event (429), validation
-(per event), broker delivery (503 after ``ack_timeout_s``), answer (202/207/422).
+Order of checks, cheapest first: API key (401/403), rate limit (429), content type (415), body
+size (413), decoding (400/413), validation (per event), broker delivery (503 after
+``ack_timeout_s``), answer (202/207/422). A single event is charged its token before its body is
+read; a batch is first checked for a token, then charged one per decoded event.
 Statuses and bodies are documented in `gateway.openapi` and ``gateway/README.md``.
+
+The handlers are `gateway.middleware.RequestContext`'s hot routes: they get the ``X-Request-ID``
+header to send and return the status they answered. ``single`` is written out in one piece: at one
+core its cost is the gateway's rate for single events (see ``gateway/README.md``).
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from eventpulse.events import Rejection, RejectReason, ValidEvent
-from gateway.api_keys import SCOPE_INGEST, ApiKey
+from gateway.api_keys import SCOPE_INGEST
 from gateway.asgi import BodyTooLarge, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
 from gateway.context import request_id
@@ -22,15 +29,19 @@ from gateway.ingest import (
     BodyError,
     Submitted,
     check,
+    check_one,
     decode_batch,
-    decode_single,
     media_type,
     payload_text,
 )
-from gateway.producer import QueueFull
-from gateway.rate_limit import Decision, TokenBucket
+from gateway.producer import DeliveryReport, QueueFull
+from gateway.rate_limit import Decision
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
+
+Rid = tuple[bytes, bytes]  # the X-Request-ID header to answer with
+_JSON_BYTES = JSON.encode()
+_NOT_ALLOWED = ErrorBody("method_not_allowed", "use POST")
 
 
 class IngestHandlers:
@@ -42,85 +53,103 @@ class IngestHandlers:
         self._max_batch_events = gw.max_batch_events
         self._ack_timeout = gw.ack_timeout_s
         self._retry_after = gw.retry_after_s
+        self._limit_headers_always = gw.rate_limit_headers == "always"
 
-    async def _admit(self, scope: dict[str, Any], send: Any) -> tuple[ApiKey, TokenBucket] | None:
-        """Authenticate and check the tenant's bucket has a token; answers 401/403/429 itself (then None)."""
-        key = await self._authorize(scope, send)
-        if key is None:
-            return None
+    def routes(self) -> dict[str, Any]:
+        """The hot routes, by path, for `gateway.middleware.RequestContext`."""
+        return {"/api/events": self.single, "/api/events/batch": self.batch}
+
+    async def single(self, scope: dict[str, Any], receive: Any, send: Any, rid: Rid) -> int:
+        if scope["method"] != "POST":
+            return await send_json(send, 405, _NOT_ALLOWED, [(b"allow", b"POST"), rid])
+        svc = self.svc
+        content_type = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+        key = svc.keys.authenticate(key_from_headers(scope["headers"]), SCOPE_INGEST)
+        if isinstance(key, AuthFailure):
+            return await auth_failure(send, key, self._retry_after, rid)
+        tenant = key.tenant
+        decision = svc.limiter.bucket(tenant, key.rate_per_s, key.burst).charge(1)
+        if not decision.allowed:
+            return await self._rate_limited(send, decision, 1, rid)
+        if content_type is not None and content_type != _JSON_BYTES and media_type(content_type) != JSON:
+            return await self._error(send, 415, "unsupported_media_type", "send the event as application/json", rid)
+        limit = self._max_event_bytes
+        try:
+            body = await read_body(receive, limit, content_length)
+        except BodyTooLarge:
+            return await self._error(send, 413, "payload_too_large", f"an event is at most {limit} bytes", rid)
+        received_ms = time.time_ns() // 1_000_000
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            detail = f"body is not valid JSON: {exc}"
+            self._dead_letter(tenant, 0, Rejection(RejectReason.MALFORMED_JSON, None, detail), body, received_ms)
+            return await self._error(send, 400, RejectReason.MALFORMED_JSON.value, detail, rid)
+        checked = check_one(obj, svc.parser, tenant, received_ms, limit)
+        if isinstance(checked, Rejection):
+            svc.metrics.events_rejected[checked.reason.value] += 1
+            self._dead_letter(tenant, 0, checked, obj, received_ms)
+            error = EventError(checked.reason.value, checked.field, checked.detail)
+            body_out = ErrorBody("invalid_event", checked.detail, [error])
+            return await send_json(send, 422, body_out, self._headers(decision, rid))
+        event, wire = checked
+        client_named = "id" in obj  # a resend of an event the client named must not be produced twice
+        if client_named and svc.recent_ids.seen(tenant, event.id, event.timestamp_ms):
+            svc.metrics.events_duplicate += 1
+            return await send_json(send, 202, EventAccepted(event.id, True), self._headers(decision, rid))
+        try:
+            failure = await svc.producer.deliver_one(event.partition_key(), wire, self._ack_timeout)
+        except QueueFull as exc:
+            return await self._unavailable(send, self._overloaded(exc, [event.id]), rid)
+        if failure is not None:
+            return await self._unavailable(send, self._not_acked(failure, [event], failure.failed), rid)
+        if client_named:
+            svc.recent_ids.remember(tenant, [(event.id, event.timestamp_ms)])
+        svc.metrics.events_accepted += 1
+        return await send_json(send, 202, EventAccepted(event.id, False), self._headers(decision, rid))
+
+    async def batch(self, scope: dict[str, Any], receive: Any, send: Any, rid: Rid) -> int:
+        if scope["method"] != "POST":
+            return await send_json(send, 405, _NOT_ALLOWED, [(b"allow", b"POST"), rid])
+        key = self.svc.keys.authenticate(key_from_headers(scope["headers"]), SCOPE_INGEST)
+        if isinstance(key, AuthFailure):
+            return await auth_failure(send, key, self._retry_after, rid)
         bucket = self.svc.limiter.bucket(key.tenant, key.rate_per_s, key.burst)
         if not bucket.has_token():
-            await self._rate_limited(send, bucket.peek(), 1)
-            return None
-        return key, bucket
-
-    async def single(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        admitted = await self._admit(scope, send)
-        if admitted is None:
-            return
-        key, bucket = admitted
-        if media_type(header(scope, b"content-type")) not in (JSON, ""):
-            return await self._error(send, 415, "unsupported_media_type", "send the event as application/json")
-        try:
-            body = await read_body(receive, self._max_event_bytes, header(scope, b"content-length"))
-        except BodyTooLarge:
-            return await self._error(
-                send, 413, "payload_too_large", f"an event is at most {self._max_event_bytes} bytes"
-            )
-        submitted = decode_single(body)
-        received_ms = time.time_ns() // 1_000_000
-        if isinstance(submitted, BodyError):
-            why = Rejection(RejectReason.MALFORMED_JSON, None, submitted.detail)
-            self._dead_letter(key.tenant, 0, why, body, received_ms)
-            return await self._error(send, submitted.status, submitted.error, submitted.detail)
-        decision = bucket.charge(1)
-        if not decision.allowed:
-            return await self._rate_limited(send, decision, 1)
-        outcome = await self._ingest(key.tenant, submitted, received_ms)
-        if isinstance(outcome, Unavailable):
-            return await self._unavailable(send, outcome)
-        ids, errors, duplicates = outcome
-        if errors:
-            error = errors[0]
-            error.index = None
-            return await send_json(send, 422, ErrorBody("invalid_event", error.detail, [error]), decision.headers())
-        await send_json(send, 202, EventAccepted(ids[0] or "", duplicates > 0), decision.headers())
-
-    async def batch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        admitted = await self._admit(scope, send)
-        if admitted is None:
-            return
-        key, bucket = admitted
+            return await self._rate_limited(send, bucket.peek(), 1, rid)
         kind = media_type(header(scope, b"content-type")) or JSON
         if kind not in (JSON, NDJSON):
-            return await self._error(
-                send, 415, "unsupported_media_type", "send a JSON array (application/json) or application/x-ndjson"
-            )
+            detail = "send a JSON array (application/json) or application/x-ndjson"
+            return await self._error(send, 415, "unsupported_media_type", detail, rid)
         try:
             body = await read_body(receive, self._max_batch_bytes, header(scope, b"content-length"))
         except BodyTooLarge:
-            return await self._error(
-                send, 413, "payload_too_large", f"a batch is at most {self._max_batch_bytes} bytes"
-            )
+            detail = f"a batch is at most {self._max_batch_bytes} bytes"
+            return await self._error(send, 413, "payload_too_large", detail, rid)
         received_ms = time.time_ns() // 1_000_000
         submitted = decode_batch(body, kind, self._max_batch_events)
         if isinstance(submitted, BodyError):
             if submitted.status == 400:
                 why = Rejection(RejectReason.MALFORMED_JSON, None, submitted.detail)
                 self._dead_letter(key.tenant, 0, why, body, received_ms)
-            return await self._error(send, submitted.status, submitted.error, submitted.detail)
+            return await self._error(send, submitted.status, submitted.error, submitted.detail, rid)
         count = len(submitted)
         decision = bucket.charge(count)
         if not decision.allowed:
-            return await self._rate_limited(send, decision, count)
+            return await self._rate_limited(send, decision, count, rid)
         outcome = await self._ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
-            return await self._unavailable(send, outcome)
+            return await self._unavailable(send, outcome, rid)
         ids, errors, duplicates = outcome
         accepted = count - len(errors)
         status = 202 if not errors else (207 if accepted else 422)
         result = BatchResult(accepted, len(errors), duplicates, ids, errors)
-        await send_json(send, status, result, decision.headers())
+        return await send_json(send, status, result, self._headers(decision, rid))
 
     async def _ingest(
         self, tenant: str, submitted: Submitted, received_ms: int
@@ -156,56 +185,57 @@ class IngestHandlers:
             try:
                 report = await svc.producer.deliver(messages, self._ack_timeout)
             except QueueFull as exc:
-                svc.metrics.requests_shed += 1
-                return Unavailable(
-                    "overloaded",
-                    f"too many events waiting for the broker ({exc})",
-                    self._retry_after,
-                    [e.id for e in to_send],
-                )
-            svc.metrics.observe_produce(report.latency_s)
+                return self._overloaded(exc, [e.id for e in to_send])
             if not report.ok:
-                svc.metrics.produce_failures += 1
-                svc.metrics.requests_shed += 1
-                failed = set(report.failed)
-                not_accepted = [to_send[i].id for i in sorted(failed)]
-                accepted = [e.id for i, e in enumerate(to_send) if i not in failed]
-                detail = f"the broker did not acknowledge {len(failed)} event(s): {report.error}"
-                return Unavailable("broker_unavailable", detail, self._retry_after, not_accepted, accepted)
+                return self._not_acked(report, to_send, report.failed)
             recent.remember(tenant, remember)
         svc.metrics.events_accepted += len(messages)
         svc.metrics.events_duplicate += duplicates
         return ids, errors, duplicates
 
-    async def _authorize(self, scope: dict[str, Any], send: Any) -> ApiKey | None:
-        result = self.svc.keys.authenticate(key_from_headers(scope["headers"]), SCOPE_INGEST)
-        if isinstance(result, AuthFailure):
-            await auth_failure(send, result, self._retry_after)
-            return None
-        return result
+    def _headers(self, decision: Decision, rid: Rid) -> Headers:
+        """Headers of an answer to a request the rate limit let through."""
+        return [*decision.headers(), rid] if self._limit_headers_always else [rid]
+
+    def _overloaded(self, exc: QueueFull, ids: list[str]) -> Unavailable:
+        self.svc.metrics.requests_shed += 1
+        return Unavailable("overloaded", f"too many events waiting for the broker ({exc})", self._retry_after, ids)
+
+    def _not_acked(
+        self, report: DeliveryReport, sent: list[ValidEvent], failed_indexes: tuple[int, ...]
+    ) -> Unavailable:
+        metrics = self.svc.metrics
+        metrics.produce_failures += 1
+        metrics.requests_shed += 1
+        failed = set(failed_indexes)
+        not_accepted = [sent[i].id for i in sorted(failed)]
+        accepted = [e.id for i, e in enumerate(sent) if i not in failed]
+        detail = f"the broker did not acknowledge {len(failed)} event(s): {report.error}"
+        return Unavailable("broker_unavailable", detail, self._retry_after, not_accepted, accepted)
 
     def _dead_letter(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
         self.svc.dead_letters.add(f"gateway:{request_id.get()}:{index}", tenant, why, payload_text(sent), received_ms)
 
-    async def _rate_limited(self, send: Any, decision: Decision, events: int) -> None:
+    async def _rate_limited(self, send: Any, decision: Decision, events: int, rid: Rid) -> int:
         self.svc.metrics.requests_rate_limited += 1
         self.svc.metrics.events_rate_limited += events
         detail = f"tenant rate limit exceeded; retry in {decision.retry_after_s} s"
-        await send_json(send, 429, ErrorBody("rate_limited", detail), decision.headers())
+        return await send_json(send, 429, ErrorBody("rate_limited", detail), [*decision.headers(), rid])
 
-    async def _unavailable(self, send: Any, body: Unavailable) -> None:
-        await send_json(send, 503, body, [(b"retry-after", str(body.retry_after_s).encode())])
+    async def _unavailable(self, send: Any, body: Unavailable, rid: Rid) -> int:
+        return await send_json(send, 503, body, [(b"retry-after", str(body.retry_after_s).encode()), rid])
 
     @staticmethod
-    async def _error(send: Any, status: int, error: str, detail: str, headers: Headers | None = None) -> None:
-        await send_json(send, status, ErrorBody(error, detail), headers)
+    async def _error(send: Any, status: int, error: str, detail: str, rid: Rid) -> int:
+        return await send_json(send, status, ErrorBody(error, detail), [rid])
 
 
-async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int) -> None:
-    headers: Headers = []
+async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int, rid: Rid | None = None) -> int:
+    """Answer 401/403/503 for ``failure``."""
+    headers: Headers = [rid] if rid else []
     if failure.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="eventpulse"'))
     elif failure.status == 503:
         headers.append((b"retry-after", str(retry_after_s).encode()))
         return await send_json(send, 503, Unavailable(failure.error, failure.detail, retry_after_s), headers)
-    await send_json(send, failure.status, ErrorBody(failure.error, failure.detail), headers)
+    return await send_json(send, failure.status, ErrorBody(failure.error, failure.detail), headers)

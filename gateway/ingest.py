@@ -114,23 +114,38 @@ def check(
         if malformed and index in malformed:
             rejected.append((index, malformed[index], submitted.sent(index)))
             continue
-        if isinstance(result, Rejection):
-            rejected.append((index, result, submitted.sent(index)))
-            continue
-        try:
-            wire = result.to_wire()
-        except TypeError as exc:  # orjson decodes 1,024 levels of nesting but encodes only 255
-            why = Rejection(RejectReason.INVALID_VALUE, "data", f"event cannot be encoded as JSON: {exc}")
-            rejected.append((index, why, submitted.sent(index)))
-            continue
-        if len(wire) > max_event_bytes:
-            why = Rejection(
-                RejectReason.PAYLOAD_TOO_LARGE, None, f"event is {len(wire)} bytes, the limit is {max_event_bytes}"
-            )
-            rejected.append((index, why, submitted.sent(index)))
-            continue
-        valid.append((index, result, wire))
+        outcome = encode_checked(result, max_event_bytes)
+        if isinstance(outcome, Rejection):
+            rejected.append((index, outcome, submitted.sent(index)))
+        else:
+            valid.append((index, result, outcome))  # type: ignore[arg-type]
     return Checked(valid, rejected)
+
+
+def check_one(
+    obj: Any, parser: SubmittedEventParser, tenant: str, received_ms: int, max_event_bytes: int
+) -> tuple[ValidEvent, bytes] | Rejection:
+    """`check` for one decoded event (``POST /api/events``): the event and its wire value, or why not."""
+    result = parser.parse_all([obj], tenant=tenant, received_at_ms=received_ms)[0]
+    outcome = encode_checked(result, max_event_bytes)
+    if isinstance(outcome, Rejection):
+        return outcome
+    return result, outcome  # type: ignore[return-value]
+
+
+def encode_checked(result: ValidEvent | Rejection, max_event_bytes: int) -> bytes | Rejection:
+    """The wire value of a validated event, or why it cannot be sent (a rejection passes through)."""
+    if isinstance(result, Rejection):
+        return result
+    try:
+        wire = result.to_wire()  # type: ignore[union-attr]
+    except TypeError as exc:  # orjson decodes 1,024 levels of nesting but encodes only 255
+        return Rejection(RejectReason.INVALID_VALUE, "data", f"event cannot be encoded as JSON: {exc}")
+    if len(wire) > max_event_bytes:
+        return Rejection(
+            RejectReason.PAYLOAD_TOO_LARGE, None, f"event is {len(wire)} bytes, the limit is {max_event_bytes}"
+        )
+    return wire
 
 
 def payload_text(sent: Any, limit: int = 64 * 1024) -> str:

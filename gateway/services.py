@@ -69,6 +69,7 @@ class GatewayServices:
 
 def build_services(settings: Settings) -> GatewayServices:
     gw = settings.gateway
+    metrics = GatewayMetrics()
 
     def warehouse_client():
         return create_client(settings.warehouse, autogenerate_session_id=False)
@@ -84,6 +85,7 @@ def build_services(settings: Settings) -> GatewayServices:
         ),
         settings.broker.events_topic,
         gw.max_queued_events,
+        on_latency=metrics.observe_produce,
     )
     return GatewayServices(
         settings=settings,
@@ -95,4 +97,5 @@ def build_services(settings: Settings) -> GatewayServices:
         recent_ids=RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant),
         readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
         stream=StreamHub(warehouse_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+        metrics=metrics,
     )

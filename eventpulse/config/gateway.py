@@ -60,6 +60,17 @@ class GatewaySettings(Section):
         "errors", description="Which requests get a JSON access-log line (4xx/5xx only by default)."
     )
     log_level: str = Field("INFO")
+    rate_limit_headers: Literal["always", "refused"] = Field(
+        "always",
+        description="Send RateLimit-Limit/Remaining/Reset on every ingest answer, or only with 429 (three headers"
+        " less per answer: uvicorn checks each header it sends).",
+    )
+    proxy_headers: bool = Field(
+        False,
+        description="Behind a load balancer: take the client address from X-Forwarded-For/-Proto sent by the"
+        " addresses in forwarded_allow_ips (uvicorn's ProxyHeadersMiddleware; off: one layer less per request).",
+    )
+    forwarded_allow_ips: str = Field("127.0.0.1", description="Proxies trusted for X-Forwarded-* (comma-separated).")
     # Process tuning (see gateway/runtime.py).
     gc_gen0_threshold: int = Field(
         50_000, ge=0, description="Young-generation GC threshold of a serving process (0: Python's default, 700)."
