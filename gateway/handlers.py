@@ -35,7 +35,7 @@ from gateway.ingest import (
     payload_text,
 )
 from gateway.producer import DeliveryReport, QueueFull
-from gateway.rate_limit import Decision
+from gateway.rate_limit import Decision, TokenBucket
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
 
@@ -73,9 +73,9 @@ class IngestHandlers:
         if isinstance(key, AuthFailure):
             return await auth_failure(send, key, self._retry_after, rid)
         tenant = key.tenant
-        decision = svc.limiter.bucket(tenant, key.rate_per_s, key.burst).charge(1)
-        if not decision.allowed:
-            return await self._rate_limited(send, decision, 1, rid)
+        bucket = svc.limiter.bucket(tenant, key.rate_per_s, key.burst)
+        if not bucket.take(1):
+            return await self._rate_limited(send, bucket.refusal(1), 1, rid)
         if content_type is not None and content_type != _JSON_BYTES and media_type(content_type) != JSON:
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json", rid)
         limit = self._max_event_bytes
@@ -96,12 +96,12 @@ class IngestHandlers:
             self._dead_letter(tenant, 0, checked, obj, received_ms)
             error = EventError(checked.reason.value, checked.field, checked.detail)
             body_out = ErrorBody("invalid_event", checked.detail, [error])
-            return await send_json(send, 422, body_out, self._headers(decision, rid))
+            return await send_json(send, 422, body_out, self._headers(bucket, rid))
         event, wire = checked
         client_named = "id" in obj  # a resend of an event the client named must not be produced twice
         if client_named and svc.recent_ids.seen(tenant, event.id, event.timestamp_ms):
             svc.metrics.events_duplicate += 1
-            return await send_json(send, 202, EventAccepted(event.id, True), self._headers(decision, rid))
+            return await send_json(send, 202, EventAccepted(event.id, True), self._headers(bucket, rid))
         try:
             failure = await svc.producer.deliver_one(event.partition_key(), wire, self._ack_timeout)
         except QueueFull as exc:
@@ -111,7 +111,7 @@ class IngestHandlers:
         if client_named:
             svc.recent_ids.remember(tenant, [(event.id, event.timestamp_ms)])
         svc.metrics.events_accepted += 1
-        return await send_json(send, 202, EventAccepted(event.id, False), self._headers(decision, rid))
+        return await send_json(send, 202, EventAccepted(event.id, False), self._headers(bucket, rid))
 
     async def batch(self, scope: dict[str, Any], receive: Any, send: Any, rid: Rid) -> int:
         if scope["method"] != "POST":
@@ -139,9 +139,8 @@ class IngestHandlers:
                 self._dead_letter(key.tenant, 0, why, body, received_ms)
             return await self._error(send, submitted.status, submitted.error, submitted.detail, rid)
         count = len(submitted)
-        decision = bucket.charge(count)
-        if not decision.allowed:
-            return await self._rate_limited(send, decision, count, rid)
+        if not bucket.take(count):
+            return await self._rate_limited(send, bucket.refusal(count), count, rid)
         outcome = await self._ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(send, outcome, rid)
@@ -149,7 +148,7 @@ class IngestHandlers:
         accepted = count - len(errors)
         status = 202 if not errors else (207 if accepted else 422)
         result = BatchResult(accepted, len(errors), duplicates, ids, errors)
-        return await send_json(send, status, result, self._headers(decision, rid))
+        return await send_json(send, status, result, self._headers(bucket, rid))
 
     async def _ingest(
         self, tenant: str, submitted: Submitted, received_ms: int
@@ -193,9 +192,9 @@ class IngestHandlers:
         svc.metrics.events_duplicate += duplicates
         return ids, errors, duplicates
 
-    def _headers(self, decision: Decision, rid: Rid) -> Headers:
+    def _headers(self, bucket: TokenBucket, rid: Rid) -> Headers:
         """Headers of an answer to a request the rate limit let through."""
-        return [*decision.headers(), rid] if self._limit_headers_always else [rid]
+        return [*bucket.status().headers(), rid] if self._limit_headers_always else [rid]
 
     def _overloaded(self, exc: QueueFull, ids: list[str]) -> Unavailable:
         self.svc.metrics.requests_shed += 1

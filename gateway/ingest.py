@@ -126,7 +126,7 @@ def check_one(
     obj: Any, parser: SubmittedEventParser, tenant: str, received_ms: int, max_event_bytes: int
 ) -> tuple[ValidEvent, bytes] | Rejection:
     """`check` for one decoded event (``POST /api/events``): the event and its wire value, or why not."""
-    result = parser.parse_all([obj], tenant=tenant, received_at_ms=received_ms)[0]
+    result = parser.parse(obj, tenant=tenant, received_at_ms=received_ms)
     outcome = encode_checked(result, max_event_bytes)
     if isinstance(outcome, Rejection):
         return outcome

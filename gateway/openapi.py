@@ -108,6 +108,8 @@ def _ingest_errors() -> dict[str, Any]:
 
 
 def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, Any]:
+    # RateLimit-* come with 429 always, and with accepted requests only when configured so.
+    ok_headers = RATE_HEADERS if settings.rate_limit_headers == "always" else None
     structs = [
         schemas.EventAccepted,
         schemas.BatchResult,
@@ -160,7 +162,7 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
                     },
                     "responses": {
-                        "202": _answer("Accepted: the broker acknowledged the event.", "EventAccepted", RATE_HEADERS),
+                        "202": _answer("Accepted: the broker acknowledged the event.", "EventAccepted", ok_headers),
                         "400": _answer("Body is not valid JSON.", "ErrorBody"),
                         "422": _answer("The event is invalid; `errors` says which field and why.", "ErrorBody"),
                         **_ingest_errors(),
@@ -174,13 +176,13 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
                     "requestBody": batch_body,
                     "responses": {
                         "202": _answer(
-                            "Every event accepted and acknowledged by the broker.", "BatchResult", RATE_HEADERS
+                            "Every event accepted and acknowledged by the broker.", "BatchResult", ok_headers
                         ),
                         "207": _answer(
                             "Partly accepted: `ids[i]` is null for rejected events, `errors` gives index, field and "
                             "reason; the valid ones were acknowledged by the broker.",
                             "BatchResult",
-                            RATE_HEADERS,
+                            ok_headers,
                         ),
                         "400": _answer("Body is not valid JSON or not an array.", "ErrorBody"),
                         "422": _answer("No event in the batch is valid (see `errors`).", "BatchResult"),

@@ -105,7 +105,9 @@ class _PendingOne:
             self.error = str(err)
             if err.fatal() or err.code() in _BROKEN_PRODUCER:
                 self.owner._fatal = True
-        self.owner._finish(self, True)
+        self.owner._waiting.discard(self)  # `_finish`, inlined: this runs once per single event
+        if not self.future.done():
+            self.future.set_result(True)
 
 
 class AckingProducer:
@@ -230,7 +232,7 @@ class AckingProducer:
         pending = _PendingOne(future, self, started + timeout)
         self._waiting.add(pending)
         try:
-            producer.produce(self.topic, value, key, on_delivery=pending)
+            producer.produce(self.topic, value, key, -1, pending)  # -1: the partitioner picks
         except BufferError:
             self._waiting.discard(pending)
             return DeliveryReport((0,), False, 0.0, "producer queue full")

@@ -34,8 +34,9 @@ class Decision(NamedTuple):
 
 
 class TokenBucket:
-    """``tokens`` refill at ``rate`` per second up to ``burst``. `has_token` and `charge` run on every
-    request, so they are plain arithmetic with one clock read each."""
+    """``tokens`` refill at ``rate`` per second up to ``burst``. `take` and `has_token` run on every
+    request, so they are plain arithmetic with one clock read each; a `Decision` is built only for
+    the headers."""
 
     __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
 
@@ -55,22 +56,30 @@ class TokenBucket:
         self.stamp = now
         return tokens
 
-    def charge(self, cost: int) -> Decision:
+    def take(self, cost: int) -> bool:
+        """Charge ``cost`` tokens if the bucket holds them (or is full, for a cost above the burst)."""
         tokens = self._refill()
-        burst = self.burst
-        if tokens >= (cost if cost < burst else burst):
-            tokens -= cost
-            self.tokens = tokens
-            remaining = int(tokens) if tokens > 0 else 0
-            return Decision(True, burst, remaining, math.ceil((burst - tokens) / self.rate), 0)
-        need = cost if cost < burst else burst
-        return self._decision(False, max(1, math.ceil((need - tokens) / self.rate)))
+        if tokens >= (cost if cost < self.burst else self.burst):
+            self.tokens = tokens - cost
+            return True
+        return False
+
+    def charge(self, cost: int) -> Decision:
+        """`take`, with what the ``RateLimit-*`` headers report."""
+        return self.status() if self.take(cost) else self.refusal(cost)
+
+    def status(self) -> Decision:
+        """The bucket now, as an allowed decision."""
+        return self._decision(True, 0)
+
+    def refusal(self, cost: int) -> Decision:
+        """Why ``cost`` tokens cannot be charged now, with the seconds until they can."""
+        need = cost if cost < self.burst else self.burst
+        return self._decision(False, max(1, math.ceil((need - self.tokens) / self.rate)))
 
     def peek(self) -> Decision:
         """Allowed if at least one token is there (a cheap check before reading a body)."""
-        if self.has_token():
-            return self._decision(True, 0)
-        return self._decision(False, max(1, math.ceil((1 - self.tokens) / self.rate)))
+        return self.status() if self.has_token() else self.refusal(1)
 
     def has_token(self) -> bool:
         """`peek` without the decision (the request path needs it only when refused)."""

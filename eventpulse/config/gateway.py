@@ -61,9 +61,9 @@ class GatewaySettings(Section):
     )
     log_level: str = Field("INFO")
     rate_limit_headers: Literal["always", "refused"] = Field(
-        "always",
-        description="Send RateLimit-Limit/Remaining/Reset on every ingest answer, or only with 429 (three headers"
-        " less per answer: uvicorn checks each header it sends).",
+        "refused",
+        description="RateLimit-Limit/Remaining/Reset with 429 answers only ('refused'), or on every ingest answer"
+        " ('always': ~10 % fewer single events/s at one core; uvicorn checks each header it sends).",
     )
     proxy_headers: bool = Field(
         False,

@@ -77,17 +77,18 @@ class ValidEvent(msgspec.Struct, frozen=True, gc=False):
 
     def to_wire(self) -> bytes:
         """The JSON message value written to the events topic."""
-        doc: dict[str, Any] = dict(self.extra)
-        doc.update(
-            id=self.id,
-            timestamp=self.timestamp_ms,
-            type=self.type,
-            source=self.source,
-            data=self.data,
-            tenant=self.tenant,
-            received_at=self.received_at_ms,
-            schema_version=self.schema_version,
-        )
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "timestamp": self.timestamp_ms,
+            "type": self.type,
+            "source": self.source,
+            "data": self.data,
+            "tenant": self.tenant,
+            "received_at": self.received_at_ms,
+            "schema_version": self.schema_version,
+        }
+        if self.extra:  # other fields first, as sent; the envelope's own values win
+            doc = {**self.extra, **doc}
         return orjson.dumps(doc)
 
     def raw_row(self, partition: int, offset: int) -> tuple[Any, ...]:

@@ -77,7 +77,13 @@ class SubmittedEventParser:
         ``obj`` is a decoded JSON value (orjson or json): the fast path relies on JSON's types (keys
         are strings, numbers are exactly ``int`` or ``float``).
         """
-        return self.parse_all([obj], tenant=tenant, received_at_ms=received_at_ms)[0]
+        if tenant.strip() and len(tenant) <= self._max_name:
+            window = (max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms)
+            event = self._fast(obj, tenant, received_at_ms, window)
+            if event is not None:
+                return event
+        exact = self._validator.parse_object
+        return exact(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=self.new_id())
 
     def fast_path(self, obj: Any, *, tenant: str, received_at_ms: int) -> ValidEvent | None:
         """The fast path alone: the event if ``obj`` is a common valid event, else None."""

@@ -35,12 +35,29 @@ def test_429_with_rate_limit_headers(start_gateway, make_key):
         with gw.client(key) as http:
             ok = http.post("/api/events/batch", json=[event() for _ in range(10)])
             limited = http.post("/api/events", json=event())
-        assert ok.status_code == 202 and ok.headers["ratelimit-limit"] == "10"
+        # By default the RateLimit-* headers come with the refusal only.
+        assert ok.status_code == 202 and "ratelimit-limit" not in ok.headers
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["ratelimit-limit"] == "10"
         assert limited.headers["ratelimit-remaining"] == "0"
+        assert int(limited.headers["ratelimit-reset"]) >= 1
         assert limited.json()["error"] == "rate_limited"
         assert gw.client().get("/api/metrics").json()["requests_rate_limited"] == 1
+
+
+def test_rate_limit_headers_on_every_answer_when_asked(start_gateway, make_key):
+    with start_gateway(rate_per_s=0.01, burst=10, rate_limit_headers="always") as gw:
+        key = make_key("acme")
+        wait_for_key(gw, key)
+        with gw.client(key) as http:
+            single = http.post("/api/events", json=event())
+            batch = http.post("/api/events/batch", json=[event() for _ in range(4)])
+            limited = http.post("/api/events/batch", json=[event() for _ in range(6)])
+        assert single.status_code == 202 and single.headers["ratelimit-limit"] == "10"
+        assert int(single.headers["ratelimit-remaining"]) == 9
+        assert batch.status_code == 202 and int(batch.headers["ratelimit-remaining"]) == 5
+        assert limited.status_code == 429 and limited.headers["ratelimit-remaining"] == "5"
 
 
 def test_a_flooding_tenant_does_not_slow_the_others(start_gateway, make_key):
