@@ -1,6 +1,6 @@
 """Gateway throughput and latency against a bare ASGI baseline measured in the same run.
 
-    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 64] [--workers 1] [--baseline-workers 1]
+    .venv/bin/python benchmarks/gateway.py [--duration 10] [--rounds 3] [--connections 64] [--workers 1] [--baseline-workers 1]
 
 Starts its own broker (Tansu), warehouse server, a key, the gateway (``python -m gateway``) and a
 baseline (bare uvicorn app that reads the body and answers 202: no auth, no validation, no
@@ -193,6 +193,39 @@ def run_aiohttp(url: str, body: Path, key: str, connections: int, duration: floa
     }
 
 
+def print_summary(rounds: list[dict[str, tuple[dict, int]]], round_cpu: list[dict], runs: list[str]) -> None:
+    """Medians over the rounds (ratios are taken within each round, against that round's baseline)."""
+    import statistics
+
+    def spread(values: list[float], fmt: str) -> str:
+        return (
+            f"{format(statistics.median(values), fmt)} (min {format(min(values), fmt)}, max {format(max(values), fmt)})"
+        )
+
+    print(f"summary over {len(rounds)} round(s): median (min, max)")
+    if "batch1000" in runs:
+        rates = [r["gateway batch 1000"][0]["rps"] * 1000 for r in rounds]
+        p99s = [r["gateway batch 1000"][0]["p99"] for r in rounds]
+        print(
+            f"  target batch >= 100k events/s at p99 < 100 ms: {spread(rates, '.0f')} events/s, p99 {spread(p99s, '.1f')} ms"
+        )
+    if "batch100" in runs:
+        rates = [r["gateway batch 100"][0]["rps"] * 100 for r in rounds]
+        p99s = [r["gateway batch 100"][0]["p99"] for r in rounds]
+        print(f"  batch 100: {spread(rates, '.0f')} events/s, p99 {spread(p99s, '.1f')} ms")
+    if "single" in runs:
+        ratios = [r["gateway single"][0]["rps"] / r["baseline single"][0]["rps"] for r in rounds]
+        p99s = [r["gateway single"][0]["p99"] for r in rounds]
+        print(
+            f"  target single >= 0.5x baseline at p99 < 50 ms: {spread(ratios, '.2f')}x, p99 {spread(p99s, '.1f')} ms"
+        )
+        # The rates swing with whatever else runs on the cores; the CPU cost per request swings
+        # less: a server that is CPU-bound reaches (baseline us/req / gateway us/req) of the
+        # baseline's rate on the same core.
+        capacity = [c["baseline single"]["server"] / max(c["gateway single"]["server"], 1e-9) for c in round_cpu]
+        print(f"  same-core capacity (baseline CPU us/req / gateway CPU us/req): {spread(capacity, '.2f')}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
@@ -209,6 +242,13 @@ def main() -> None:
         "--runs",
         default=",".join(RUNS),
         help=f"Comma-separated subset of {','.join(RUNS)} (the baseline always runs).",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Rounds of baseline-then-gateway runs; the summary gives medians of the per-round ratios"
+        " (the two cores' speed swings from minute to minute on shared machines).",
     )
     parser.add_argument(
         "--hold", action="store_true", help="After the runs, keep the stack up (print URL and key) until Ctrl-C."
@@ -303,6 +343,9 @@ def main() -> None:
         results: dict[str, tuple[dict, int]] = {}
         cpu: dict[str, dict[str, float]] = {}
         shares: dict[str, list[int]] = {}
+        rounds: list[dict[str, tuple[dict, int]]] = []  # each round's results, copied after it ran
+        round_cpu: list[dict[str, dict[str, float]]] = []
+        round_shares: list[dict[str, list[int]]] = []
 
         def measure(name: str, url: str, body: str, events: int, connections: int, proc: subprocess.Popen) -> None:
             import psutil
@@ -330,21 +373,29 @@ def main() -> None:
                 reverse=True,
             )
 
-        measure(
-            "baseline single", f"http://127.0.0.1:{base_port}/api/events", "single", 1, args.connections, baseline_proc
-        )
-        for run in runs:
-            label, route, events = RUNS[run]
+        for _ in range(max(1, args.rounds)):
             measure(
-                label,
-                f"{gw}{route}",
-                run,
-                events,
-                args.connections if events == 1 else args.batch_connections,
-                gateway_proc,
+                "baseline single",
+                f"http://127.0.0.1:{base_port}/api/events",
+                "single",
+                1,
+                args.connections,
+                baseline_proc,
             )
+            for run in runs:
+                label, route, events = RUNS[run]
+                measure(
+                    label,
+                    f"{gw}{route}",
+                    run,
+                    events,
+                    args.connections if events == 1 else args.batch_connections,
+                    gateway_proc,
+                )
+            rounds.append(dict(results))
+            round_cpu.append({name: dict(values) for name, values in cpu.items()})
+            round_shares.append(dict(shares))
         metrics = httpx.get(f"{gw}/api/metrics").json()
-        base_rps = results["baseline single"][0]["rps"]
         print(
             f"load generator: {load.__name__[4:]}; {os.cpu_count()} cores shared by everything; "
             f"{args.duration:g}s per run; wrk connections: {args.connections} single, {args.batch_connections} batch"
@@ -356,34 +407,21 @@ def main() -> None:
             f" {'vs baseline':>12} {'server CPU us/req':>18} {'us/event':>9} {'broker us/event':>16}"
             f" {'server %core':>13} {'machine %':>10}  per process %core"
         )
-        for name, (r, n) in results.items():
-            server_us, broker_us = cpu[name]["server"], cpu[name]["broker"]
-            print(
-                f"{name:22} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f}"
-                f" {r['errors']:7d} {r['rps'] / base_rps:11.2f}x {server_us:18.1f} {server_us / n:9.2f}"
-                f" {broker_us / n:16.2f} {cpu[name]['server %']:13.0f} {cpu[name]['machine %']:10.0f}"
-                f"  {'/'.join(map(str, shares[name]))}"
-            )
+        for number, (results, cpu, shares) in enumerate(zip(rounds, round_cpu, round_shares, strict=True), 1):
+            base_rps = results["baseline single"][0]["rps"]
+            print(f"round {number}")
+            for name, (r, n) in results.items():
+                server_us, broker_us = cpu[name]["server"], cpu[name]["broker"]
+                print(
+                    f"  {name:20} {r['rps']:10.0f} {r['rps'] * n:11.0f} {r['p50']:8.2f} {r['p95']:8.2f}"
+                    f" {r['p99']:8.2f} {r['errors']:7d} {r['rps'] / base_rps:11.2f}x {server_us:18.1f}"
+                    f" {server_us / n:9.2f} {broker_us / n:16.2f} {cpu[name]['server %']:13.0f}"
+                    f" {cpu[name]['machine %']:10.0f}  {'/'.join(map(str, shares[name]))}"
+                )
         print(
             f"gateway accepted {metrics['events_accepted']} events; produce latency ms {metrics['produce_latency_ms']}"
         )
-        if "batch1000" in runs:
-            b1000 = results["gateway batch 1000"][0]
-            print(
-                f"target batch >= 100k events/s at p99 < 100 ms: {b1000['rps'] * 1000:.0f} events/s,"
-                f" p99 {b1000['p99']:.1f} ms"
-            )
-        if "single" in runs:
-            single = results["gateway single"][0]
-            print(
-                f"target single >= 0.5x baseline at p99 < 50 ms: {single['rps'] / base_rps:.2f}x,"
-                f" p99 {single['p99']:.1f} ms"
-            )
-            # The rates swing with whatever else runs on the cores; the CPU cost per request does
-            # not: a server that is CPU-bound reaches (baseline us/req / gateway us/req) of the
-            # baseline's rate on the same core.
-            ratio = cpu["baseline single"]["server"] / max(cpu["gateway single"]["server"], 1e-9)
-            print(f"same-core capacity (baseline CPU us/req / gateway CPU us/req): {ratio:.2f}x")
+        print_summary(rounds, round_cpu, runs)
         if args.hold:
             print(
                 f"holding: gateway {gw} (pid {gateway_proc.pid}), key {key}, bodies in {tmp};"

@@ -139,7 +139,7 @@ class AckingProducer:
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0  # loop time the timer fires
+        self._short_timer = False  # the timer is armed with poll_s (requests are waiting)
         self._waiting: set[_Pending | _PendingOne] = set()  # requests not answered yet
         self._next_sweep = 0.0
         self._fatal = False
@@ -207,7 +207,7 @@ class AckingProducer:
                     self._finish(pending, True)
                 break
         producer.poll(0)  # serve the acks that already arrived for earlier requests
-        if self._timer_at - loop.time() > self._poll_s:  # idle timer: poll soon
+        if not self._short_timer:  # idle timer: poll soon
             self._arm(self._poll_s)
         timed_out = not await future
         latency = time.perf_counter() - started
@@ -237,7 +237,7 @@ class AckingProducer:
             self._waiting.discard(pending)
             return DeliveryReport((0,), False, 0.0, "producer queue full")
         producer.poll(0)  # serve the acks that already arrived for earlier requests
-        if self._timer_at - loop.time() > self._poll_s:  # idle timer: poll soon
+        if not self._short_timer:  # idle timer: poll soon
             self._arm(self._poll_s)
         delivered = await future
         latency = time.monotonic() - started
@@ -270,7 +270,7 @@ class AckingProducer:
             self._timer.cancel()
         assert self._loop is not None
         self._timer = self._loop.call_later(delay, self._tick)
-        self._timer_at = self._timer.when()
+        self._short_timer = delay <= self._poll_s
 
     def _tick(self) -> None:
         """Serve delivery reports and errors, answer expired requests, and set the next tick."""
