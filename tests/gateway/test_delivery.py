@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +129,42 @@ def test_broker_outage_answers_503_and_a_retry_loses_nothing(tmp_path, warehouse
         ids = [v["id"] for _, v in messages]
         assert set(ids) == {"before"} | {e["id"] for e in batch}  # nothing lost
         assert ids.count("before") == 1  # duplicates only among the refused-then-resent (dedup downstream)
+
+
+def test_single_events_answer_503_when_unacknowledged_or_overloaded(tmp_path, warehouse, make_key):
+    """The single-event route has its own produce path (`deliver_one`): both of its refusals, then the resend."""
+    key = make_key("acme")
+    with own_broker(tmp_path) as (broker, bootstrap):
+        broker_settings = BrokerSettings(bootstrap=bootstrap, events_topic="events")
+        settings = gateway_settings(broker_settings, warehouse, ack_timeout_s=2.0, retry_after_s=3, max_queued_events=1)
+        with serve(settings) as gw, gw.client(key) as http:
+            wait_for_key(gw, key)
+            assert http.post("/api/events", json=event("before")).status_code == 202
+            os.killpg(broker.pid, signal.SIGSTOP)
+            first: dict = {}
+            waiting = threading.Thread(target=lambda: first.update(r=http.post("/api/events", json=event("a"))))
+            waiting.start()
+            deadline = time.monotonic() + 5
+            while gw.client().get("/api/metrics").json()["producer_queue_depth"] < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            overloaded = gw.client(key).post("/api/events", json=event("b"))  # "a" fills the queue
+            waiting.join()
+            assert overloaded.status_code == 503 and overloaded.headers["retry-after"] == "3"
+            assert overloaded.json()["error"] == "overloaded" and overloaded.json()["not_accepted"] == ["b"]
+            refused = first["r"]
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "3", refused.text
+            body = refused.json()
+            assert body["error"] == "broker_unavailable"
+            assert body["not_accepted"] == ["a"] and body["accepted"] == []
+            os.killpg(broker.pid, signal.SIGCONT)
+            for event_id in ("a", "b"):
+                deadline = time.monotonic() + 20
+                while (retry := http.post("/api/events", json=event(event_id))).status_code != 202:
+                    assert time.monotonic() < deadline, retry.text
+                    time.sleep(0.5)
+        on_topic = {v["id"] for _, v in read_topic(bootstrap, "events", idle_s=2.0)}
+        assert on_topic == {"before", "a", "b"}  # nothing answered 2xx or resent is missing
 
 
 @pytest.mark.parametrize("max_queued", [10])

@@ -31,3 +31,8 @@ def test_python_m_gateway_serves_with_uvloop_httptools_and_no_server_header(monk
     assert (seen["port"], seen["workers"]) == (8123, 2)
     assert (seen["loop"], seen["http"]) == ("uvloop", "httptools")
     assert seen["server_header"] is False and seen["access_log"] is False
+    assert seen["proxy_headers"] is False  # a setting: behind a load balancer, turn it on
+    monkeypatch.setenv("EVENTPULSE_GATEWAY_PROXY_HEADERS", "true")
+    monkeypatch.setenv("EVENTPULSE_GATEWAY_FORWARDED_ALLOW_IPS", "10.0.0.1")
+    entry.main([])
+    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "10.0.0.1"
