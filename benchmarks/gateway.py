@@ -203,16 +203,12 @@ def print_summary(rounds: list[dict[str, tuple[dict, int]]], round_cpu: list[dic
         )
 
     print(f"summary over {len(rounds)} round(s): median (min, max)")
-    if "batch1000" in runs:
-        rates = [r["gateway batch 1000"][0]["rps"] * 1000 for r in rounds]
-        p99s = [r["gateway batch 1000"][0]["p99"] for r in rounds]
-        print(
-            f"  target batch >= 100k events/s at p99 < 100 ms: {spread(rates, '.0f')} events/s, p99 {spread(p99s, '.1f')} ms"
-        )
-    if "batch100" in runs:
-        rates = [r["gateway batch 100"][0]["rps"] * 100 for r in rounds]
-        p99s = [r["gateway batch 100"][0]["p99"] for r in rounds]
-        print(f"  batch 100: {spread(rates, '.0f')} events/s, p99 {spread(p99s, '.1f')} ms")
+    for run, heading in (("batch1000", "target batch >= 100k events/s at p99 < 100 ms"), ("batch100", "batch 100")):
+        if run in runs:
+            label, _, events = RUNS[run]
+            rates = [r[label][0]["rps"] * events for r in rounds]
+            p99s = [r[label][0]["p99"] for r in rounds]
+            print(f"  {heading}: {spread(rates, '.0f')} events/s, p99 {spread(p99s, '.1f')} ms")
     if "single" in runs:
         ratios = [r["gateway single"][0]["rps"] / r["baseline single"][0]["rps"] for r in rounds]
         p99s = [r["gateway single"][0]["p99"] for r in rounds]

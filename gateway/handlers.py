@@ -107,7 +107,7 @@ class IngestHandlers:
         except QueueFull as exc:
             return await self._unavailable(send, self._overloaded(exc, [event.id]), rid)
         if failure is not None:
-            return await self._unavailable(send, self._not_acked(failure, [event], failure.failed), rid)
+            return await self._unavailable(send, self._not_acked(failure, [event]), rid)
         if client_named:
             svc.recent_ids.remember(tenant, [(event.id, event.timestamp_ms)])
         svc.metrics.events_accepted += 1
@@ -121,7 +121,7 @@ class IngestHandlers:
             return await auth_failure(send, key, self._retry_after, rid)
         bucket = self.svc.limiter.bucket(key.tenant, key.rate_per_s, key.burst)
         if not bucket.has_token():
-            return await self._rate_limited(send, bucket.peek(), 1, rid)
+            return await self._rate_limited(send, bucket.refusal(1), 1, rid)
         kind = media_type(header(scope, b"content-type")) or JSON
         if kind not in (JSON, NDJSON):
             detail = "send a JSON array (application/json) or application/x-ndjson"
@@ -186,7 +186,7 @@ class IngestHandlers:
             except QueueFull as exc:
                 return self._overloaded(exc, [e.id for e in to_send])
             if not report.ok:
-                return self._not_acked(report, to_send, report.failed)
+                return self._not_acked(report, to_send)
             recent.remember(tenant, remember)
         svc.metrics.events_accepted += len(messages)
         svc.metrics.events_duplicate += duplicates
@@ -200,13 +200,12 @@ class IngestHandlers:
         self.svc.metrics.requests_shed += 1
         return Unavailable("overloaded", f"too many events waiting for the broker ({exc})", self._retry_after, ids)
 
-    def _not_acked(
-        self, report: DeliveryReport, sent: list[ValidEvent], failed_indexes: tuple[int, ...]
-    ) -> Unavailable:
+    def _not_acked(self, report: DeliveryReport, sent: list[ValidEvent]) -> Unavailable:
+        """503 for the events of ``sent`` the broker did not acknowledge (``report.failed`` indexes ``sent``)."""
         metrics = self.svc.metrics
         metrics.produce_failures += 1
         metrics.requests_shed += 1
-        failed = set(failed_indexes)
+        failed = set(report.failed)
         not_accepted = [sent[i].id for i in sorted(failed)]
         accepted = [e.id for i, e in enumerate(sent) if i not in failed]
         detail = f"the broker did not acknowledge {len(failed)} event(s): {report.error}"
@@ -229,9 +228,9 @@ class IngestHandlers:
         return await send_json(send, status, ErrorBody(error, detail), [rid])
 
 
-async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int, rid: Rid | None = None) -> int:
+async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int, rid: Rid) -> int:
     """Answer 401/403/503 for ``failure``."""
-    headers: Headers = [rid] if rid else []
+    headers: Headers = [rid]
     if failure.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="eventpulse"'))
     elif failure.status == 503:

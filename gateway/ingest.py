@@ -63,13 +63,6 @@ def media_type(content_type: bytes | None) -> str:
     return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
-def decode_single(body: bytes) -> Submitted | BodyError:
-    try:
-        return Submitted([orjson.loads(body)])
-    except orjson.JSONDecodeError as exc:
-        return BodyError(400, RejectReason.MALFORMED_JSON.value, f"body is not valid JSON: {exc}")
-
-
 def decode_batch(body: bytes, kind: str, max_events: int) -> Submitted | BodyError:
     """Split a batch body into events; ``kind`` is `JSON` (an array) or `NDJSON` (one object a line)."""
     if kind == NDJSON:

@@ -206,9 +206,7 @@ class AckingProducer:
                 if pending.remaining == 0:
                     self._finish(pending, True)
                 break
-        producer.poll(0)  # serve the acks that already arrived for earlier requests
-        if not self._short_timer:  # idle timer: poll soon
-            self._arm(self._poll_s)
+        self._poll_after_produce(producer)
         timed_out = not await future
         latency = time.perf_counter() - started
         self._on_latency(latency)
@@ -236,9 +234,7 @@ class AckingProducer:
         except BufferError:
             self._waiting.discard(pending)
             return DeliveryReport((0,), False, 0.0, "producer queue full")
-        producer.poll(0)  # serve the acks that already arrived for earlier requests
-        if not self._short_timer:  # idle timer: poll soon
-            self._arm(self._poll_s)
+        self._poll_after_produce(producer)
         delivered = await future
         latency = time.monotonic() - started
         self._on_latency(latency)
@@ -264,6 +260,12 @@ class AckingProducer:
         self._waiting.discard(pending)
         if not pending.future.done():
             pending.future.set_result(delivered)
+
+    def _poll_after_produce(self, producer: Producer) -> None:
+        """Serve the acks that already arrived for earlier requests, and poll soon for this one."""
+        producer.poll(0)
+        if not self._short_timer:  # the idle timer: poll soon
+            self._arm(self._poll_s)
 
     def _arm(self, delay: float) -> None:
         if self._timer is not None:

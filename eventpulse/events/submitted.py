@@ -77,34 +77,36 @@ class SubmittedEventParser:
         ``obj`` is a decoded JSON value (orjson or json): the fast path relies on JSON's types (keys
         are strings, numbers are exactly ``int`` or ``float``).
         """
-        if tenant.strip() and len(tenant) <= self._max_name:
-            window = (max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms)
-            event = self._fast(obj, tenant, received_at_ms, window)
-            if event is not None:
-                return event
-        exact = self._validator.parse_object
-        return exact(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=self.new_id())
+        return self._parse(obj, tenant, received_at_ms, self._window(received_at_ms), self._tenant_ok(tenant))
 
     def fast_path(self, obj: Any, *, tenant: str, received_at_ms: int) -> ValidEvent | None:
         """The fast path alone: the event if ``obj`` is a common valid event, else None."""
-        if not (tenant.strip() and len(tenant) <= self._max_name):
+        if not self._tenant_ok(tenant):
             return None
-        window = (max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms)
-        return self._fast(obj, tenant, received_at_ms, window)
+        return self._fast(obj, tenant, received_at_ms, self._window(received_at_ms))
 
     def parse_all(self, objs: list[Any], *, tenant: str, received_at_ms: int) -> list[ValidEvent | Rejection]:
         """`parse` for each of ``objs`` (all from ``tenant``, received at ``received_at_ms``)."""
-        fast = self._fast
-        window = (max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms)
-        tenant_ok = bool(tenant.strip()) and len(tenant) <= self._max_name
-        out: list[ValidEvent | Rejection] = []
-        for obj in objs:
-            event = fast(obj, tenant, received_at_ms, window) if tenant_ok else None
-            if event is None:
-                exact = self._validator.parse_object
-                event = exact(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=self.new_id())
-            out.append(event)
-        return out
+        window = self._window(received_at_ms)
+        tenant_ok = self._tenant_ok(tenant)
+        return [self._parse(obj, tenant, received_at_ms, window, tenant_ok) for obj in objs]
+
+    def _parse(
+        self, obj: Any, tenant: str, received_at_ms: int, window: tuple[int, int], tenant_ok: bool
+    ) -> ValidEvent | Rejection:
+        """The fast path when it applies, else the exact rules of `EventValidator.parse_object`."""
+        event = self._fast(obj, tenant, received_at_ms, window) if tenant_ok else None
+        if event is not None:
+            return event
+        exact = self._validator.parse_object
+        return exact(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=self.new_id())
+
+    def _window(self, received_at_ms: int) -> tuple[int, int]:
+        """The event times the fast path accepts without asking the exact rules."""
+        return max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms
+
+    def _tenant_ok(self, tenant: str) -> bool:
+        return bool(tenant.strip()) and len(tenant) <= self._max_name
 
     def _fast(self, obj: Any, tenant: str, received_ms: int, window: tuple[int, int]) -> ValidEvent | None:
         """The event if ``obj`` is a common valid event, else None (then the exact path decides)."""
