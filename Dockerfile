@@ -11,14 +11,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer: they change far less often than the code.
-COPY pyproject.toml README.md ./
+# Dependencies first, in their own layer, from the committed hashed lock: they change far less often
+# than the code, and every build installs exactly what the tests ran against.
+COPY requirements/runtime.lock ./requirements/runtime.lock
 RUN --mount=type=cache,target=/root/.cache/pip \
-    for pkg in eventpulse flows gateway orchestration dashboards; do \
-        mkdir -p "$pkg" && touch "$pkg/__init__.py"; \
-    done \
-    && pip install . \
-    && pip uninstall -y eventpulse
+    pip install --require-hashes --no-deps -r requirements/runtime.lock
 
 COPY . .
 RUN pip install --no-deps --no-cache-dir . \

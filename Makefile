@@ -7,13 +7,28 @@ STAMP := $(VENV)/.installed-stamp
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+UV_VERSION := 0.13.9
+LOCK := requirements/dev.lock
+
+# Installs come from the committed, hashed lock (requirements/*.lock); `make upgrade` refreshes it.
+$(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r $(LOCK)
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Create the virtualenv and install EventPulse with its dev tools
+install: $(STAMP) ## Create the virtualenv and install EventPulse with its dev tools (from the lock)
+
+LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q
+
+lock: install ## Re-resolve the lock files after a change to pyproject.toml (keeps versions where allowed)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) -o requirements/runtime.lock
+
+upgrade: install ## Refresh the lock files to the newest versions pyproject.toml allows
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) --upgrade -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade -o requirements/runtime.lock
 
 browser: ## Install Debian's chromium for the real-browser test (needs root or sudo)
 	@bash scripts/ensure-chromium.sh
@@ -43,4 +58,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
 
-.PHONY: help install browser run test lint format migrate bench clean
+.PHONY: help install lock upgrade browser run test lint format migrate bench clean
