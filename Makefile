@@ -41,6 +41,9 @@ test: install browser ## Lint, then run every test (unit, integration on the loc
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
+test-unit: install ## The fast tier: every test that needs no broker or warehouse (under a minute)
+	$(VENV)/bin/pytest -m "not integration" -q
+
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -58,4 +61,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade browser run test lint format migrate bench clean
+.PHONY: help install lock upgrade browser run test test-unit lint format migrate bench clean

@@ -89,3 +89,16 @@ def chdb_warehouse(chdb_path: Path) -> WarehouseSettings:
     settings = WarehouseSettings(url=f"chdb://{chdb_path}", database=f"t_{uuid.uuid4().hex[:12]}")
     migrate(settings)
     return settings
+
+
+_SERVICE_FIXTURES = frozenset({"broker_bootstrap", "warehouse_url", "chdb_path"})
+"""Fixtures that start (or open) a real broker or warehouse: a test that uses one, directly or
+through another fixture, is an integration test whatever its module says."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a real service ``integration``, so ``-m "not integration"``
+    (`make test-unit`) runs exactly the tests that need nothing but Python."""
+    for item in items:
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
