@@ -39,10 +39,19 @@ run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops
 test: install browser ## Lint, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 	$(VENV)/bin/pytest
 
 test-unit: install ## The fast tier: every test that needs no broker or warehouse (under a minute)
 	$(VENV)/bin/pytest -m "not integration" -q
+
+docs: install ## Build the documentation site strictly (any warning fails) into site/
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install ## Serve the documentation with live reload on http://127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
+.PHONY: docs docs-serve
 
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
