@@ -314,7 +314,7 @@ def _config_classes() -> Iterator[type]:
         module = importlib.import_module(f"eventpulse.config.{module_info.name}")
         for value in vars(module).values():
             defined_here = getattr(value, "__module__", None) == module.__name__
-            if defined_here and isinstance(value, type) and issubclass(value, Section):
+            if defined_here and isinstance(value, type) and issubclass(value, Section) and value is not Section:
                 yield value
 
 

@@ -385,18 +385,6 @@ def _disagree(rows: Rows, known: Known) -> None:
 # --- Tests ---------------------------------------------------------------------------------------
 
 
-def test_every_cookbook_query_has_a_check() -> None:
-    """A query added to the page without a check here, or a check whose query was removed, fails."""
-    names = cookbook_queries()
-    assert len(names) >= 8
-    assert set(names) == set(CHECKS)
-
-
-def test_query_extraction_needs_the_marker() -> None:
-    text = "```sql\n-- cookbook: a\nSELECT 1\n```\n\n```sql\nSELECT 2\n```\n"
-    assert cookbook_queries(text) == {"a": "-- cookbook: a\nSELECT 1\n"}
-
-
 def test_the_data_holds_duplicates_that_only_final_removes(filled: tuple[Client, Known]) -> None:
     """The replayed rows are still there, so a cookbook query that forgot FINAL would count them."""
     client, known = filled

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from eventpulse.config.base import Section
 from eventpulse.settings import Settings
 from scripts import docs_reference
+from tests.docs.test_cookbook import CHECKS, cookbook_queries
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,7 +130,8 @@ def test_every_page_of_the_nav_is_built(site: Path) -> None:
         "conventions.html",
     ):
         assert (site / page).is_file(), page
-    assert 'class="mermaid"' in (site / "architecture.html").read_text()
+    assert 'src="assets/data-path.svg"' in (site / "architecture.html").read_text()
+    assert (site / "assets" / "data-path.svg").read_text().startswith("<svg")
 
 
 def test_api_page_lists_every_route_operation_and_schema(site: Path) -> None:
@@ -181,3 +183,15 @@ def test_generated_pages_do_not_depend_on_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("EVENTPULSE_GATEWAY_MAX_BATCH_EVENTS", "7")
     monkeypatch.setenv("EVENTPULSE_STREAM_BATCH_SIZE", "3")
     assert docs_reference.generated_pages() == before
+
+
+def test_every_cookbook_query_has_a_check() -> None:
+    """A query added to the page without a check here, or a check whose query was removed, fails."""
+    names = cookbook_queries()
+    assert len(names) >= 8
+    assert set(names) == set(CHECKS)
+
+
+def test_query_extraction_needs_the_marker() -> None:
+    text = "```sql\n-- cookbook: a\nSELECT 1\n```\n\n```sql\nSELECT 2\n```\n"
+    assert cookbook_queries(text) == {"a": "-- cookbook: a\nSELECT 1\n"}
