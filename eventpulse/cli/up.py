@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from eventpulse.settings import Settings
+from eventpulse.stack.metrics import RestartMetrics
 from eventpulse.stack.supervisor import StartupError, Supervisor
 from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, reset_recovery, stack_services
 
@@ -29,7 +30,9 @@ from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster
 def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]) -> None:
     """Start broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
 
-    Logs stream with a prefix per service; Ctrl-C stops everything and frees every port.
+    Logs stream with a prefix per service; Ctrl-C stops everything and frees every port. A crashed
+    service restarts with backoff (EVENTPULSE_STACK_RESTART_*) and its restarts are written to
+    pipeline_metrics; if this command is killed, even with SIGKILL, its services stop too.
     """
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,9 +46,19 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         services = stack_services(settings, options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    supervisor = Supervisor(services)
+    metrics = RestartMetrics(settings.warehouse)
+    supervisor = Supervisor(services, on_event=metrics.record)
     try:
         code = supervisor.run()
     except StartupError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        metrics.close()
+    if supervisor.gave_up:
+        click.echo(
+            "eventpulse up stopped on a crash loop (its last lines are above); the restart limit is "
+            f"{settings.stack.restart_limit} restarts in {settings.stack.restart_window_s:g} s "
+            "(EVENTPULSE_STACK_RESTART_LIMIT, EVENTPULSE_STACK_RESTART_WINDOW_S)",
+            err=True,
+        )
     raise SystemExit(code)
