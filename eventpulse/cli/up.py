@@ -7,7 +7,14 @@ import click
 from eventpulse.settings import Settings
 from eventpulse.stack.metrics import RestartMetrics
 from eventpulse.stack.supervisor import StartupError, Supervisor
-from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, reset_recovery, stack_services
+from eventpulse.stack.up import (
+    OPTIONAL_SERVICES,
+    StackOptions,
+    prepare_dagster_home,
+    reset_recovery,
+    stack_environment,
+    stack_services,
+)
 
 
 @click.command("up")
@@ -46,7 +53,9 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         services = stack_services(settings, options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    metrics = RestartMetrics(settings.warehouse)
+    # restarts go to this stack's warehouse (the one its services are pointed at)
+    stack_url = stack_environment(settings)["EVENTPULSE_WAREHOUSE_URL"]
+    metrics = RestartMetrics(settings.warehouse.model_copy(update={"url": stack_url}))
     supervisor = Supervisor(services, on_event=metrics.record)
     try:
         code = supervisor.run()

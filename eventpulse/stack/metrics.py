@@ -19,10 +19,12 @@ import os
 import queue
 import socket
 import threading
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.stack.ports import port_open
 from eventpulse.stack.supervisor import ServiceEvent
 from eventpulse.warehouse.client import create_client
 
@@ -100,6 +102,13 @@ class RestartMetrics:
                     )
                 return
 
+    def _reachable(self) -> bool:
+        parts = urlsplit(self.warehouse.url)
+        if parts.scheme not in ("http", "https") or parts.hostname is None:
+            return True  # chdb:// and the like: let the client tell
+        port = parts.port or (8443 if parts.scheme == "https" else 8123)
+        return port_open(parts.hostname, port, timeout=self.warehouse.connect_timeout_s)
+
     def _write(self) -> None:
         times, metrics, labels, values = zip(*self._pending, strict=True)
         table = pa.table(
@@ -111,6 +120,8 @@ class RestartMetrics:
                 "value": pa.array(values, pa.float64()),
             }
         )
+        if not self._reachable():
+            return  # quietly: the client would log a warning per attempt while the server restarts
         try:
             self._client = self._client or create_client(self.warehouse)
             self._client.insert_arrow("pipeline_metrics", table)
