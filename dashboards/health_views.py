@@ -96,6 +96,24 @@ def pipeline_snapshot(latest: pl.DataFrame) -> dict[str, float | None]:
     return out
 
 
+def service_restarts(picked: Filters) -> None:
+    """Services of the local stack that crashed and were restarted in the range (nothing if none)."""
+    restarts = queries.service_restarts(picked.start, picked.end)
+    if restarts.is_empty():
+        return
+    gave_up = restarts.filter(pl.col("gave_up"))["service"].to_list()
+    text = f"{int(restarts['restarts'].sum())} service restart(s) in this range" + (
+        f"; gave up on {', '.join(gave_up)}" if gave_up else ""
+    )
+    (st.error if gave_up else st.warning)(text, icon=":material/restart_alt:")
+    st.dataframe(
+        restarts,
+        hide_index=True,
+        key="service_restarts",
+        column_config={"last_exit": st.column_config.DatetimeColumn("last exit (UTC)", format="MM-DD HH:mm:ss")},
+    )
+
+
 def pipeline_section(picked: Filters) -> None:
     """The dataflow's own metrics (``pipeline_metrics``), or a note that there are none yet."""
     if not queries.table_exists("pipeline_metrics"):
@@ -104,6 +122,7 @@ def pipeline_section(picked: Filters) -> None:
             "migration has not been applied). Consumer lag, throughput and watermark delay appear here once it is."
         )
         return
+    service_restarts(picked)
     latest = queries.pipeline_latest(picked.start, picked.end)
     if latest.is_empty():
         st.info("No pipeline metrics yet in this range: is the dataflow running?")

@@ -356,6 +356,21 @@ def pipeline_latest(start: datetime, end: datetime, fresh_seconds: int = 30) -> 
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
+def service_restarts(start: datetime, end: datetime) -> pl.DataFrame:
+    """Restarts of the local stack's services in the range (written by `eventpulse up`'s supervisor)."""
+    sql = f"""
+        SELECT label AS service, countIf(metric = 'service_restarts_total') AS restarts,
+               toInt64(argMaxIf(value, time, metric = 'service_exit_status')) AS last_exit_status, max(time) AS last_exit,
+               toBool(countIf(metric = 'service_gave_up') > 0) AS gave_up
+        FROM pipeline_metrics
+        WHERE time >= {{start:{_DT}}} AND time < {{end:{_DT}}}
+          AND metric IN ('service_restarts_total', 'service_exit_status', 'service_gave_up')
+        GROUP BY label
+        ORDER BY restarts DESC, service"""
+    return frame(sql, {"start": start, "end": end})
+
+
+@st.cache_data(ttl=STATUS_TTL, show_spinner=False)
 def pipeline_series(start: datetime, end: datetime, bucket_seconds: int, metrics: tuple[str, ...]) -> pl.DataFrame:
     """``metrics`` per bucket: each process's mean over the bucket, summed over processes."""
     sql = f"""

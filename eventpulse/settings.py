@@ -17,6 +17,7 @@ from eventpulse.config.dashboard import DashboardSettings
 from eventpulse.config.events import EventLimits
 from eventpulse.config.gateway import GatewaySettings
 from eventpulse.config.orchestration import OrchestrationSettings
+from eventpulse.config.stack import StackSettings
 from eventpulse.config.stream import StreamSettings
 from eventpulse.config.warehouse import WarehouseSettings
 
@@ -34,6 +35,7 @@ class Settings(Section):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
 
     def warehouse_path(self) -> Path:
         """The chDB directory the local warehouse server opens."""

@@ -5,8 +5,16 @@ from pathlib import Path
 import click
 
 from eventpulse.settings import Settings
+from eventpulse.stack.metrics import RestartMetrics
 from eventpulse.stack.supervisor import StartupError, Supervisor
-from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, reset_recovery, stack_services
+from eventpulse.stack.up import (
+    OPTIONAL_SERVICES,
+    StackOptions,
+    prepare_dagster_home,
+    reset_recovery,
+    stack_environment,
+    stack_services,
+)
 
 
 @click.command("up")
@@ -29,7 +37,9 @@ from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster
 def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]) -> None:
     """Start broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
 
-    Logs stream with a prefix per service; Ctrl-C stops everything and frees every port.
+    Logs stream with a prefix per service; Ctrl-C stops everything and frees every port. A crashed
+    service restarts with backoff (EVENTPULSE_STACK_RESTART_*) and its restarts are written to
+    pipeline_metrics; if this command is killed, even with SIGKILL, its services stop too.
     """
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,9 +53,21 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         services = stack_services(settings, options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    supervisor = Supervisor(services)
+    # restarts go to this stack's warehouse (the one its services are pointed at)
+    stack_url = stack_environment(settings)["EVENTPULSE_WAREHOUSE_URL"]
+    metrics = RestartMetrics(settings.warehouse.model_copy(update={"url": stack_url}))
+    supervisor = Supervisor(services, on_event=metrics.record)
     try:
         code = supervisor.run()
     except StartupError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        metrics.close()
+    if supervisor.gave_up:
+        click.echo(
+            "eventpulse up stopped on a crash loop (its last lines are above); the restart limit is "
+            f"{settings.stack.restart_limit} restarts in {settings.stack.restart_window_s:g} s "
+            "(EVENTPULSE_STACK_RESTART_LIMIT, EVENTPULSE_STACK_RESTART_WINDOW_S)",
+            err=True,
+        )
     raise SystemExit(code)

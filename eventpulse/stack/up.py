@@ -8,11 +8,12 @@ pointing it at the local broker and warehouse this stack starts.
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
-from eventpulse.stack.supervisor import ServiceSpec
+from eventpulse.stack.supervisor import RestartPolicy, ServiceSpec
 
 OPTIONAL_SERVICES = ("gateway", "dagster", "dashboard")
 
@@ -67,6 +68,16 @@ def reset_recovery(settings: Settings) -> Path:
     directory.mkdir(parents=True)
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], check=True)
     return directory
+
+
+def restart_policy(stack: StackSettings) -> RestartPolicy:
+    """The restart policy of every long-running service (``EVENTPULSE_STACK_RESTART_*``)."""
+    return RestartPolicy(
+        backoff_s=stack.restart_backoff_s,
+        max_backoff_s=stack.restart_backoff_max_s,
+        limit=stack.restart_limit,
+        window_s=stack.restart_window_s,
+    )
 
 
 def _flow_argv(settings: Settings, workers: int) -> list[str]:
@@ -168,4 +179,5 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             argv += ["--target", "gateway", "--create-key", "demo"]
             depends.append("gateway")
         services.append(ServiceSpec("traffic", argv, env=env, depends_on=depends))
-    return services
+    policy = restart_policy(settings.stack)  # one-shots (migrate) are done once they exit 0
+    return [spec if spec.oneshot else replace(spec, restart=policy) for spec in services]

@@ -1,8 +1,11 @@
 """The health page against the pipeline's own metrics, dead letters and a real gateway."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from dashboards import formatting as fmt
+from eventpulse.stack.metrics import RestartMetrics
+from eventpulse.stack.supervisor import ServiceEvent
 from tests.dashboards.apptest import badges, metrics, open_page, table_with
 from tests.dashboards.conftest import use_warehouse
 from tests.gateway.conftest import gateway_settings, serve
@@ -67,3 +70,20 @@ def test_health_page_lists_the_latest_batch_recomputes(monkeypatch, warehouse, w
     shown = table_with(at, "recomputed_day")
     assert [str(d)[:10] for d in shown["recomputed_day"]] == ["2026-11-02", "2026-11-01"]  # newest first, no stream day
     assert list(shown["window_rows"]) == [2, 2] and list(shown["tenants"]) == [2, 2]
+
+
+def test_health_page_shows_service_restarts(monkeypatch, warehouse):
+    """Restarts written by `eventpulse up`'s supervisor (eventpulse.stack.metrics) are shown."""
+    metrics, now = RestartMetrics(warehouse), time.time() - 60
+    exits = (("flow", -9, 1, False), ("flow", 1, 2, False), ("gateway", 3, 1, False), ("gateway", 3, 1, True))
+    for second, (service, status, restarts, gave_up) in enumerate(exits):
+        metrics.record(ServiceEvent(service, status, "test", restarts, gave_up, 1.0, now + second))
+    metrics.close()
+    use_warehouse(monkeypatch, warehouse)
+    at = open_page("health")
+    assert any("3 service restart(s) in this range; gave up on gateway" in e.value for e in at.error)
+    shown = table_with(at, "service")
+    assert list(zip(shown["service"], shown["restarts"], shown["last_exit_status"], strict=True)) == [
+        ("flow", 2, 1),
+        ("gateway", 1, 3),
+    ]

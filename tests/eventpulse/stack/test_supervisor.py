@@ -17,7 +17,7 @@ import pytest
 
 from eventpulse.stack.ports import free_port, port_is_free, wait_for_http, wait_for_port
 from eventpulse.stack.process import group_members
-from eventpulse.stack.supervisor import ServiceSpec, StartupError, Supervisor
+from eventpulse.stack.supervisor import NO_RESTART, ServiceSpec, StartupError, Supervisor
 
 PY = sys.executable
 
@@ -91,7 +91,7 @@ def test_services_start_in_dependency_order_and_output_is_prefixed() -> None:
     for name, line in (("db", "booting"), ("db", "listening"), ("migrate", "migrated"), ("app", "app ready")):
         assert re.search(rf"^{name} +\| {line}$", text, re.M), (name, line)
     assert text.index("| migrated") < text.index("started app")  # app waited for the one-shot
-    assert re.search(rf"db\s+{pids['db']}\s+\d+\.\d s\s+127\.0\.0\.1:{port}", text)
+    assert re.search(rf"db\s+{pids['db']}\s+\d+\.\d s\s+0\s+127\.0\.0\.1:{port}", text)  # 0 restarts
     assert re.search(r"migrate\s+exit 0", text)
     assert not any(_alive(pid) for pid in pids.values())
     assert port_is_free("127.0.0.1", port)
@@ -104,17 +104,23 @@ def test_colours_mark_each_service() -> None:
     assert re.search(r"\x1b\[36mone +\| \x1b\[0mhi", out.getvalue())
 
 
-def test_a_service_dying_stops_all_others_and_their_children() -> None:
+def test_a_service_dying_without_restarts_stops_all_others_and_their_children() -> None:
     out = io.StringIO()
     specs = [
         ServiceSpec("tree", [PY, "-c", TREE], ready_line="grandchild"),
-        ServiceSpec("crasher", [PY, "-c", "import time; time.sleep(0.3); print('boom'); raise SystemExit(3)"]),
+        ServiceSpec(
+            "crasher",
+            [PY, "-c", "import time; time.sleep(0.3); print('boom'); raise SystemExit(3)"],
+            restart=NO_RESTART,
+        ),
     ]
     assert Supervisor(specs, out=out, color=False).run() == 1
     text = out.getvalue()
 
     assert re.search(r"^crasher +\| boom$", text, re.M)
-    assert "crasher exited with status 3; stopping everything" in text
+    assert re.search(
+        r"crasher exited with status 3 after running [\d.]+ s; restarts are off: giving up, stopping", text
+    )
     assert text.index("stopping tree") > text.index("crasher exited")
     pids = _pids(text, "parent") + _pids(text, "grandchild")
     assert len(pids) == 2 and not any(_alive(pid) for pid in pids)

@@ -1,6 +1,8 @@
 """`eventpulse up`: what runs where, and the whole core stack end to end on free ports."""
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 from eventpulse.stack.ports import port_is_free
+from eventpulse.stack.process import group_members
+from eventpulse.stack.supervisor import RestartPolicy
 from eventpulse.stack.up import StackOptions, stack_services
+from tests.eventpulse.stack.test_supervisor import _alive
 from tests.support.services import free_port
 
 
@@ -122,3 +128,86 @@ def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
     assert deps["migrate"] == {"warehouse"}
     assert deps["dagster"] == deps["dashboard"] == {"migrate"}
     assert deps["gateway"] == {"broker", "migrate"}
+
+
+def test_long_running_services_restart_by_the_stack_settings_and_migrate_does_not(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, stack=StackSettings(restart_limit=2, restart_backoff_s=0.5))
+    by_name = {s.name: s for s in stack_services(settings, StackOptions(traffic=True))}
+    assert by_name["migrate"].restart is None and by_name["migrate"].oneshot  # a one-shot is done when it exits 0
+    policies = {name: spec.restart for name, spec in by_name.items() if name != "migrate"}
+    assert set(policies.values()) == {RestartPolicy(backoff_s=0.5, max_backoff_s=30.0, limit=2, window_s=300.0)}
+
+
+def _started(log: Path) -> dict[str, int]:
+    """``{service: pid}`` of the latest "started NAME (pid N)" line of each service in an up log."""
+    found = re.findall(r"started (\w+)(?: again \(restart \d+\))? \(pid (\d+)\)", log.read_text())
+    return {name: int(pid) for name, pid in found}
+
+
+@pytest.mark.slow
+def test_up_restarts_a_killed_flow_and_leaves_nothing_behind_when_killed_itself(tmp_path: Path) -> None:
+    """kill -9 of the flow: it restarts (counted in pipeline_metrics), the rest keeps its pids and
+    events keep arriving; then kill -9 of `eventpulse up`: every process and port goes with it."""
+    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data"), "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.5"}
+    env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
+    argv = [sys.executable, "-m", "eventpulse", "up", "--traffic", "--rate", "200"]
+    argv += ["--without", "gateway", "--without", "dagster", "--without", "dashboard"]
+    log_path = tmp_path / "up.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[3])
+    wh = ports["WAREHOUSE"]
+    members: list[int] = []
+    try:
+
+        def until(what: str, probe, timeout: float = 90) -> None:
+            deadline = time.monotonic() + timeout
+            while not probe():
+                assert proc.poll() is None, log_path.read_text()[-4000:]
+                assert time.monotonic() < deadline, f"{what}\n{log_path.read_text()[-4000:]}"
+                time.sleep(0.5)
+
+        def count(sql: str) -> int:
+            try:
+                return _count(wh, sql)
+            except OSError:
+                return -1
+
+        until("all ready", lambda: "all services ready" in log_path.read_text())
+        until("events stored", lambda: count("SELECT count() FROM events") > 0)
+        before = _started(log_path)
+        os.kill(before["flow"], signal.SIGKILL)
+        until("flow ready again", lambda: "flow is ready again" in log_path.read_text())
+        after = _started(log_path)
+        assert after["flow"] != before["flow"]
+        assert {k: v for k, v in after.items() if k != "flow"} == {k: v for k, v in before.items() if k != "flow"}
+        assert all(group_members(after[name]) for name in ("broker", "warehouse", "traffic"))
+        until(
+            "restart recorded",
+            lambda: (
+                count("SELECT count() FROM pipeline_metrics WHERE metric = 'service_restarts_total' AND label = 'flow'")
+                == 1
+            ),
+        )
+        stored = count("SELECT count() FROM events")
+        until("events still arriving", lambda: count("SELECT count() FROM events") > stored, timeout=60)
+
+        members = [pid for name, pgid in after.items() if name != "migrate" for pid in group_members(pgid)]
+        assert len(members) >= 5  # broker wrapper + Tansu, warehouse, flow, traffic
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait(10)
+        until_gone = time.monotonic() + 20
+        while any(_alive(pid) for pid in members) or not all(port_is_free("127.0.0.1", p) for p in ports.values()):
+            assert time.monotonic() < until_gone, [pid for pid in members if _alive(pid)]
+            time.sleep(0.1)
+        print(f"eventpulse up SIGKILLed: every service gone, ports free in {time.monotonic() - killed:.2f} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert "flow was killed by SIGKILL (signal 9)" in log_path.read_text()
