@@ -6,7 +6,7 @@ import click
 
 from eventpulse.settings import Settings
 from eventpulse.stack.supervisor import StartupError, Supervisor
-from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, prepare_dagster_home, reset_recovery, stack_services
+from eventpulse.stack.up import OPTIONAL_SERVICES, StackOptions, ensure_recovery, prepare_dagster_home, stack_services
 
 
 @click.command("up")
@@ -36,7 +36,7 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     options = StackOptions(
         traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
     )
-    reset_recovery(settings)
+    ensure_recovery(settings)
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
     try:
