@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import streamlit as st
+
 from dashboards import formatting as fmt
 from tests.dashboards.apptest import badges, metrics, open_page, table_with
 from tests.dashboards.conftest import use_warehouse
@@ -67,3 +69,21 @@ def test_health_page_lists_the_latest_batch_recomputes(monkeypatch, warehouse, w
     shown = table_with(at, "recomputed_day")
     assert [str(d)[:10] for d in shown["recomputed_day"]] == ["2026-11-02", "2026-11-01"]  # newest first, no stream day
     assert list(shown["window_rows"]) == [2, 2] and list(shown["tenants"]) == [2, 2]
+
+
+def test_health_page_lists_recent_pipeline_incidents(monkeypatch, warehouse, warehouse_client):
+    from eventpulse.incidents import Incident, insert_incidents
+
+    use_warehouse(monkeypatch, warehouse)
+    assert any("No pipeline incidents" in s.value for s in open_page("health").success)
+    incident = Incident(
+        "flow", "topic_recreated", "events", 2, 9000, 0, 120, "reset to earliest (offset 0) as incarnation X", "test"
+    )
+    insert_incidents(warehouse_client, [incident])
+    st.cache_data.clear()  # the first page run cached "no incidents"
+    at = open_page("health")
+    shown = table_with(at, "time")
+    assert list(zip(shown["kind"], shown["partition"], shown["expected_offset"], shown["log_end"], strict=True)) == [
+        ("topic_recreated", 2, 9000, 120)
+    ]
+    assert metrics(at)["Incidents"] == "1"
