@@ -196,6 +196,34 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
         if self._on_lag is not None:
             self._on_lag(self._partition, high - offset if high >= 0 else -1)
 
+    def _rewound(self, first: int) -> None:
+        """The consumer delivered offsets below the position: something (librdkafka noticing a recreated
+        topic, say) moved it back to a new log. Those messages are the new log's: keep them, but as a
+        new incarnation (their offsets repeat the old log's), and record the incident."""
+        known, self._topic_id = self._topic_id, topic_id(self._admin, self._topic, timeout=5) or self._topic_id
+        changed = bool(self._topic_id) and self._topic_id != known
+        incarnation = self._topic_id if changed and self._topic_id else _generated_incarnation(self._topic_id)
+        incident = Incident(
+            component="flow",
+            kind="topic_recreated" if changed else "log_rewound",
+            topic=self._topic,
+            partition=self._partition,
+            expected_offset=self._next_offset,
+            log_start=-1,
+            log_end=-1,
+            action=f"went on from offset {first} as incarnation {incarnation}",
+            detail=f"the consumer delivered offset {first} at position {self._next_offset}; "
+            f"previous incarnation {self._incarnation}, topic id {self._topic_id}",
+        )
+        self._incarnation = incarnation
+        if self._incidents is not None:
+            self._incidents.incarnation(
+                Incarnation(self._topic, self._partition, incarnation, self._topic_id or "", first, "reset")
+            )
+            self._incidents.record(incident)
+        if self._on_reset is not None:
+            self._on_reset(incident)
+
     def _check_topic(self) -> None:
         """Every ``check_s``: a topic id that changed means a new log under the same name."""
         self._next_check = time.monotonic() + self._options.check_s
@@ -245,6 +273,8 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
         keys: list[bytes | None] = [msg.key() for msg in messages]
         values: list[bytes | None] = [msg.value() for msg in messages]
         stamps = [msg.timestamp()[1] for msg in messages]
+        if offsets[0] < self._next_offset and self._validated:
+            self._rewound(offsets[0])
         self._awake, self._invalid_since, self._validated = None, None, True
         self._next_offset = offsets[-1] + 1
         if self._on_lag is not None:

@@ -7,6 +7,11 @@
   lost data) resets by the policy, as a new incarnation, with an incident row.
 """
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +27,8 @@ from eventpulse.warehouse.client import create_client
 from flows.source import KafkaBatchSource, PartitionState, SourceBatch
 from orchestration.sensors.consumer_lag import processed_offsets
 from tests.flows.test_topic_incarnations import recreate_topic
-from tests.support.pipeline import init_recovery, produce, run_flow_until_drained
+from tests.support.pipeline import init_recovery, produce, run_flow_until_drained, start_flow
+from tests.support.services import free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +165,56 @@ def test_a_replay_of_one_incarnation_carries_the_same_tokens(broker_settings: Br
             part.close()
         seen.append((batches[0].incarnation, batches[0].first_offset, batches[0].last_offset))
     assert seen[0][0] == seen[1][0] == state.incarnation and seen[0][1] == seen[1][1] == 3
+
+
+def _start_broker(port: int, log: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while b"broker ready on" not in log.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    return proc
+
+
+def _wait_for(client, count: int, flow: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := client.query("SELECT uniqExact(id) FROM events").result_rows[0][0]) < count:
+        assert flow.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{seen} of {count} events stored:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_a_running_flow_goes_on_after_a_memory_broker_restart(warehouse: WarehouseSettings, tmp_path: Path) -> None:
+    """kill -9 the broker under a tailing flow; the restarted broker's log starts from 0 again."""
+    port = free_port()
+    broker = BrokerSettings(
+        bootstrap=f"127.0.0.1:{port}", events_topic="events", dead_letter_topic="events.dead_letters", partitions=2
+    )
+    broker_log, flow_log = tmp_path / "broker.log", tmp_path / "flow.log"
+    proc = _start_broker(port, broker_log)
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery)
+    env = {"EVENTPULSE_STREAM_POSITION_CHECK_S": "1", "EVENTPULSE_STREAM_RAW_INSERT_MIN_ROWS": "0"}
+    flow = start_flow(broker, warehouse, tail=True, recovery_dir=recovery, extra_env=env, log=flow_log)
+    client = create_client(warehouse)
+    try:
+        first, second = _messages(1, 600), _messages(2, 300)
+        produce(broker.bootstrap, broker.events_topic, first)
+        _wait_for(client, 600, flow, flow_log)
+        os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and its Tansu child: memory storage is gone
+        proc.wait()
+        proc = _start_broker(port, tmp_path / "broker-2.log")
+        assert log_end_offsets(broker, broker.events_topic) == {0: (0, 0), 1: (0, 0)}  # a new, empty log
+        produce(broker.bootstrap, broker.events_topic, second)  # offsets 0.. again, below the flow's position
+        _wait_for(client, 900, flow, flow_log)
+        assert _ids(client) == {m.event["id"] for m in first + second}
+        kinds = client.query("SELECT DISTINCT kind FROM pipeline_incidents FINAL").result_rows
+        assert kinds and {k for (k,) in kinds} <= {"topic_recreated", "position_past_end"}, kinds
+    finally:
+        client.close()
+        stop(flow)
+        stop(proc)
+        with contextlib.suppress(ProcessLookupError):  # never leave a Tansu child behind
+            os.killpg(proc.pid, signal.SIGKILL)
