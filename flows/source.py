@@ -292,8 +292,8 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
             error = msg.error()
             if error is None:
                 kept.append(msg)
-            elif error.code() == KafkaError._PARTITION_EOF:
-                self._eof = self._validated
+            elif error.code() == KafkaError._PARTITION_EOF:  # at the end: a valid position (past it: no EOF)
+                self._eof = self._validated = True
             elif error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
                 self._broker_out_of_range = True
             elif error.fatal():
