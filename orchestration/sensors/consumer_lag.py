@@ -23,8 +23,9 @@ from orchestration.alerting.service import policy
 from orchestration.resources import AlertingResource, BrokerResource, PlatformResource, WarehouseResource
 
 INCARNATION_MARGIN_S = 5
-"""Rows ingested this soon after an incarnation started may still be the previous one's (the sinks
-flush what they hold): they are left out of the new incarnation's progress."""
+"""Rows ingested this soon after a running flow reset a partition may still be the previous
+incarnation's (the sinks flush what they hold): they are left out of the new incarnation's progress.
+(A flow that starts has nothing in flight: no margin then.)"""
 
 
 def processed_offsets(client: Client, topic: str) -> dict[int, int]:
@@ -42,10 +43,10 @@ def processed_offsets(client: Client, topic: str) -> dict[int, int]:
         "UNION ALL SELECT toUInt32(topic_partition), toUInt64(topic_offset), ingested_at FROM dead_letters "
         "WHERE topic = {topic:String} AND topic_offset >= 0 AND received_at >= now() - INTERVAL 2 DAY"
         ") AS e LEFT JOIN ("
-        "SELECT toUInt32(partition) AS p, max(started_at) AS since FROM topic_incarnations "
-        "WHERE topic = {topic:String} GROUP BY partition"
+        "SELECT toUInt32(partition) AS p, max(started_at) AS since, argMax(reason, started_at) = 'reset' AS reset "
+        "FROM topic_incarnations WHERE topic = {topic:String} GROUP BY partition"
         ") AS i ON e.p = i.p "
-        "WHERE i.since = toDateTime64(0, 3, 'UTC') OR e.t >= i.since + toIntervalSecond({margin:UInt32}) "
+        "WHERE i.since = toDateTime64(0, 3, 'UTC') OR e.t >= i.since + toIntervalSecond(i.reset * {margin:UInt32}) "
         "GROUP BY e.p",
         parameters={"topic": topic, "margin": INCARNATION_MARGIN_S},
         settings={"join_use_nulls": 0},
