@@ -188,3 +188,18 @@ def late_events_section(picked: Filters) -> None:
     )
     if count:
         st.dataframe(queries.late_event_summary(picked.tenant, picked.start, picked.end), hide_index=True, key="late")
+
+
+def incidents_section() -> None:
+    """Recent pipeline incidents (offset resets, invalid positions), or a note that there are none."""
+    incidents = queries.pipeline_incidents()
+    if incidents.is_empty():
+        st.success("No pipeline incidents recorded.")
+        return
+    st.metric("Incidents", fmt.count(incidents.height), border=True, help="The latest ones, newest first.")
+    st.dataframe(
+        incidents,
+        hide_index=True,
+        key="incidents",
+        column_config={"time": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss")},
+    )

@@ -341,6 +341,19 @@ def batch_recomputes(limit: int = 10) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
+def pipeline_incidents(limit: int = 20) -> pl.DataFrame:
+    """The latest pipeline incidents (``pipeline_incidents``: e.g. an offset reset), newest first."""
+    if not table_exists("pipeline_incidents"):
+        return pl.DataFrame()
+    sql = """
+        SELECT time, component, kind, topic, partition, expected_offset, log_start, log_end, action, detail
+        FROM pipeline_incidents FINAL
+        ORDER BY time DESC, incident_id
+        LIMIT {limit:UInt32}"""
+    return frame(sql, {"limit": limit})
+
+
+@st.cache_data(ttl=STATUS_TTL, show_spinner=False)
 def pipeline_latest(start: datetime, end: datetime, fresh_seconds: int = 30) -> pl.DataFrame:
     """The latest value of every (process, metric, label) reported in the ``fresh_seconds``
     before the newest report in the range (the dataflow's current state as last reported)."""

@@ -54,6 +54,7 @@ class Progress:
     last_offset: int
     max_ts: int | None  # largest valid event time of the partition's messages (None: no valid one)
     consumed_at_ms: int
+    incarnation: str = ""  # the topic incarnation the offsets belong to (flows.source)
 
 
 @dataclass(slots=True)
@@ -69,8 +70,19 @@ class DecodedBatch:
 
     @property
     def token(self) -> str:
-        """Deduplication token part: ``topic:partition:first-last`` of each source batch."""
-        return ",".join(f"{self.topic}:{p.partition}:{p.first_offset}-{p.last_offset}" for p in self.progress)
+        """Deduplication token part: ``topic@incarnation:partition:first-last`` of each source batch.
+
+        Offsets name a message only within one incarnation of the topic (a recreated topic, or a
+        broker restarted with memory storage, starts from 0 again), so the incarnation is part of
+        the token: without it the warehouse would drop a new log's batch as a retry of an old one.
+        A replay of the same incarnation repeats the token, and the server drops the retry. Without
+        an incarnation (``EVENTPULSE_STREAM_TOKEN_INCARNATION=false``, tests only) the token is
+        ``topic:partition:first-last``.
+        """
+        return ",".join(
+            f"{self.topic}{'@' + p.incarnation if p.incarnation else ''}:{p.partition}:{p.first_offset}-{p.last_offset}"
+            for p in self.progress
+        )
 
 
 def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
@@ -176,5 +188,5 @@ def _progress(batches: list[SourceBatch], ts: np.ndarray, partitions: np.ndarray
     for b in batches:
         mine = ts if len(batches) == 1 else ts[partitions == b.partition]
         top = int(mine.max()) if len(mine) else None
-        out.append(Progress(b.partition, b.first_offset, b.last_offset, top, b.consumed_at_ms))
+        out.append(Progress(b.partition, b.first_offset, b.last_offset, top, b.consumed_at_ms, b.incarnation))
     return out

@@ -8,7 +8,7 @@ Steps::
 
     kafka (KafkaBatchSource: micro-batches per partition)
       └ decode (every partition's batch of a step at once: raw rows, dead letters, a polars frame)
-          ├ raw events sink         → events        (token: topic:partition:first-last)
+          ├ raw events sink         → events        (token: topic@incarnation:partition:first-last)
           ├ dead letters sink       → dead_letters  (+ the dead-letter topic when enabled)
           └ route (one slice per tenant bucket, every bucket sees every batch's progress)
               └ windows (stateful_batch: WindowLogic per bucket)
@@ -25,6 +25,7 @@ from bytewax.dataflow import Dataflow
 
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
+from eventpulse.incidents import IncidentLog
 from eventpulse.settings import Settings
 from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
@@ -105,6 +106,11 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             tail=stream.tail,
             idle_ms=stream.poll_idle_ms,
             on_lag=lambda p, lag: metrics.gauge("consumer_lag", lag, str(p)),
+            offset_reset=stream.offset_reset,
+            check_s=stream.position_check_s,
+            token_incarnation=stream.token_incarnation,
+            incidents=IncidentLog(warehouse),
+            on_reset=lambda incident: metrics.inc("offset_resets", 1, str(incident.partition)),
         ),
     )
     decoded = op.flat_map_batch("decode", batches, decode)

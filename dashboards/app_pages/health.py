@@ -38,6 +38,9 @@ with warehouse:
 st.subheader("Dataflow")
 health_views.pipeline_section(picked)
 
+st.subheader("Incidents")
+health_views.incidents_section()
+
 # ---------------------------------------------------------------- refused and late
 st.subheader("Dead letters and late events")
 left, right = st.columns(2)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from eventpulse.config.broker import BrokerSettings
@@ -149,16 +150,115 @@ def partition_offsets(client: AdminClient | Consumer, topic: str, timeout: float
     return {tp.partition: (lows[tp.partition], f.result(timeout).offset) for tp, f in high.items()}
 
 
-def consumer_lag(offsets: Mapping[int, tuple[int, int]], processed: Mapping[int, int]) -> dict[int, int]:
-    """Messages still to process per partition.
+PositionState = Literal["ok", "past_end", "before_start"]
 
-    ``processed[p]`` is the next offset to read (Kafka's committed-offset convention); a
-    partition missing from it has processed nothing, so its whole retained range is lag. Lag is
-    never negative (a processed offset past ``high`` happens on Tansu, see
-    :func:`partition_offsets`).
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """How far one partition's reader trails the log, and whether its position is valid at all.
+
+    ``lag`` is ``None`` when the position is invalid: beyond the log end (``past_end``: the broker
+    lost data, or the topic was recreated and its offsets start from 0 again) or before the log
+    start (``before_start``: retention or truncation removed what was never read). A lag of 0 then
+    would read as "caught up" while the reader sees nothing, which is how a stall stays silent.
+    """
+
+    partition: int
+    low: int
+    high: int
+    processed: int | None  # next offset to read; None: nothing processed yet
+    lag: int | None
+    state: PositionState
+
+    @property
+    def valid(self) -> bool:
+        return self.state == "ok"
+
+
+def partition_lag(offsets: Mapping[int, tuple[int, int]], processed: Mapping[int, int]) -> dict[int, PartitionLag]:
+    """`PartitionLag` per partition of ``offsets`` for the next offsets in ``processed``.
+
+    ``offsets`` must be exact (see :func:`log_end_offsets` on Tansu): a ``processed`` offset past
+    ``high`` is reported as an invalid position, not clamped. A partition missing from ``processed``
+    has processed nothing, so its whole retained range is lag.
 
     Example:
-        >>> consumer_lag({0: (0, 10), 1: (5, 8)}, {0: 7})
-        {0: 3, 1: 3}
+        >>> partition_lag({0: (0, 10)}, {0: 12})[0].state
+        'past_end'
     """
-    return {p: max(0, high - max(processed.get(p, low), low)) for p, (low, high) in offsets.items()}
+    out: dict[int, PartitionLag] = {}
+    for p, (low, high) in offsets.items():
+        position = processed.get(p)
+        if position is None:
+            out[p] = PartitionLag(p, low, high, None, high - low, "ok")
+        elif position > high:
+            out[p] = PartitionLag(p, low, high, position, None, "past_end")
+        elif position < low:
+            out[p] = PartitionLag(p, low, high, position, None, "before_start")
+        else:
+            out[p] = PartitionLag(p, low, high, position, high - position, "ok")
+    return out
+
+
+def consumer_lag(offsets: Mapping[int, tuple[int, int]], processed: Mapping[int, int]) -> dict[int, int | None]:
+    """Messages still to process per partition; ``None`` for a partition whose position is invalid.
+
+    ``processed[p]`` is the next offset to read (Kafka's committed-offset convention); a
+    partition missing from it has processed nothing, so its whole retained range is lag. A
+    position beyond ``high`` or before ``low`` is never reported as 0 (see `partition_lag`):
+    pass exact offsets (:func:`log_end_offsets`), since Tansu's ``list_offsets`` trails the end.
+
+    Example:
+        >>> consumer_lag({0: (0, 10), 1: (5, 8), 2: (0, 4)}, {0: 7, 2: 9})
+        {0: 3, 1: 3, 2: None}
+    """
+    return {p: lag.lag for p, lag in partition_lag(offsets, processed).items()}
+
+
+def log_end_offsets(settings: BrokerSettings, topic: str, timeout: float = 10.0) -> Offsets:
+    """Exact ``{partition: (low, high)}`` of ``topic``, on Tansu too.
+
+    Tansu's ListOffsets answer (what :func:`partition_offsets` reads) is the last record batch's
+    base offset + 1, but its Fetch responses carry the true high watermark. So this reads one
+    batch from ``high - 1`` of every partition and takes librdkafka's watermarks cached from that
+    fetch: one small fetch per partition, exact on every broker.
+    """
+    consumer = Consumer(consumer_config(settings, group_id="eventpulse-offsets", **{"enable.partition.eof": True}))
+    try:
+        listed = partition_offsets(consumer, topic, timeout)
+        probes = [TopicPartition(topic, p, max(low, high - 1)) for p, (low, high) in listed.items() if high > low]
+        result = dict(listed)
+        if probes:
+            consumer.assign(probes)
+            waiting = {tp.partition for tp in probes}
+            deadline = time.monotonic() + timeout
+            while waiting and time.monotonic() < deadline:
+                for msg in consumer.consume(len(probes) * 100, 0.2):
+                    error = msg.error()
+                    if error is None or error.code() == KafkaError._PARTITION_EOF:
+                        waiting.discard(msg.partition())
+            for tp in probes:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), cached=True)
+                if high >= 0:
+                    result[tp.partition] = (max(low, 0), high)
+        return result
+    finally:
+        consumer.close()
+
+
+def topic_id(admin: AdminClient, topic: str, timeout: float = 10.0) -> str | None:
+    """The broker's id of ``topic`` (a new one each time the topic is created), or ``None``.
+
+    Kafka, Redpanda and Tansu answer DescribeTopics with a topic id; ``None`` when the broker
+    reports none (the all-zero id) or the topic does not exist. Does not create the topic.
+    """
+    try:
+        future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
+        described = future.result(timeout)
+    except KafkaException as exc:
+        log.debug("no topic id for %s: %s", topic, exc)
+        return None
+    ident = described.topic_id
+    if ident is None or (ident.get_most_significant_bits() == 0 and ident.get_least_significant_bits() == 0):
+        return None
+    return str(ident)

@@ -11,7 +11,7 @@ from eventpulse.stack.up import (
     OPTIONAL_SERVICES,
     StackOptions,
     prepare_dagster_home,
-    reset_recovery,
+    ensure_recovery,
     stack_environment,
     stack_services,
 )
@@ -46,7 +46,7 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     options = StackOptions(
         traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
     )
-    reset_recovery(settings)
+    ensure_recovery(settings)
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
     try:

@@ -1,5 +1,7 @@
 """The Bytewax dataflows (flows/)."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -87,5 +89,30 @@ class StreamSettings(Section):
         description=(
             "Keep window state in recovery snapshots. Only the exactly-once test's negative control "
             "turns this off (offsets recover, window state does not, so windows lose events)."
+        ),
+    )
+    offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description=(
+            "Where a source partition goes when its resumed position is no longer valid: beyond the log end or "
+            "before its start (the broker lost data, the topic was recreated or truncated). 'earliest' replays "
+            "what the log holds (raw events dedupe by id), 'latest' skips to the end (what the log held is not "
+            "processed). Either way the flow records an incident (pipeline_incidents, offset_resets) and goes on."
+        ),
+    )
+    token_incarnation: bool = Field(
+        True,
+        description=(
+            "Put the topic's incarnation (broker topic id, or an id the source generates and keeps in its "
+            "recovery state) in every insert deduplication token. Test-only switch: false brings back "
+            "topic:partition:first-last tokens, which collide when a topic is recreated (the negative control)."
+        ),
+    )
+    position_check_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "How often a running source partition asks the broker for the topic id, to notice a topic "
+            "recreated under it (e.g. a broker restarted with memory storage) before it reads a wrong log."
         ),
     )

@@ -56,17 +56,19 @@ def recovery_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "recovery"
 
 
-def reset_recovery(settings: Settings) -> Path:
-    """A fresh recovery store for one recovery partition.
+def ensure_recovery(settings: Settings) -> Path:
+    """The dataflow's recovery store, created only when missing (one recovery partition).
 
-    The local broker keeps its topics in memory, so offsets saved by an earlier `eventpulse up`
-    point into a log that no longer exists: every start of the local stack begins a new store.
-    (Against a durable broker, keep the store and run the flow with the same ``-r`` directory.)
+    The store is kept across starts, so `eventpulse up` stopped and started again resumes where the
+    flow was: offsets and window state. If the broker lost its log meanwhile (memory storage, a
+    topic recreated), the saved offsets are out of range or name an older topic incarnation: the
+    flow's source resets by ``EVENTPULSE_STREAM_OFFSET_RESET`` and records an incident (see
+    `flows.source`), and the window state is kept. Delete ``<data_dir>/recovery`` to start over.
     """
     directory = recovery_dir(settings)
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], check=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], check=True)
     return directory
 
 

@@ -3,6 +3,8 @@
 import time
 from datetime import UTC, datetime, timedelta
 
+import streamlit as st
+
 from dashboards import formatting as fmt
 from eventpulse.stack.metrics import RestartMetrics
 from eventpulse.stack.supervisor import ServiceEvent
@@ -87,3 +89,21 @@ def test_health_page_shows_service_restarts(monkeypatch, warehouse):
         ("flow", 2, 1),
         ("gateway", 1, 3),
     ]
+
+
+def test_health_page_lists_recent_pipeline_incidents(monkeypatch, warehouse, warehouse_client):
+    from eventpulse.incidents import Incident, insert_incidents
+
+    use_warehouse(monkeypatch, warehouse)
+    assert any("No pipeline incidents" in s.value for s in open_page("health").success)
+    incident = Incident(
+        "flow", "topic_recreated", "events", 2, 9000, 0, 120, "reset to earliest (offset 0) as incarnation X", "test"
+    )
+    insert_incidents(warehouse_client, [incident])
+    st.cache_data.clear()  # the first page run cached "no incidents"
+    at = open_page("health")
+    shown = table_with(at, "time")
+    assert list(zip(shown["kind"], shown["partition"], shown["expected_offset"], shown["log_end"], strict=True)) == [
+        ("topic_recreated", 2, 9000, 120)
+    ]
+    assert metrics(at)["Incidents"] == "1"

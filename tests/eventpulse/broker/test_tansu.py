@@ -21,6 +21,8 @@ from eventpulse.broker.admin import (
     consumer_config,
     consumer_lag,
     ensure_topics,
+    log_end_offsets,
+    partition_lag,
     partition_offsets,
     platform_topics,
     producer_config,
@@ -118,10 +120,23 @@ def test_idempotent_producer_round_trip_with_assign(settings: BrokerSettings) ->
     assert all(len(parts) == 1 for parts in partition_of_key.values())  # a key stays on one partition
 
     next_offsets = {p: max(o for _, q, o in got.values() if q == p) + 1 for _, p, _ in got.values()}
-    offsets = partition_offsets(admin, settings.events_topic)
-    assert set(offsets) == {0, 1, 2}
+    offsets = log_end_offsets(settings, settings.events_topic)  # exact, unlike Tansu's ListOffsets
+    assert offsets == {p: (0, next_offsets[p]) for p in range(3)}
     assert consumer_lag(offsets, next_offsets) == {0: 0, 1: 0, 2: 0}
     assert sum(consumer_lag(offsets, {}).values()) > 0
+
+
+def test_log_end_offsets_are_exact_where_list_offsets_trails(settings: BrokerSettings) -> None:
+    admin = admin_client(settings, **QUIET)
+    ensure_topics(admin, {settings.events_topic: 1})
+    producer = Producer(producer_config(settings, **{"linger.ms": 50, **QUIET}))
+    for size in (10, 10, 1, 7):  # four record batches
+        for i in range(size):
+            producer.produce(settings.events_topic, b"v%d" % i)
+        producer.flush(10)
+    assert partition_offsets(admin, settings.events_topic)[0][1] < 28  # the last batch's base offset + 1
+    assert log_end_offsets(settings, settings.events_topic) == {0: (0, 28)}
+    assert consumer_lag(log_end_offsets(settings, settings.events_topic), {0: 28}) == {0: 0}
 
 
 def test_partition_offsets_and_lag_are_exact_for_single_record_batches(settings: BrokerSettings) -> None:
@@ -146,8 +161,18 @@ def test_partition_offsets_of_a_missing_topic_raises_without_creating_it(setting
     assert "no-such-topic" not in topic_partitions(admin)  # Tansu auto-creates topics named in metadata
 
 
-def test_consumer_lag_clamps_and_counts_unprocessed_partitions() -> None:
-    assert consumer_lag({0: (0, 10), 1: (5, 8), 2: (0, 4)}, {0: 7, 2: 9}) == {0: 3, 1: 3, 2: 0}
+def test_consumer_lag_counts_unprocessed_partitions_and_never_reads_an_invalid_position_as_zero() -> None:
+    offsets = {0: (0, 10), 1: (5, 8), 2: (0, 4), 3: (20, 30), 4: (0, 4)}
+    assert consumer_lag(offsets, {0: 7, 2: 9, 3: 12, 4: 4}) == {0: 3, 1: 3, 2: None, 3: None, 4: 0}
+    lags = partition_lag(offsets, {0: 7, 2: 9, 3: 12, 4: 4})
+    assert {p: lag.state for p, lag in lags.items()} == {
+        0: "ok",
+        1: "ok",
+        2: "past_end",  # e.g. a broker restarted with memory storage: the old offsets lie beyond the new end
+        3: "before_start",  # retention or truncation removed what was never read
+        4: "ok",
+    }
+    assert not lags[2].valid and lags[2].processed == 9 and lags[2].high == 4
 
 
 def test_port_taken_is_a_clear_error_before_starting() -> None:

@@ -4,6 +4,7 @@ import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -97,15 +98,18 @@ def test_dagster_home_gets_the_project_instance_config(tmp_path: Path) -> None:
     assert (home / "dagster.yaml").read_text() == (repo / "orchestration" / "dagster.yaml").read_text()
 
 
-def test_recovery_store_is_fresh_for_every_start(tmp_path: Path) -> None:
-    from eventpulse.stack.up import recovery_dir, reset_recovery
+def test_recovery_store_is_created_once_and_kept_across_starts(tmp_path: Path) -> None:
+    from eventpulse.stack.up import ensure_recovery, recovery_dir
 
     settings = Settings(data_dir=tmp_path)
-    directory = reset_recovery(settings)
-    assert directory == recovery_dir(settings) and sorted(p.name for p in directory.iterdir())
-    (directory / "stale-marker").write_text("from an earlier run")
-    reset_recovery(settings)
-    assert not (directory / "stale-marker").exists() and any(directory.iterdir())
+    directory = ensure_recovery(settings)
+    store = directory / "part-0.sqlite3"
+    assert directory == recovery_dir(settings) and store.exists()
+    with sqlite3.connect(store) as db:  # what a run leaves: a committed epoch
+        db.execute("CREATE TABLE IF NOT EXISTS kept_marker (x)")
+    ensure_recovery(settings)
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'kept_marker'").fetchall()  # same store
     flow = next(s for s in stack_services(settings, StackOptions()) if s.name == "flow")
     assert list(flow.argv[-6:]) == ["-r", str(directory), "-s", "1", "-b", "0"]
 
