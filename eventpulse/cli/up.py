@@ -10,8 +10,8 @@ from eventpulse.stack.supervisor import StartupError, Supervisor
 from eventpulse.stack.up import (
     OPTIONAL_SERVICES,
     StackOptions,
-    prepare_dagster_home,
     ensure_recovery,
+    prepare_dagster_home,
     stack_environment,
     stack_services,
 )
