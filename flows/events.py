@@ -11,7 +11,8 @@ Steps::
           ├ raw events sink         → events        (token: topic@incarnation:partition:first-last)
           ├ dead letters sink       → dead_letters  (+ the dead-letter topic when enabled)
           └ route (one slice per tenant bucket, every bucket sees every batch's progress)
-              └ windows (stateful_batch: WindowLogic per bucket)
+              └ windows (stateful_batch: WindowLogic per bucket; each event once; windows started
+                  │      without state seeded from the raw events already in the warehouse)
                   ├ aggregates sink → window_aggregates (versioned rows)
                   └ late sink       → late_events
 """
@@ -29,6 +30,7 @@ from eventpulse.incidents import IncidentLog
 from eventpulse.settings import Settings
 from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
+from flows.seeding import WarehouseSeedReader
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
 from flows.windowing import (
@@ -56,7 +58,11 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         idle_timeout_s=stream.idle_partition_timeout_s,
         interval_s=stream.provisional_interval_s,
         snapshot_windows=stream.snapshot_windows,
+        key_buckets=stream.key_buckets,
+        dedup=stream.dedup,
+        future_skew_ms=settings.events.max_future_skew_s * 1000,
     )
+    seeder = WarehouseSeedReader(warehouse) if stream.seed_from_warehouse else None
     router = Router(stream.key_buckets)
     raw_options: dict[str, Any] = {
         "min_rows": stream.raw_insert_min_rows,
@@ -143,7 +149,8 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         payloads = op.flat_map("dead_letter_messages", decoded, lambda d: d.dead_payloads)
         op.output("dead_letter_topic", payloads, TopicSink(broker, broker.dead_letter_topic))
     slices = op.flat_map("route", decoded, router.route)
-    emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic("", config, metrics, state))
+    # The builder gets only the resume state: the logic names its bucket from it or from the first slice.
+    emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic(None, config, metrics, state, seeder))
     emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), _sink_part)
     op.output(
         "window_aggregates",

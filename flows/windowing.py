@@ -15,6 +15,27 @@ Per bucket, `WindowLogic`:
 * forgets a window once the watermark is past its end plus the allowed lateness;
 * at the end of input (``tail=False``) closes everything.
 
+Each event counts once, as in the raw table (ReplacingMergeTree on (tenant, timestamp, id)): the
+keys of the events the bucket holds are kept per event-time slot (`flows.dedup.SlotKeys`), an event
+whose key is held is dropped (``duplicates_dropped``), and a slot is forgotten when the watermark
+passes the end of the last window its events belong to plus the allowed lateness, when those windows
+are purged (a duplicate later than that is late for all its windows: ``late_events``). Off with
+``EVENTPULSE_STREAM_DEDUP=false``.
+
+A bucket that did not get its state from a snapshot seeds each window it first touches from the raw
+events already in the warehouse (`flows.seeding`), if a previous process can have written to it: if
+the window starts before both this logic's start time + the allowed future clock skew and the
+largest event time in the raw table at start (read once, from part metadata). One query per call
+for all such windows. The seeded events go into the window's state; their keys, with the number of
+the query that first read them, go into a second `SlotKeys`: an event off the topic is then left
+out of exactly the seeded windows whose query already read it (the raw sink of this very process
+may have written it before this step saw it, so a seed can hold events of this run too). That makes
+the result independent of the order of inserts and reads. Off with
+``EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE=false``.
+
+Bytewax builds the logic with the resume state only; the bucket's name comes from the state or, on a
+fresh start, from the first `Slice` (the router names each one), and labels ``watermark_delay_ms``.
+
 Version scheme: every emission of a bucket carries one version, ``max(previous + 1, now in µs)``;
 the previous version is in the snapshot, and a key always lives in the same bucket, so versions
 of a window row only grow, also across restarts (as long as the clock does not step back by more
@@ -24,6 +45,7 @@ than the time between two emissions). Batch recomputations use versions above
 
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -33,9 +55,11 @@ import pyarrow as pa
 from bytewax.operators import StatefulBatchLogic
 
 from eventpulse.aggregation.spec import WINDOW_ROW_COLUMNS, WindowSpec
-from eventpulse.aggregation.streaming import WindowStore
+from eventpulse.aggregation.streaming import Window, WindowStore
 from flows.decode import DecodedBatch, Progress
+from flows.dedup import SlotKeys, event_keys
 from flows.metrics import PipelineMetrics
+from flows.seeding import SeedReader
 from flows.watermarks import MAX_WATERMARK, PartitionWatermarks
 
 AGGREGATE_COLUMNS = WINDOW_ROW_COLUMNS
@@ -69,6 +93,7 @@ class Slice:
 
     progress: list[Progress]
     events: pl.DataFrame
+    bucket: str = ""  # the bucket it was routed to (names a logic built without state)
 
 
 @dataclass(slots=True)
@@ -94,6 +119,9 @@ class WindowConfig:
     idle_timeout_s: float
     interval_s: float
     snapshot_windows: bool = True
+    key_buckets: int = 1
+    dedup: bool = True
+    future_skew_ms: int = 0  # how far ahead of its clock a previous process accepted event times
 
 
 _TIME_COLUMNS = ("timestamp", "window_start", "window_end", "watermark", "emitted_at")
@@ -122,7 +150,7 @@ class Router:
     def route(self, batch: DecodedBatch) -> list[tuple[str, Slice]]:
         events = batch.events
         if self._n == 1:
-            return [(self._names[0], Slice(batch.progress, events))]
+            return [(self._names[0], Slice(batch.progress, events, self._names[0]))]
         parts: dict[int, pl.DataFrame] = {}
         if events.height:
             mapping = {t: self.bucket_of(t) for t in events["tenant"].unique().to_list()}
@@ -132,16 +160,47 @@ class Router:
                 tagged = events.with_columns(_b=pl.col("tenant").replace_strict(mapping, return_dtype=pl.Int32))
                 parts = {k[0]: f.drop("_b") for k, f in tagged.partition_by("_b", as_dict=True).items()}
         empty = events.clear()
-        return [(name, Slice(batch.progress, parts.get(i, empty))) for i, name in enumerate(self._names)]
+        return [(name, Slice(batch.progress, parts.get(i, empty), name)) for i, name in enumerate(self._names)]
+
+
+def bucket_number(name: str) -> int:
+    """The index of a bucket named by `Router` (``b003`` -> 3; "" -> 0)."""
+    return int(name[1:]) if name else 0
 
 
 class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
-    """Windows of one bucket. See the module docstring."""
+    """Windows of one bucket. See the module docstring.
 
-    def __init__(self, bucket: str, config: WindowConfig, metrics: PipelineMetrics, state: dict | None) -> None:
-        self._bucket, self._cfg, self._metrics = bucket, config, metrics
+    ``bucket`` may be None: the name is then taken from the state or the first slice. ``seeder``
+    reads raw events back from the warehouse; it is used only when ``state`` is None.
+    """
+
+    def __init__(
+        self,
+        bucket: str | None,
+        config: WindowConfig,
+        metrics: PipelineMetrics,
+        state: dict | None,
+        seeder: SeedReader | None = None,
+    ) -> None:
+        self._cfg, self._metrics = config, metrics
         self._store = WindowStore(config.families)
+        fresh = state is None
         state = state or {}
+        self._bucket: str | None = bucket if bucket is not None else state.get("bucket")
+        self._slot_ms = slot_ms = min(f.slide_seconds for f in config.families) * 1000
+        self._seen = SlotKeys(slot_ms, state.get("seen")) if config.dedup else None
+        self._seed_keys = SlotKeys(slot_ms, state.get("seed_keys"))  # key -> number of the query that read it
+        self._seeded: dict[Window, int] = dict(state.get("seeded", {}))  # window -> its seeding query
+        self._seed_seq: int = state.get("seed_seq", 0)
+        self._seeder = seeder if fresh else None
+        self._horizon = MAX_WATERMARK  # windows starting before it are seeded
+        if self._seeder is not None:
+            horizon = self._seed_horizon(self._seeder)
+            if horizon is None:
+                self._seeder = None
+            else:
+                self._horizon = horizon
         self._marks = PartitionWatermarks(
             config.partitions, config.bound_ms, config.idle_timeout_s, state.get("watermarks")
         )
@@ -157,6 +216,8 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     # -- Bytewax callbacks ---------------------------------------------------------------------
 
     def on_batch(self, values: list[Slice]) -> tuple[list[Emission], bool]:
+        if self._bucket is None and values:
+            self._bucket = values[0].bucket
         for piece in values:
             for part in piece.progress:
                 self._marks.observe(part.partition, part.max_ts)
@@ -174,7 +235,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         if late:
             late_rows = pa.concat_tables(late)
             self._metrics.inc("late_events", late_rows.num_rows)
-            return [Emission(self._bucket, self._version, [], late_rows)], self.RETAIN
+            return [Emission(self._bucket or "", self._version, [], late_rows)], self.RETAIN
         return [], self.RETAIN
 
     def on_notify(self) -> tuple[list[Emission], bool]:
@@ -202,29 +263,106 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             "final": frozenset(self._final),
             "dirty": frozenset(self._dirty),
             "version": self._version,
+            "bucket": self._bucket,
+            "seen": self._seen.state() if self._seen is not None else {},
+            "seed_keys": self._seed_keys.state(),
+            "seeded": dict(self._seeded),
+            "seed_seq": self._seed_seq,
         }
 
     # -- work ----------------------------------------------------------------------------------
 
+    def _seed_horizon(self, seeder: SeedReader) -> int | None:
+        """Windows starting at or after this (epoch ms) cannot hold events of an earlier process; None:
+        none can (empty raw table). A previous process accepted event times up to its clock + the
+        allowed future skew, and its clock was behind this start; the raw table's largest event time
+        read now bounds them too (the raw sink of this process has not written yet, and if it has,
+        the bound is only looser)."""
+        latest = seeder.max_timestamp()
+        if latest is None:
+            return None
+        return min(time.time_ns() // 1_000_000 + self._cfg.future_skew_ms, latest + 1)
+
     def _add(self, events: pl.DataFrame) -> list[pa.Table]:
+        keys = None
+        if self._seen is not None or self._seeder is not None or self._seeded:
+            keys = event_keys(events)
+        if self._seen is not None:
+            assert keys is not None
+            new = self._seen.add(events["ts"].to_numpy(), keys)
+            dropped = len(new) - int(np.count_nonzero(new))
+            if dropped:
+                self._metrics.inc("duplicates_dropped", dropped)
+                events, keys = events.filter(pl.Series(new)), keys[new]
+                if not events.height:
+                    return []
         batch = self._store.prepare(events)
         watermark, lateness = self._marks.watermark, self._cfg.lateness_ms
+        touched = self._store.touched(batch)
+        if self._seeder is not None:
+            self._seed(
+                [
+                    (fam, wstart, wend)
+                    for fam, wstart, wend, _ in touched
+                    if wstart < self._horizon and (fam, wstart) not in self._known and wend + lateness > watermark
+                ]
+            )
+        seen_by = None  # the seeding query that first read each event (MISSING: none)
+        if self._seeded and any((fam, wstart) in self._seeded for fam, wstart, _, _ in touched):
+            assert keys is not None
+            seen_by = self._seed_keys.values(batch.ts, keys[batch.order])
         late: list[pa.Table] = []
         within = 0
-        for fam, wstart, wend, part in self._store.touched(batch):
+        for fam, wstart, wend, part in touched:
             if wend + lateness <= watermark:  # past its allowed lateness: the events go to late_events
                 late.append(self._late_rows(batch.events(part), fam, wstart, wend, watermark))
                 continue
+            window = (fam, wstart)
+            keep = None
+            query = self._seeded.get(window) if seen_by is not None else None
+            if query is not None:
+                assert seen_by is not None
+                keep = seen_by[part] > query  # not read by this window's seeding query
+                if keep.all():
+                    keep = None
             if wend <= watermark:
-                within += part.stop - part.start
-            self._store.add(batch, (fam, wstart), part)
-            self._known[(fam, wstart)] = wend
-            self._dirty.add((fam, wstart))
+                within += part.stop - part.start if keep is None else int(np.count_nonzero(keep))
+            if keep is None or keep.any():
+                self._store.add(batch, window, part, keep)
+            self._known[window] = wend
+            self._dirty.add(window)
         if within:
             self._metrics.inc("late_updates", within)
         step = max(1, events.height // _FRESHNESS_SAMPLE)
         self._fresh.append((batch.ts[::step], events["broker_ts"].to_numpy()[batch.order[::step]]))
         return late
+
+    def _seed(self, windows: list[tuple[int, int, int]]) -> None:
+        """Add to each of ``windows`` (new to this bucket) the raw events the warehouse already holds
+        for it, in one query; remember their keys with the query's number."""
+        if not windows:
+            return
+        assert self._seeder is not None
+        started = time.perf_counter()
+        query = self._seed_seq
+        self._seed_seq += 1
+        ranges = _merged([(wstart, min(wend, self._horizon)) for _, wstart, wend in windows])
+        bucket = bucket_number(self._bucket or "")
+        frame = self._seeder.events(bucket, self._cfg.key_buckets, ranges)
+        wanted = {(fam, wstart): wend for fam, wstart, wend in windows}
+        for window, wend in wanted.items():
+            self._seeded[window] = query
+            self._known[window] = wend
+            self._dirty.add(window)
+        if frame.height:
+            self._seed_keys.add(frame["ts"].to_numpy(), event_keys(frame), query)
+            batch = self._store.prepare(frame)
+            for fam, wstart, _, part in self._store.touched(batch):
+                if (fam, wstart) in wanted:
+                    self._store.add(batch, (fam, wstart), part)
+        self._metrics.inc("seeded_windows", len(windows))
+        self._metrics.inc("seeded_events", frame.height)
+        self._metrics.observe("seed_ms", [(time.perf_counter() - started) * 1000])
 
     def _late_rows(self, events: pl.DataFrame, fam: int, wstart: int, wend: int, watermark: int) -> pa.Table:
         family = self._cfg.families[fam]
@@ -242,7 +380,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         now_ms = time.time_ns() // 1_000_000
         lag = self._marks.lag_ms(now_ms)
         if lag is not None:
-            self._metrics.gauge("watermark_delay_ms", lag, self._bucket)
+            self._metrics.gauge("watermark_delay_ms", lag, self._bucket or "")
         closing = {
             w for w, end in self._known.items() if end <= watermark and (w in self._dirty or w not in self._final)
         }
@@ -261,7 +399,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             fresh_broker = np.concatenate([b for _, b in self._fresh]) if self._fresh else np.empty(0, np.int64)
             out.append(
                 Emission(
-                    self._bucket,
+                    self._bucket or "",
                     self._version,
                     _arrow(rows),
                     [],
@@ -283,4 +421,26 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
             del self._known[w]
             self._final.discard(w)
             self._dirty.discard(w)
+            self._seeded.pop(w, None)
         self._store.drop(gone)
+        for keys in (self._seen, self._seed_keys):
+            if keys is not None:
+                keys.drop([s for s in keys.slots() if self._slot_expiry(s) + lateness <= watermark])
+
+    def _slot_expiry(self, slot: int) -> int:
+        """The end of the last window an event of ``slot`` can belong to (epoch ms)."""
+        last = slot + self._slot_ms - 1
+        return max(
+            last // (f.slide_seconds * 1000) * f.slide_seconds * 1000 + f.seconds * 1000 for f in self._cfg.families
+        )
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching [start, end) ranges joined; empty ones left out; sorted."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out

@@ -181,11 +181,15 @@ class WindowStore:
                     out.append((i, start, start + length, slice(lo, hi)))
         return out
 
-    def add(self, batch: PreparedBatch, window: Window, part: slice) -> None:
-        """Add the events ``part`` (a slice of ``batch``'s order) to ``window``."""
+    def add(self, batch: PreparedBatch, window: Window, part: slice, keep: np.ndarray | None = None) -> None:
+        """Add the events ``part`` (a slice of ``batch``'s order) to ``window``; with ``keep`` (a mask
+        over ``part``) only those it marks (a window seeded from the warehouse skips the events it
+        already read there)."""
         state = self._windows.get(window)
         if state is None:
             state = self._windows[window] = _WindowState()
+        if keep is not None:
+            part = np.arange(part.start, part.stop)[keep]  # type: ignore[assignment]  # positions, same uses
         n_groups, n_tenants = len(self._groups), len(self._tenants)
         gid = batch.gid[part]
         inputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (groups, values) where present

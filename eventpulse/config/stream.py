@@ -12,7 +12,8 @@ class StreamSettings(Section):
     """Windowing, batching, emission, recovery switches and metrics of the dataflow.
 
     Environment: ``EVENTPULSE_STREAM_<FIELD>``, e.g. ``EVENTPULSE_STREAM_BATCH_SIZE``,
-    ``EVENTPULSE_STREAM_TAIL``, ``EVENTPULSE_STREAM_METRICS_PORT``. Tuples are JSON in the
+    ``EVENTPULSE_STREAM_TAIL``, ``EVENTPULSE_STREAM_METRICS_PORT``, ``EVENTPULSE_STREAM_DEDUP``,
+    ``EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE``. Tuples are JSON in the
     environment: ``EVENTPULSE_STREAM_WINDOW_SECONDS='[10, 60]'``,
     ``EVENTPULSE_STREAM_SLIDING_WINDOWS='[[300, 60]]'``.
     """
@@ -114,5 +115,22 @@ class StreamSettings(Section):
         description=(
             "How often a running source partition asks the broker for the topic id, to notice a topic "
             "recreated under it (e.g. a broker restarted with memory storage) before it reads a wrong log."
+        ),
+    )
+    dedup: bool = Field(
+        True,
+        description=(
+            "Count each event once in the windows, as the raw table does: drop events whose (tenant, timestamp, id)"
+            " a window already holds, for as long as any of its windows is in state (the allowed lateness)."
+            " False is the negative control: duplicates on the topic are counted twice."
+        ),
+    )
+    seed_from_warehouse: bool = Field(
+        True,
+        description=(
+            "A flow started without window state (fresh recovery store, second `eventpulse up` on one warehouse)"
+            " first reads, for every window it first touches that a previous process can have written, the raw"
+            " events already in the warehouse, so it never overwrites a window row with fewer events."
+            " False is the negative control."
         ),
     )
