@@ -12,7 +12,8 @@ Two ways through, one set of rules:
   kept as raw JSON), then the ``data`` of the whole batch in one call, into a struct of just the
   fields the validator reads. The rest is checked over the whole batch at once, in C loops over the
   columns and over the ``data`` texts joined into one buffer, not per event in Python: times
-  against ``received_at``, whitespace-only names, and what msgspec does not check in the JSON it
+  against ``received_at``, whitespace-only names, names that may hold a control character (not
+  ``str.isprintable``: `eventpulse.events.validation.CONTROL_CHARACTERS`), and what msgspec does not check in the JSON it
   skips (`_skipped_json_unsure`). These checks only *accept*: any message they are not sure of
   goes to
 * the **general path**, `EventValidator.parse_wire`, which alone decides rejections and reasons.
@@ -114,22 +115,26 @@ def _fast_path(
         [e.type for e in events],
         [e.source for e in events],
     )
+    user_ids = [d.user_id for d in datas]
     for names in tenants, ids, kinds, sources:  # a name of only whitespace is refused
         if any(map(str.isspace, names)):
             unsure.update(compress(range(len(names)), map(str.isspace, names)))
+    for names in tenants, ids, kinds, sources, user_ids:  # maybe a control character: see CONTROL_CHARACTERS
+        if not _all_printable(names):
+            unsure.update(k for k, name in enumerate(names) if name.__class__ is str and not name.isprintable())
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts
     if unsure:
         general = sorted([*general, *(index[k] for k in unsure)])
-        _drop((index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas), unsure)
+        _drop((index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas, user_ids), unsure)
     columns = (
         tenants,
         ids,
         timestamps,
         kinds,
         sources,
-        [u if (u := d.user_id).__class__ is str else str(u) for d in datas],
+        [u if u.__class__ is str else str(u) for u in user_ids],
         [d.latency_ms for d in datas],
         [
             1
@@ -217,6 +222,18 @@ def _decode_each(
 
 
 _NUMBER = (int, float)
+
+
+def _all_printable(names: list[Any]) -> bool:
+    """Whether every string of ``names`` is printable (integers, as user ids may be, are), in one C pass.
+
+    Joined, the strings are one ``str.isprintable`` call: a control character in any of them
+    makes the join unprintable, and nothing else can (joining adds no characters).
+    """
+    try:
+        return "".join(names).isprintable()
+    except TypeError:  # integer user ids among them
+        return "".join([n for n in names if n.__class__ is str]).isprintable()
 
 
 def _decode_datas(decoders: _Decoders, joined: "_Joined") -> tuple[list[Any], set[int]]:
