@@ -12,8 +12,8 @@ Two ways through, one set of rules:
   kept as raw JSON), then the ``data`` of the whole batch in one call, into a struct of just the
   fields the validator reads. The rest is checked over the whole batch at once, in C loops over the
   columns and over the ``data`` texts joined into one buffer, not per event in Python: times
-  against ``received_at``, whitespace-only names, names that may hold a control character (not
-  ``str.isprintable``: `eventpulse.events.validation.CONTROL_CHARACTERS`), and what msgspec does not check in the JSON it
+  against ``received_at``, whitespace-only names, names holding a control character
+  (`eventpulse.events.validation.holds_control_character`, over each column joined), and what msgspec does not check in the JSON it
   skips (`_skipped_json_unsure`). These checks only *accept*: any message they are not sure of
   goes to
 * the **general path**, `EventValidator.parse_wire`, which alone decides rejections and reasons.
@@ -38,7 +38,12 @@ from msgspec import Meta
 from eventpulse.config.events import EventLimits
 from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION
 from eventpulse.events.rejections import Rejection
-from eventpulse.events.validation import LATEST_RECEIVED_AT_MS, MAX_SCHEMA_VERSION, EventValidator
+from eventpulse.events.validation import (
+    LATEST_RECEIVED_AT_MS,
+    MAX_SCHEMA_VERSION,
+    EventValidator,
+    holds_control_character,
+)
 
 WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
@@ -119,9 +124,9 @@ def _fast_path(
     for names in tenants, ids, kinds, sources:  # a name of only whitespace is refused
         if any(map(str.isspace, names)):
             unsure.update(compress(range(len(names)), map(str.isspace, names)))
-    for names in tenants, ids, kinds, sources, user_ids:  # maybe a control character: see CONTROL_CHARACTERS
-        if not _all_printable(names):
-            unsure.update(k for k, name in enumerate(names) if name.__class__ is str and not name.isprintable())
+    for names in tenants, ids, kinds, sources, user_ids:  # a control character is refused
+        if _any_control(names):
+            unsure.update(k for k, name in enumerate(names) if name.__class__ is str and holds_control_character(name))
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts
@@ -224,16 +229,16 @@ def _decode_each(
 _NUMBER = (int, float)
 
 
-def _all_printable(names: list[Any]) -> bool:
-    """Whether every string of ``names`` is printable (integers, as user ids may be, are), in one C pass.
+def _any_control(names: list[Any]) -> bool:
+    """Whether a string of ``names`` holds a control character (integers, as user ids may be, do not).
 
-    Joined, the strings are one ``str.isprintable`` call: a control character in any of them
-    makes the join unprintable, and nothing else can (joining adds no characters).
+    Joined, the strings are one `holds_control_character` call: the join holds a control
+    character exactly when one of them does (joining adds no characters).
     """
     try:
-        return "".join(names).isprintable()
+        return holds_control_character("".join(names))
     except TypeError:  # integer user ids among them
-        return "".join([n for n in names if n.__class__ is str]).isprintable()
+        return holds_control_character("".join([n for n in names if n.__class__ is str]))
 
 
 def _decode_datas(decoders: _Decoders, joined: "_Joined") -> tuple[list[Any], set[int]]:
