@@ -2,7 +2,8 @@
 
 uvicorn with uvloop and httptools was the fastest server for this app on these machines (see
 ``gateway/README.md``). Settings come from ``EVENTPULSE_*``; the flags override host, port and
-workers. Ready when ``GET /api/health/ready`` answers 200.
+workers. Read deadlines and the connection limit are `gateway.server`'s. Ready when
+``GET /api/health/ready`` answers 200.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uvicorn
 
 from eventpulse.settings import Settings
 from gateway.logs import configure_logging
+from gateway.server import uvicorn_options
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +32,6 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,
         proxy_headers=settings.gateway.proxy_headers,
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,  # "server: uvicorn" tells a client nothing it needs; one header less per answer
         log_config=None,
         timeout_graceful_shutdown=15,
+        **uvicorn_options(settings.gateway),  # httptools with read deadlines, connection limit, keep-alive
     )
 
 

@@ -1,9 +1,12 @@
 """``POST /api/events`` and ``POST /api/events/batch`` as raw ASGI handlers (the hot path).
 
 Order of checks, cheapest first: API key (401/403), rate limit (429), content type (415), body
-size (413), decoding (400/413), validation (per event), broker delivery (503 after
-``ack_timeout_s``), answer (202/207/422). A single event is charged its token before its body is
-read; a batch is first checked for a token, then charged one per decoded event.
+size (413; a single event too large is counted and dead-lettered as a batch's is), decoding
+(400/413; a JSON array too deep for orjson is split, and only its too deep members are refused),
+validation (per event), broker delivery (503 after ``ack_timeout_s``), answer (202/207/422). A
+single event is charged its token before its body is read; a batch is first checked for a token,
+then charged one per decoded event. A client that goes away before its body arrived gets nothing
+(counted as 499).
 Statuses and bodies are documented in `gateway.openapi` and ``gateway/README.md``.
 
 The handlers are `gateway.middleware.RequestContext`'s hot routes: they get the ``X-Request-ID``
@@ -19,8 +22,9 @@ from typing import Any
 import orjson
 
 from eventpulse.events import Rejection, RejectReason, ValidEvent
+from eventpulse.events.validation import decode_rejection
 from gateway.api_keys import SCOPE_INGEST
-from gateway.asgi import BodyTooLarge, Headers, header, read_body, send_json
+from gateway.asgi import BodyTooLarge, ClientDisconnected, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
 from gateway.context import request_id
 from gateway.ingest import (
@@ -40,6 +44,7 @@ from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, U
 from gateway.services import GatewayServices
 
 Rid = tuple[bytes, bytes]  # the X-Request-ID header to answer with
+CLIENT_GONE = 499  # nginx's "client closed request": nothing was answered (counted and logged as such)
 _JSON_BYTES = JSON.encode()
 _NOT_ALLOWED = ErrorBody("method_not_allowed", "use POST")
 
@@ -80,23 +85,28 @@ class IngestHandlers:
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json", rid)
         limit = self._max_event_bytes
         try:
-            body = await read_body(receive, limit, content_length)
-        except BodyTooLarge:
+            body = await read_body(receive, limit, content_length, keep_prefix=True)
+        except BodyTooLarge as exc:  # an event like a batch's too large one: counted and dead-lettered
+            size = f"{exc.size} bytes" if exc.declared else f"more than {limit} bytes"
+            why = Rejection(RejectReason.PAYLOAD_TOO_LARGE, None, f"event is {size}, the limit is {limit}")
+            self._reject(tenant, 0, why, exc.prefix, time.time_ns() // 1_000_000)
             return await self._error(send, 413, "payload_too_large", f"an event is at most {limit} bytes", rid)
+        except ClientDisconnected:
+            return CLIENT_GONE
         received_ms = time.time_ns() // 1_000_000
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            detail = f"body is not valid JSON: {exc}"
-            self._dead_letter(tenant, 0, Rejection(RejectReason.MALFORMED_JSON, None, detail), body, received_ms)
-            return await self._error(send, 400, RejectReason.MALFORMED_JSON.value, detail, rid)
+            why = decode_rejection(exc)
+            self._reject(tenant, 0, why, body, received_ms)
+            if why.reason is RejectReason.MALFORMED_JSON:
+                detail = f"body is not valid JSON: {exc}"
+                return await self._error(send, 400, RejectReason.MALFORMED_JSON.value, detail, rid)
+            return await self._invalid(send, why, bucket, rid)
         checked = check_one(obj, svc.parser, tenant, received_ms, limit)
         if isinstance(checked, Rejection):
-            svc.metrics.events_rejected[checked.reason.value] += 1
-            self._dead_letter(tenant, 0, checked, obj, received_ms)
-            error = EventError(checked.reason.value, checked.field, checked.detail)
-            body_out = ErrorBody("invalid_event", checked.detail, [error])
-            return await send_json(send, 422, body_out, self._headers(bucket, rid))
+            self._reject(tenant, 0, checked, obj, received_ms)
+            return await self._invalid(send, checked, bucket, rid)
         event, wire = checked
         client_named = "id" in obj  # a resend of an event the client named must not be produced twice
         if client_named and svc.recent_ids.seen(tenant, event.id, event.timestamp_ms):
@@ -131,6 +141,8 @@ class IngestHandlers:
         except BodyTooLarge:
             detail = f"a batch is at most {self._max_batch_bytes} bytes"
             return await self._error(send, 413, "payload_too_large", detail, rid)
+        except ClientDisconnected:
+            return CLIENT_GONE
         received_ms = time.time_ns() // 1_000_000
         submitted = decode_batch(body, kind, self._max_batch_events)
         if isinstance(submitted, BodyError):
@@ -160,8 +172,7 @@ class IngestHandlers:
         errors: list[EventError] = []
         for index, why, sent in checked.rejected:
             errors.append(EventError(why.reason.value, why.field, why.detail, index))
-            svc.metrics.events_rejected[why.reason.value] += 1
-            self._dead_letter(tenant, index, why, sent, received_ms)
+            self._reject(tenant, index, why, sent, received_ms)
         recent = svc.recent_ids
         to_send: list[ValidEvent] = []
         messages: list[tuple[bytes, bytes]] = []
@@ -213,6 +224,16 @@ class IngestHandlers:
 
     def _dead_letter(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
         self.svc.dead_letters.add(f"gateway:{request_id.get()}:{index}", tenant, why, payload_text(sent), received_ms)
+
+    def _reject(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
+        """A refused event, single or in a batch, is counted by reason and dead-lettered alike."""
+        self.svc.metrics.events_rejected[why.reason.value] += 1
+        self._dead_letter(tenant, index, why, sent, received_ms)
+
+    async def _invalid(self, send: Any, why: Rejection, bucket: TokenBucket, rid: Rid) -> int:
+        """422 for a single refused event."""
+        error = EventError(why.reason.value, why.field, why.detail)
+        return await send_json(send, 422, ErrorBody("invalid_event", why.detail, [error]), self._headers(bucket, rid))
 
     async def _rate_limited(self, send: Any, decision: Decision, events: int, rid: Rid) -> int:
         self.svc.metrics.requests_rate_limited += 1

@@ -95,7 +95,16 @@ def _common(scope_needed: str) -> dict[str, Any]:
 def _ingest_errors() -> dict[str, Any]:
     return {
         **_common("ingest"),
-        "413": _answer("Body larger than the limit, or more events than allowed in one batch.", "ErrorBody"),
+        "408": {
+            "description": "The request's headers or body did not arrive within the server's read deadline"
+            " (`header_timeout_s`, `body_timeout_s`); the connection is closed. Plain text.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "413": _answer(
+            "Body larger than the limit, or more events than allowed in one batch. A single event too large is"
+            " counted and dead-lettered like an invalid one.",
+            "ErrorBody",
+        ),
         "415": _answer("Unsupported Content-Type.", "ErrorBody"),
         "429": _answer("The tenant's rate limit is exhausted.", "ErrorBody", {**RATE_HEADERS, **RETRY_AFTER}),
         "503": _answer(

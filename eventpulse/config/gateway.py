@@ -54,6 +54,27 @@ class GatewaySettings(Section):
     stream_poll_s: float = Field(1.0, gt=0, description="How often a tenant's window aggregates are re-read.")
     stream_rows: int = Field(500, gt=0, description="Latest window rows read per poll.")
     stream_queue: int = Field(32, gt=0, description="Messages buffered per live subscriber before it is dropped.")
+    # HTTP connections (see gateway/server.py).
+    header_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="A request's headers must arrive within this many seconds of its connection (first request)"
+        " or its first byte (later ones), else 408 and the connection is closed; 0: no deadline.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="A request's body must arrive within this many seconds of its headers, else 408 and the"
+        " connection is closed; 0: no deadline. 30 s carries a full batch (5 MiB) at 1.4 Mbit/s.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=0,
+        description="Open connections served at once per process (uvicorn's limit_concurrency): a request on a"
+        " connection beyond them is answered 503 and the connection closed; 0: no limit. Keep it under the"
+        " process's file limit (ulimit -n).",
+    )
+    keep_alive_s: int = Field(5, ge=1, description="Close a keep-alive connection idle this long (uvicorn's default).")
     # HTTP.
     cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS ('*' for any); empty: off.")
     log_requests: Literal["all", "errors", "none"] = Field(

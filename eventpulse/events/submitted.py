@@ -4,7 +4,8 @@
 received_at_ms=...)`` gives; the property test in ``tests/eventpulse/events/test_submitted.py``
 checks that on generated valid and invalid events. It gets there faster for the events clients
 send almost always: a JSON object (already decoded by orjson, so the decoding rules are shared)
-with only the envelope's fields, the current schema version, string ``type``/``source``/``id``, an integer timestamp within
+with only the envelope's fields, the current schema version, printable string ``type``/``source``/``id``
+(``str.isprintable``: surely no control character, see `CONTROL_CHARACTERS`), an integer timestamp within
 the allowed window, a ``data`` object within the limits with a string or integer ``user_id``
 and a numeric (or absent) ``latency_ms``. Plain ``type(...) is`` checks replace msgspec's
 conversion; the event is then built directly. Anything else, including every event that will be
@@ -106,7 +107,7 @@ class SubmittedEventParser:
         return max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms
 
     def _tenant_ok(self, tenant: str) -> bool:
-        return bool(tenant.strip()) and len(tenant) <= self._max_name
+        return bool(tenant.strip()) and len(tenant) <= self._max_name and tenant.isprintable()
 
     def _fast(self, obj: Any, tenant: str, received_ms: int, window: tuple[int, int]) -> ValidEvent | None:
         """The event if ``obj`` is a common valid event, else None (then the exact path decides)."""
@@ -123,10 +124,17 @@ class SubmittedEventParser:
         most = self._max_name
         if len(event_type) > most or len(source) > most or not event_type.strip() or not source.strip():
             return None
+        if not event_type.isprintable() or not source.isprintable():  # maybe a control character
+            return None
         event_id = obj.get("id")
         if event_id is None:
             event_id = self.new_id()
-        elif type(event_id) is not str or len(event_id) > self._max_id or not event_id.strip():
+        elif (
+            type(event_id) is not str
+            or len(event_id) > self._max_id
+            or not event_id.strip()
+            or not event_id.isprintable()
+        ):
             return None
         schema_version = obj.get("schema_version", SCHEMA_VERSION)
         if type(schema_version) is not int or schema_version != SCHEMA_VERSION:  # other versions: exact path
@@ -144,6 +152,8 @@ class SubmittedEventParser:
             if type(user) is not int:
                 return None
             user = str(user)
+        elif not user.isprintable():
+            return None
         if len(user) > most:
             return None
         latency = data.get("latency_ms")

@@ -12,7 +12,8 @@ Two ways through, one set of rules:
   kept as raw JSON), then the ``data`` of the whole batch in one call, into a struct of just the
   fields the validator reads. The rest is checked over the whole batch at once, in C loops over the
   columns and over the ``data`` texts joined into one buffer, not per event in Python: times
-  against ``received_at``, whitespace-only names, and what msgspec does not check in the JSON it
+  against ``received_at``, whitespace-only names, names holding a control character
+  (`eventpulse.events.validation.holds_control_character`, over each column joined), and what msgspec does not check in the JSON it
   skips (`_skipped_json_unsure`). These checks only *accept*: any message they are not sure of
   goes to
 * the **general path**, `EventValidator.parse_wire`, which alone decides rejections and reasons.
@@ -37,7 +38,12 @@ from msgspec import Meta
 from eventpulse.config.events import EventLimits
 from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION
 from eventpulse.events.rejections import Rejection
-from eventpulse.events.validation import LATEST_RECEIVED_AT_MS, MAX_SCHEMA_VERSION, EventValidator
+from eventpulse.events.validation import (
+    LATEST_RECEIVED_AT_MS,
+    MAX_SCHEMA_VERSION,
+    EventValidator,
+    holds_control_character,
+)
 
 WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
@@ -114,22 +120,26 @@ def _fast_path(
         [e.type for e in events],
         [e.source for e in events],
     )
+    user_ids = [d.user_id for d in datas]
     for names in tenants, ids, kinds, sources:  # a name of only whitespace is refused
         if any(map(str.isspace, names)):
             unsure.update(compress(range(len(names)), map(str.isspace, names)))
+    for names in tenants, ids, kinds, sources, user_ids:  # a control character is refused
+        if _any_control(names):
+            unsure.update(k for k, name in enumerate(names) if name.__class__ is str and holds_control_character(name))
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts
     if unsure:
         general = sorted([*general, *(index[k] for k in unsure)])
-        _drop((index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas), unsure)
+        _drop((index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas, user_ids), unsure)
     columns = (
         tenants,
         ids,
         timestamps,
         kinds,
         sources,
-        [u if (u := d.user_id).__class__ is str else str(u) for d in datas],
+        [u if u.__class__ is str else str(u) for u in user_ids],
         [d.latency_ms for d in datas],
         [
             1
@@ -217,6 +227,18 @@ def _decode_each(
 
 
 _NUMBER = (int, float)
+
+
+def _any_control(names: list[Any]) -> bool:
+    """Whether a string of ``names`` holds a control character (integers, as user ids may be, do not).
+
+    Joined, the strings are one `holds_control_character` call: the join holds a control
+    character exactly when one of them does (joining adds no characters).
+    """
+    try:
+        return holds_control_character("".join(names))
+    except TypeError:  # integer user ids among them
+        return holds_control_character("".join([n for n in names if n.__class__ is str]))
 
 
 def _decode_datas(decoders: _Decoders, joined: "_Joined") -> tuple[list[Any], set[int]]:

@@ -25,6 +25,7 @@ from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from gateway.api_keys import DEFAULT_SCOPES, create_key
 from gateway.app import create_app
+from gateway.server import uvicorn_options
 from tests.support.services import free_port
 
 
@@ -49,7 +50,13 @@ def serve(settings: Settings) -> Iterator[RunningGateway]:
     """Run ``create_app(settings)`` with uvicorn on ``settings.gateway.port`` until the block ends."""
     app = create_app(settings, configure_logs=False)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.gateway.port, lifespan="on", log_level="warning", access_log=False
+        app,
+        host="127.0.0.1",
+        port=settings.gateway.port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(settings.gateway),  # as `python -m gateway` serves it
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway-under-test", daemon=True)

@@ -33,7 +33,15 @@ NESTED = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=8,
 )
-NAMES = st.one_of(st.sampled_from(["web", "error", "api", "a" * 12, "a" * 13, " a ", " ", "é"]), SCALARS)
+# Control characters (refused) and characters that are not printable but allowed (NBSP, U+2028,
+# U+200B, an unassigned code point): the fast path screens with isprintable, the rules decide.
+ODD_CHARS = ["\x00", "\x1f", "\t", "\n", "\x7f", "\x80", "\x9b", "\x9f", "\xa0", "\u2028", "\u200b", "\U000e0080"]
+CONTROLLED = st.builds(lambda c, at: "ab"[:at] + c + "ab"[at:], st.sampled_from(ODD_CHARS), st.integers(0, 2))
+NAMES = st.one_of(
+    st.sampled_from(["web", "error", "api", "a" * 12, "a" * 13, " a ", " ", "é", "a\x00b", "\x00", "\x7f "]),
+    CONTROLLED,
+    SCALARS,
+)
 TIMESTAMPS = st.one_of(  # around the window [NOW - 3600 s, NOW + 60 s]
     st.sampled_from([NOW, NOW - 3_600_000, NOW - 3_600_001, NOW + 60_000, NOW + 60_001, 0, -1, float(NOW), NOW + 0.5]),
     st.integers(NOW - 4_000_000, NOW + 100_000),
@@ -51,7 +59,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "extra_field": NESTED,
 }
 DATA_FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "user_id": st.one_of(st.sampled_from(["u1", "u" * 12, "u" * 13, 7, 2**63, 2**65, -3, True]), SCALARS),
+    "user_id": st.one_of(st.sampled_from(["u1", "u" * 12, "u" * 13, 7, 2**63, 2**65, -3, True]), CONTROLLED, SCALARS),
     "latency_ms": st.one_of(st.sampled_from([0, 0.0, -0.0, -1, -1e-9, 1e308, 12.5, 3, False]), SCALARS),
     "status_code": st.one_of(st.sampled_from([200, 499, 500, 500.0, 503, True]), SCALARS),
     "error": st.one_of(st.sampled_from([True, False, 1, "true"]), SCALARS),
@@ -132,7 +140,7 @@ def test_fast_path_agrees_with_parse_object(doc: dict[str, Any]) -> None:
 
 
 @settings(max_examples=300)
-@given(st.sampled_from(["acme", "", " ", "t" * 12, "t" * 13, "é"]), events())
+@given(st.one_of(st.sampled_from(["acme", "", " ", "t" * 12, "t" * 13, "é", "ac\x00me"]), CONTROLLED), events())
 def test_tenant_is_checked_like_parse_object(tenant: str, doc: dict[str, Any]) -> None:
     assert_same(as_decoded(doc), tenant)
 
@@ -181,3 +189,26 @@ def test_the_common_events_take_the_fast_path() -> None:
         assert isinstance(event, ValidEvent), doc
     generated = parser.fast_path(as_decoded(common_event()), tenant=TENANT, received_at_ms=NOW)
     assert generated is not None and len(generated.id) == 36  # a UUIDv7 when the client sent no id
+
+
+@pytest.mark.parametrize("field", ["type", "source", "id", "data.user_id", "tenant"])
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x7f", "\x9b"])
+def test_control_characters_are_refused_with_the_field(field: str, char: str) -> None:
+    doc = common_event(id="e-1")
+    tenant = TENANT
+    if field == "tenant":
+        tenant = f"ac{char}me"
+    elif field == "data.user_id":
+        doc["data"]["user_id"] = f"u{char}1"
+    else:
+        doc[field] = f"x{char}y"
+    result = PARSER.parse(as_decoded(doc), tenant=tenant, received_at_ms=NOW)
+    assert isinstance(result, Rejection)
+    assert (result.reason.value, result.field) == ("invalid_value", field)
+    assert f"U+{ord(char):04X} at position" in result.detail
+
+
+@pytest.mark.parametrize("name", ["a\xa0b", "a\u2028b", "a\u200bb", "é日本"])
+def test_unprintable_names_that_are_no_control_characters_are_kept(name: str) -> None:
+    result = PARSER.parse(as_decoded(common_event(type=name, source=name)), tenant=TENANT, received_at_ms=NOW)
+    assert isinstance(result, ValidEvent) and result.type == name

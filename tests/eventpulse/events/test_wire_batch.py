@@ -58,7 +58,15 @@ ODD_SCALARS = st.one_of(
     st.text(max_size=14),
     st.sampled_from(["", " ", "\t", "é", "\u2028", "x" * 13, "500", 0, 1, -1, 1.5, 2**64]),
 )
-NAMES = st.one_of(st.sampled_from(["web", "error", "api", "a" * 12, " a ", "a" * 13]), ODD_SCALARS)
+# Control characters (refused) and characters that are not printable but allowed (NBSP, U+2028,
+# U+200B, an unassigned code point): the fast path screens with isprintable, the rules decide.
+ODD_CHARS = ["\x00", "\x1f", "\t", "\n", "\x7f", "\x80", "\x9b", "\x9f", "\xa0", "\u2028", "\u200b", "\U000e0080"]
+CONTROLLED = st.builds(lambda c, at: "ab"[:at] + c + "ab"[at:], st.sampled_from(ODD_CHARS), st.integers(0, 2))
+NAMES = st.one_of(
+    st.sampled_from(["web", "error", "api", "a" * 12, " a ", "a" * 13, "a\x00b", "\x00", "\x7f "]),
+    CONTROLLED,
+    ODD_SCALARS,
+)
 OFFSETS = st.one_of(  # timestamp - received_at, around the limits
     st.sampled_from([0, -3_600_000, -3_600_001, 60_000, 60_001, 1]),
     st.integers(-4_000_000, 100_000),
@@ -76,6 +84,7 @@ CHANGES = {
     "schema_version": ODD_SCALARS,
     "data.user_id": st.one_of(
         st.sampled_from(["u" * 12, "u" * 13, 7, 2**65, 10**12 - 1, 10**12, -(10**11) + 1, -(10**11)]),
+        CONTROLLED,
         ODD_SCALARS,
         LITERALS,
     ),
@@ -363,3 +372,26 @@ def test_each_out_of_range_number_is_charged_to_its_own_message() -> None:
     batch = validate_wire_batch(validator, payloads, str)
     assert [(i, r.reason.value) for i, r in batch.rejections] == [(3, "malformed_json"), (10, "malformed_json")]
     assert batch.index == [0, 1, 2, 4, 5, 6, 7, 8, 9, 11]
+
+
+@pytest.mark.parametrize("field", ["type", "source", "id", "tenant", "data.user_id"])
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x7f", "\x9b"])
+def test_control_characters_are_refused_on_the_topic_path(field: str, char: str) -> None:
+    """The NUL in ``type`` that was stored: both paths refuse it, with the field and the character."""
+    validator = EventValidator(EventLimits())
+    bad = f"x{char}y"
+    odd = wire(data={"user_id": bad}) if field == "data.user_id" else wire(**{field: bad})
+    batch = validate_wire_batch(validator, [wire(), odd, wire(id="e-3")], str)
+    assert batch.index == [0, 2]
+    [(at, why)] = batch.rejections
+    assert (at, why.reason.value, why.field) == (1, "invalid_value", field)
+    assert f"U+{ord(char):04X} at position 1" in why.detail
+    assert validator.parse_wire(odd) == why
+
+
+def test_unprintable_names_that_are_no_control_characters_are_kept_on_the_topic_path() -> None:
+    validator = EventValidator(EventLimits())
+    payloads = [wire(type="a\xa0b", source="a\u2028b", data={"user_id": "\u200b"}), wire()]
+    batch = validate_wire_batch(validator, payloads, str)
+    assert batch.index == [0, 1] and batch.columns["type"][0] == "a\xa0b"
+    assert batch.columns["user_id"][0] == "\u200b"
