@@ -291,6 +291,32 @@ class ClusterRenderer:
         ]
 
 
+_PARTITION_COMMAND = re.compile(
+    rf"^ALTER\s+TABLE\s+(?P<table>{_NAME})\s+(?P<verb>(?:REPLACE|DROP|ATTACH|DETACH)\s+PARTITION)\s+"
+    rf"(?P<partition>.+?)(?:\s+FROM\s+(?P<source>{_NAME}))?\s*$",
+    re.S | re.I,
+)
+
+
+def partition_command(statement: str, cluster: str) -> str:
+    """A single-node partition command (day swap, retention) for the cluster's local tables.
+
+    Partitions live in each shard's ``<t>_local``; a Distributed table has none. Since every
+    table of a pair (target and staging) is sharded by the same key, swapping a day shard by shard
+    swaps the whole day. ``ALTER TABLE t REPLACE PARTITION p FROM s`` becomes
+    ``ALTER TABLE t_local ON CLUSTER 'c' REPLACE PARTITION p FROM s_local`` (run once; each shard's
+    replicas replicate it). Without a cluster the statement is returned as it is.
+    """
+    if not cluster:
+        return statement
+    match = _PARTITION_COMMAND.match(statement.strip())
+    if not match:
+        raise ClusterDDLError(f"not a partition command: {statement[:80]!r}")
+    on = ClusterRenderer(cluster, "unused").on_cluster
+    source = f" FROM {match['source']}{LOCAL_SUFFIX}" if match["source"] else ""
+    return f"ALTER TABLE {match['table']}{LOCAL_SUFFIX} {on} {match['verb']} {match['partition']}{source}"
+
+
 def render_migrations(
     migrations: Iterable[_Statements], variables: Mapping[str, object], cluster: str, database: str
 ) -> dict[int, list[str]]:

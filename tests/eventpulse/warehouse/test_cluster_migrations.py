@@ -204,6 +204,22 @@ def test_drop_table_drops_front_and_local(tmp_path: Path) -> None:
     ]
 
 
+def test_partition_commands_run_on_the_local_tables() -> None:
+    """The day swap and retention, as orchestration/ issues them, for a cluster."""
+    swap = "ALTER TABLE window_aggregates REPLACE PARTITION '2026-11-02' FROM window_aggregates_staging"
+    assert cluster.partition_command(swap, "") == swap
+    assert cluster.partition_command(swap, CLUSTER) == (
+        f"ALTER TABLE window_aggregates_local ON CLUSTER '{CLUSTER}' REPLACE PARTITION '2026-11-02' "
+        "FROM window_aggregates_staging_local"
+    )
+    drop = "ALTER TABLE events DROP PARTITION '2026-11-02'"
+    assert cluster.partition_command(drop, CLUSTER) == (
+        f"ALTER TABLE events_local ON CLUSTER '{CLUSTER}' DROP PARTITION '2026-11-02'"
+    )
+    with pytest.raises(cluster.ClusterDDLError):
+        cluster.partition_command("SELECT 1", CLUSTER)
+
+
 def test_invalid_cluster_names_are_refused() -> None:
     with pytest.raises(migrator.MigrationError, match="invalid cluster"):
         bundled_plan("x' OR 1")
@@ -215,6 +231,8 @@ def test_invalid_cluster_names_are_refused() -> None:
 def test_the_engine_parses_every_cluster_statement(chdb_warehouse: WarehouseSettings) -> None:
     client = create_client(chdb_warehouse)
     statements = all_statements(bundled_plan())
+    swap = "ALTER TABLE window_aggregates REPLACE PARTITION '2026-11-02' FROM window_aggregates_staging"
+    statements.append(cluster.partition_command(swap, CLUSTER))
     canonical: list[str] = []
     for statement in statements:
         tree = client.query(f"EXPLAIN AST {statement}").result_rows
