@@ -6,6 +6,7 @@ Keeper quorum that names other hosts, a Bytewax process whose -a list differs fr
 HAProxy pointing at gateways that do not exist.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import yaml
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.stream import StreamSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
@@ -167,3 +169,17 @@ def test_the_cluster_profile_inserts_synchronously() -> None:
     users = ET.parse(ROOT / "deploy/clickhouse/users.xml").getroot()
     assert users.findtext("profiles/default/distributed_foreground_insert") == "1"
     assert users.findtext("profiles/default/distributed_ddl_output_mode") == "throw"
+
+
+def test_the_cluster_environment_parses_into_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values, not only names: the cluster's app environment is valid for the settings' types."""
+    for key in list(os.environ):
+        if key.startswith("EVENTPULSE_"):
+            monkeypatch.delenv(key)
+    for key, value in env("flow-0").items():
+        if key.startswith("EVENTPULSE_"):
+            monkeypatch.setenv(key, re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value))
+    settings = Settings()
+    assert settings.warehouse.cluster == "eventpulse"
+    assert settings.broker.replication_factor == 3
+    assert settings.stream.key_buckets == 12
