@@ -18,7 +18,7 @@ def migrate(database: str | None, show_status: bool) -> None:
     if show_status:
         client = create_client(settings, database=db)
         drifted = False
-        for item in migrator.status(client, migrator.load_migrations()):
+        for item in migrator.status(client, migrator.load_migrations(), settings.cluster):
             state = "DRIFTED" if item.drifted else ("applied" if item.applied else "pending")
             drifted |= item.drifted
             click.echo(f"{item.migration.version:04d}_{item.migration.name:40} {state}")

@@ -15,7 +15,8 @@ class WarehouseSettings(Section):
     warehouse server), or ``chdb://PATH`` for the engine in-process (one process per path).
     Environment: ``EVENTPULSE_WAREHOUSE_URL``, ``EVENTPULSE_WAREHOUSE_DATABASE``,
     ``EVENTPULSE_WAREHOUSE_USER``, ``EVENTPULSE_WAREHOUSE_PASSWORD``, ``EVENTPULSE_WAREHOUSE_HOST``,
-    ``EVENTPULSE_WAREHOUSE_PORT``, ``EVENTPULSE_WAREHOUSE_PATH``, ``EVENTPULSE_WAREHOUSE_RAW_TTL_DAYS``.
+    ``EVENTPULSE_WAREHOUSE_PORT``, ``EVENTPULSE_WAREHOUSE_PATH``, ``EVENTPULSE_WAREHOUSE_RAW_TTL_DAYS``,
+    ``EVENTPULSE_WAREHOUSE_CLUSTER``.
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_WAREHOUSE_")
@@ -32,4 +33,12 @@ class WarehouseSettings(Section):
     path: Path | None = Field(None, description="chDB data path; default <data_dir>/warehouse.")
     raw_ttl_days: int = Field(
         365, ge=1, description="Last-resort TTL of raw events (days); retention after archival is shorter."
+    )
+    cluster: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.{}-]*$",
+        description=(
+            "ClickHouse cluster (remote_servers) the migrations run ON CLUSTER: Replicated tables named <t>_local "
+            "behind Distributed tables <t>. Empty: one server, plain MergeTree tables (docs/operations/scale-out.md)."
+        ),
     )

@@ -4,6 +4,10 @@ Files are ``NNNN_verb_object.sql`` in ``eventpulse/warehouse/migrations/``, appe
 applied file is recorded in ``schema_migrations`` with its SHA-256; applying twice changes
 nothing, and a file edited after it was applied is reported as drift and stops the run.
 Files may use ``${name}`` placeholders filled from operator settings (never from user input).
+
+With a cluster name (``EVENTPULSE_WAREHOUSE_CLUSTER``) the same files are rendered for a ClickHouse
+cluster by `eventpulse.warehouse.cluster` (ON CLUSTER, Replicated tables, Distributed fronts); without
+one, the statements run exactly as written.
 """
 
 import hashlib
@@ -15,6 +19,8 @@ from pathlib import Path
 from string import Template
 
 from clickhouse_connect.driver.client import Client
+
+from eventpulse.warehouse import cluster as cluster_ddl
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _LEDGER_DDL = """
@@ -82,9 +88,19 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def status(client: Client, migrations: list[Migration]) -> list[MigrationStatus]:
+def ledger_ddl(cluster: str = "") -> str:
+    """The ledger's DDL: a local table on one server, a table replicated to every node on a cluster."""
+    if not cluster:
+        return _LEDGER_DDL
+    try:
+        return cluster_ddl.ledger_ddl(_LEDGER_DDL, cluster)
+    except cluster_ddl.ClusterDDLError as exc:
+        raise MigrationError(str(exc)) from exc
+
+
+def status(client: Client, migrations: list[Migration], cluster: str = "") -> list[MigrationStatus]:
     """Which migrations are applied to the client's database, and whether any drifted."""
-    client.command(_LEDGER_DDL)
+    client.command(ledger_ddl(cluster))
     rows = client.query("SELECT version, checksum FROM schema_migrations").result_rows
     applied = {int(version): checksum for version, checksum in rows}
     return [
@@ -93,30 +109,59 @@ def status(client: Client, migrations: list[Migration]) -> list[MigrationStatus]
     ]
 
 
-def ensure_database(client: Client, database: str) -> None:
+def ensure_database(client: Client, database: str, cluster: str = "") -> None:
     """Create the platform's database (the identifier is quoted; it comes from settings)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
         raise MigrationError(f"invalid database name {database!r}")
+    if cluster:
+        client.command(cluster_ddl.database_ddl(database, cluster))
+        return
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+
+
+def planned_statements(
+    migrations: list[Migration],
+    variables: Mapping[str, object],
+    cluster: str = "",
+    database: str = "",
+) -> dict[int, list[str]]:
+    """The statements each migration runs: as written on one server, rendered for a cluster.
+
+    A cluster rendering needs every migration, applied or not: a later file builds on the tables
+    an earlier one declared (``CREATE TABLE x AS y``, ``ALTER TABLE y``).
+    """
+    if not cluster:
+        return {m.version: m.statements(variables) for m in migrations}
+    try:
+        return cluster_ddl.render_migrations(migrations, variables, cluster, database)
+    except cluster_ddl.ClusterDDLError as exc:
+        raise MigrationError(f"cluster {cluster!r}: {exc}") from exc
 
 
 def apply(
     client: Client,
     migrations: list[Migration],
     variables: Mapping[str, object],
+    cluster: str = "",
+    database: str | None = None,
 ) -> list[Migration]:
-    """Apply every pending migration in order; return those applied (empty when up to date)."""
-    current = status(client, migrations)
+    """Apply every pending migration in order; return those applied (empty when up to date).
+
+    ``cluster`` (a remote_servers name) renders the files for a cluster; ``database`` names the
+    database the Distributed tables point at (default: the client's).
+    """
+    current = status(client, migrations, cluster)
     drifted = [s.migration for s in current if s.drifted]
     if drifted:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in drifted)
         raise MigrationError(f"applied migrations changed since they ran: {names}")
+    plan = planned_statements(migrations, variables, cluster, database or client.database or "")
     done: list[Migration] = []
     for item in current:
         if item.applied:
             continue
         migration = item.migration
-        for statement in migration.statements(variables):
+        for statement in plan[migration.version]:
             try:
                 client.command(statement)
             except Exception as exc:

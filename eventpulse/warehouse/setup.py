@@ -12,7 +12,7 @@ def migrate(settings: WarehouseSettings, database: str | None = None) -> list[mi
     db = database or settings.database
     admin = create_client(settings, database=None)
     try:
-        migrator.ensure_database(admin, db)
+        migrator.ensure_database(admin, db, settings.cluster)
     finally:
         admin.close()
     client = create_client(settings, database=db)
@@ -24,4 +24,5 @@ def migrate(settings: WarehouseSettings, database: str | None = None) -> list[mi
 
 def apply_all(client: Client, settings: WarehouseSettings) -> list[migrator.Migration]:
     """Apply the bundled migrations through an existing client."""
-    return migrator.apply(client, migrator.load_migrations(), migrator.migration_variables(settings.raw_ttl_days))
+    variables = migrator.migration_variables(settings.raw_ttl_days)
+    return migrator.apply(client, migrator.load_migrations(), variables, cluster=settings.cluster)
