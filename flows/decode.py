@@ -136,8 +136,12 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     dead_rows: list[tuple[Any, ...]] = []
     dead_payloads: list[tuple[bytes | None, bytes]] = []
     now_ms = time.time_ns() // 1_000_000
+    # A dead letter's id names its message in this topic incarnation: a recreated topic (offsets from 0
+    # again) must not replace an older dead letter of the same partition and offset.
+    incarnation = {b.partition: b.incarnation for b in batches}
     for i, rejection in valid.rejections:
-        ident, key, value, broker_ts = f"{topic}:{partitions[i]}:{offsets[i]}", keys[i], values[i], stamps[i]
+        where = f"{topic}@{incarnation[partitions[i]]}" if incarnation.get(partitions[i]) else topic
+        ident, key, value, broker_ts = f"{where}:{partitions[i]}:{offsets[i]}", keys[i], values[i], stamps[i]
         payload = (value or b"")[:payload_limit].decode(errors="replace")
         dead_rows.append(
             (

@@ -182,13 +182,13 @@ def _tag_bucket(item: tuple[str, Emission]) -> Emission:
 
 
 def _late_token(e: Emission) -> str:
-    """The bucket and the topic positions of the first and last late row (what replays repeat)."""
+    """The bucket, the topic incarnations and the positions of the first and last late row (what replays repeat)."""
     rows = e.late_rows
     if not len(rows):
         return f"{e.bucket}:late::0"
     part, offset = rows.column("topic_partition"), rows.column("topic_offset")
     first, last = (part[0].as_py(), offset[0].as_py()), (part[-1].as_py(), offset[-1].as_py())
-    return f"{e.bucket}:late:{first}:{last}:{len(rows)}"
+    return f"{e.bucket}:late:{e.incarnations}:{first}:{last}:{len(rows)}"
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -106,6 +106,7 @@ class Emission:
     late_rows: pa.Table | list  # late_events rows (empty list: none)
     event_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     broker_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    incarnations: str = ""  # late rows only: the topic incarnation of each partition they came from
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,10 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
         if late:
             late_rows = pa.concat_tables(late)
             self._metrics.inc("late_events", late_rows.num_rows)
-            return [Emission(self._bucket or "", self._version, [], late_rows)], self.RETAIN
+            # Offsets name a message only within one topic incarnation: the late rows' insert token
+            # names the incarnations too, so a recreated topic's late rows never collide with older ones.
+            incarnations = ",".join(sorted({f"{p.partition}@{p.incarnation}" for v in values for p in v.progress}))
+            return [Emission(self._bucket or "", self._version, [], late_rows, incarnations=incarnations)], self.RETAIN
         return [], self.RETAIN
 
     def on_notify(self) -> tuple[list[Emission], bool]:
