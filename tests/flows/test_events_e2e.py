@@ -84,7 +84,10 @@ def test_events_flow_end_to_end(broker_settings: BrokerSettings, warehouse, ware
     assert got == dict(expected)
     ids = client.query("SELECT id, stage, topic, topic_partition, topic_offset FROM dead_letters FINAL").result_rows
     assert {stage for _, stage, *_ in ids} == {"flow"}
-    assert all(i == f"{t}:{p}:{o}" and t == broker_settings.events_topic for i, _, t, p, o in ids)
+    # ids name the message in its topic incarnation: topic@incarnation:partition:offset
+    assert all(t == broker_settings.events_topic for _, _, t, _, _ in ids)
+    assert all(i.startswith(f"{t}@") and i.endswith(f":{p}:{o}") for i, _, t, p, o in ids)
+    assert len({i.split(":", 1)[0] for i, *_ in ids}) == 1  # one topic, one incarnation
     # Window counts per (tenant, type, minute), computed here from what was sent.
     by_type = Counter((e["tenant"], e["type"], e["timestamp"] // 60_000 * 60_000) for e in valid)
     by_tenant = Counter((e["tenant"], e["timestamp"] // 60_000 * 60_000) for e in valid)
