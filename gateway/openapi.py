@@ -28,7 +28,7 @@ def event_schema(limits: EventLimits) -> dict[str, Any]:
             "`received_at` in the body is ignored. `timestamp` must lie within "
             f"{limits.max_past_age_s} s before and {limits.max_future_skew_s} s after the receive time."
         ),
-        "required": ["type", "source", "timestamp"],
+        "required": ["type", "source"] if limits.missing_timestamp_is_receive_time else ["type", "source", "timestamp"],
         "properties": {
             "id": {
                 **name,
@@ -36,7 +36,15 @@ def event_schema(limits: EventLimits) -> dict[str, Any]:
                 "description": "Client-chosen id (recommended): a retry must resend the same id. Generated "
                 "(UUIDv7) when absent.",
             },
-            "timestamp": {"type": "number", "minimum": 0, "description": "Event time, Unix epoch milliseconds."},
+            "timestamp": {
+                "oneOf": [
+                    {"type": "number", "minimum": 0, "description": "Unix epoch milliseconds."},
+                    {"type": "string", "format": "date-time", "description": "ISO 8601; no offset means UTC."},
+                ],
+                "description": "Event time: epoch milliseconds or an ISO 8601 date-time (normalised to "
+                "milliseconds). A number that reads as seconds, microseconds or nanoseconds is refused with a "
+                "hint." + (" When absent, the receive time." if limits.missing_timestamp_is_receive_time else ""),
+            },
             "type": {**name, "examples": ["user_action"]},
             "source": {**name, "examples": ["web_app"]},
             "data": {

@@ -24,3 +24,8 @@ class EventLimits(Section):
     )
     max_future_skew_s: int = Field(300, ge=0, description="How far ahead of now a timestamp may be.")
     max_past_age_s: int = Field(30 * 86400, ge=0, description="How far behind now a timestamp may be.")
+    missing_timestamp_is_receive_time: bool = Field(
+        False,
+        description="Take an event sent without `timestamp` as happening when it was received "
+        "(otherwise it is refused as `missing_field`).",
+    )

@@ -12,6 +12,7 @@ here, so reasons and details have one source.
 import math
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ class _Envelope(msgspec.Struct):
 
     type: str
     source: str
-    timestamp: int | float
+    timestamp: int | float | str | None = None
     data: dict[str, Any] = {}
     id: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -163,9 +164,11 @@ class EventValidator:
         except msgspec.ValidationError as exc:
             return _rejection_from_msgspec(str(exc))
         received = received_at_ms if received_at_ms is not None else time.time_ns() // 1_000_000
-        problem = self._check_fields(env, tenant) or self._check_timestamp(env.timestamp, received)
-        if problem:
+        if problem := self._check_fields(env, tenant):
             return problem
+        timestamp = self._event_time(env.timestamp, received)
+        if isinstance(timestamp, Rejection):
+            return timestamp
         data = env.data
         user = data.get("user_id", "")
         if isinstance(user, bool) or not isinstance(user, str | int):
@@ -185,7 +188,7 @@ class EventValidator:
         event = ValidEvent(
             tenant=tenant,
             id=env.id or default_id or str(uuid_utils.uuid7()),
-            timestamp_ms=int(env.timestamp),
+            timestamp_ms=timestamp,
             type=env.type,
             source=env.source,
             user_id=user_id,
@@ -226,22 +229,81 @@ class EventValidator:
             )
         return None
 
+    def _event_time(self, timestamp: float | str | None, received_ms: int) -> int | Rejection:
+        """The event time in epoch milliseconds, or why it is refused.
+
+        Accepted: a number of epoch milliseconds, or an ISO 8601 string (normalised to milliseconds;
+        one without an offset is UTC). Absent: the receive time when
+        ``missing_timestamp_is_receive_time`` allows it, else refused.
+        """
+        if timestamp is None:
+            if self._limits.missing_timestamp_is_receive_time:
+                return received_ms
+            return Rejection(RejectReason.MISSING_FIELD, "timestamp", "Object missing required field `timestamp`")
+        if isinstance(timestamp, str):
+            parsed = parse_iso_timestamp(timestamp)
+            if parsed is None:
+                return Rejection(
+                    RejectReason.INVALID_VALUE,
+                    "timestamp",
+                    "timestamp must be epoch milliseconds or an ISO 8601 date-time such as "
+                    f"2026-12-03T05:31:48.123Z, got {timestamp[:64]!r}",
+                )
+            timestamp = parsed
+        problem = self._check_timestamp(timestamp, received_ms)
+        return problem if problem else int(timestamp)
+
     def _check_timestamp(self, timestamp: float, received_ms: int) -> Rejection | None:
         if not math.isfinite(timestamp) or timestamp < 0:
             return Rejection(RejectReason.INVALID_VALUE, "timestamp", "timestamp must be epoch milliseconds >= 0")
-        if timestamp > received_ms + self._limits.max_future_skew_s * 1000:
+        ahead, behind = self._limits.max_future_skew_s * 1000, self._limits.max_past_age_s * 1000
+        if timestamp > received_ms + ahead:
             return Rejection(
                 RejectReason.TIMESTAMP_IN_FUTURE,
                 "timestamp",
-                f"timestamp is more than {self._limits.max_future_skew_s}s ahead of the receive time",
+                f"timestamp is more than {self._limits.max_future_skew_s}s ahead of the receive time"
+                + _unit_hint(timestamp, received_ms - behind, received_ms + ahead),
             )
-        if timestamp < received_ms - self._limits.max_past_age_s * 1000:
+        if timestamp < received_ms - behind:
             return Rejection(
                 RejectReason.TIMESTAMP_TOO_OLD,
                 "timestamp",
-                f"timestamp is more than {self._limits.max_past_age_s}s before the receive time",
+                f"timestamp is more than {self._limits.max_past_age_s}s before the receive time"
+                + _unit_hint(timestamp, received_ms - behind, received_ms + ahead),
             )
         return None
+
+
+_UNITS = (("seconds", 1000), ("microseconds", 1e-3), ("nanoseconds", 1e-6))
+"""Units people send instead of milliseconds, with the factor that turns them into milliseconds."""
+
+
+def _unit_hint(timestamp: float, earliest_ms: float, latest_ms: float) -> str:
+    """A hint when ``timestamp`` read in another unit would lie in the allowed window."""
+    for unit, to_ms in _UNITS:
+        if earliest_ms <= timestamp * to_ms <= latest_ms:
+            return f"; it looks like epoch {unit}: send epoch milliseconds (or an ISO 8601 string)"
+    return ""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_iso_timestamp(text: str) -> int | None:
+    """Epoch milliseconds of an ISO 8601 date-time (``Z`` or an offset; none means UTC), or None.
+
+    Sub-millisecond digits are truncated, as a float timestamp's are. Only strings that hold a date
+    and a time are taken, so a stray number in quotes is not read as a year.
+    """
+    if len(text) > 64 or ("T" not in text.upper() and " " not in text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def exceeds_depth(value: Any, levels: int) -> bool:

@@ -123,7 +123,7 @@ class EventFactory:
             case RejectReason.MISSING_FIELD:
                 del event["type"]
             case RejectReason.WRONG_TYPE:
-                event["timestamp"] = str(timestamp_ms)
+                event["timestamp"] = [timestamp_ms]  # an array: neither a number nor a date-time string
             case RejectReason.PAYLOAD_TOO_LARGE:
                 event["data"]["blob"] = "y" * self.profile.oversized_bytes
             case RejectReason.TIMESTAMP_IN_FUTURE:

@@ -40,8 +40,10 @@ pytestmark = pytest.mark.integration
 COOKBOOK = Path(__file__).resolve().parents[2] / "docs" / "cookbook.md"
 _BLOCK = re.compile(r"```sql\n(-- cookbook: ([a-z0-9-]+)\n.*?)```", re.S)
 
-START = datetime(2026, 11, 2, 23, 20, tzinfo=UTC)  # the events cross an hour and a day boundary
-PERIOD = (datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
+# Two days ago, so the data stays inside every table's TTL (pipeline_metrics keeps 30 days) on any date.
+DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+START = DAY + timedelta(hours=23, minutes=20)  # the events cross an hour and a day boundary
+PERIOD = (DAY, DAY + timedelta(days=2))
 TENANT = "tenant-00"
 TAMPERED_TENANT = "tenant-02"
 WORD = "share"
@@ -196,7 +198,7 @@ def _fill(client: Client) -> Known:
     client.insert("late_events", [list(r.values()) for r in late_rows[:10]], column_names=list(late_rows[0]))
 
     # Pipeline metrics of two flow processes: consumer lag per partition every 5 s, and other metrics.
-    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
+    t0 = DAY + timedelta(days=1, hours=1)
     known.since = t0
     metric_rows = [(t0 - timedelta(hours=1), "flow-old", "consumer_lag", "0", 999.0)]  # before `since`
     for step in range(4):
@@ -315,7 +317,7 @@ def _distinct_users(rows: Rows, known: Known) -> None:
         if e.user_id:
             users[(_dt(e.timestamp_ms).date(), e.tenant)].add(e.user_id)
     assert [tuple(r) for r in rows] == [(d, t, len(u)) for (d, t), u in sorted(users.items())]
-    assert {r[0] for r in rows} == {date(2026, 11, 2), date(2026, 11, 3)}
+    assert {r[0] for r in rows} == {DAY.date(), (DAY + timedelta(days=1)).date()}
 
 
 @check("top-users-by-errors")

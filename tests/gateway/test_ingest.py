@@ -118,7 +118,7 @@ def test_partly_invalid_batch_answers_207_and_dead_letters_the_rest(gateway, mak
     errors = {e["index"]: (e["reason"], e["field"]) for e in body["errors"]}
     assert errors == {
         1: ("missing_field", "type"),
-        3: ("wrong_type", "timestamp"),
+        3: ("invalid_value", "timestamp"),
         4: ("timestamp_in_future", "timestamp"),
         5: ("not_an_object", None),
     }
@@ -138,12 +138,12 @@ def test_partly_invalid_batch_answers_207_and_dead_letters_the_rest(gateway, mak
     assert len(rows) == 6
     assert {r[0] for r in rows} == {"acme"} and {r[1] for r in rows} == {"gateway"}
     assert sorted(r[2] for r in rows) == [
+        "invalid_value",
         "malformed_json",
         "missing_field",
         "missing_field",
         "not_an_object",
         "timestamp_in_future",
-        "wrong_type",
     ]
     assert any("{broken json" in r[4] for r in rows)
 
