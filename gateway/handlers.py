@@ -1,7 +1,9 @@
 """``POST /api/events`` and ``POST /api/events/batch`` as raw ASGI handlers (the hot path).
 
-Order of checks, cheapest first: API key (401/403), rate limit (429), content type (415), body
-size (413; a single event too large is counted and dead-lettered as a batch's is), decoding
+Order of checks, cheapest first: API key (401/403), rate limit (429), content type and coding (415),
+body size (413; a single event too large is counted and dead-lettered as a batch's is), decompression
+of a ``Content-Encoding: gzip | zstd | deflate`` body (413 past the byte limit or the ratio bound, 400
+when corrupt; both dead-lettered, see `gateway.content_encoding`), decoding
 (400/413; a JSON array too deep for orjson is split, and only its too deep members are refused),
 validation (per event), broker delivery (503 after ``ack_timeout_s``), answer (202/207/422). A
 single event is charged its token before its body is read; a batch is first checked for a token,
@@ -26,6 +28,7 @@ from eventpulse.events.validation import decode_rejection
 from gateway.api_keys import SCOPE_INGEST
 from gateway.asgi import BodyTooLarge, ClientDisconnected, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
+from gateway.content_encoding import ACCEPT_ENCODING, EncodingRefused, coding_of, decompress
 from gateway.context import request_id
 from gateway.ingest import (
     JSON,
@@ -59,6 +62,7 @@ class IngestHandlers:
         self._ack_timeout = gw.ack_timeout_s
         self._retry_after = gw.retry_after_s
         self._limit_headers_always = gw.rate_limit_headers == "always"
+        self._max_ratio = gw.max_decompression_ratio
 
     def routes(self) -> dict[str, Any]:
         """The hot routes, by path, for `gateway.middleware.RequestContext`."""
@@ -68,12 +72,14 @@ class IngestHandlers:
         if scope["method"] != "POST":
             return await send_json(send, 405, _NOT_ALLOWED, [(b"allow", b"POST"), rid])
         svc = self.svc
-        content_type = content_length = None
+        content_type = content_length = content_encoding = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
             elif name == b"content-length":
                 content_length = value
+            elif name == b"content-encoding":
+                content_encoding = value
         key = svc.keys.authenticate(key_from_headers(scope["headers"]), SCOPE_INGEST)
         if isinstance(key, AuthFailure):
             return await auth_failure(send, key, self._retry_after, rid)
@@ -83,6 +89,10 @@ class IngestHandlers:
             return await self._rate_limited(send, bucket.refusal(1), 1, rid)
         if content_type is not None and content_type != _JSON_BYTES and media_type(content_type) != JSON:
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json", rid)
+        try:
+            coding = coding_of(content_encoding)
+        except EncodingRefused as exc:
+            return await self._encoding_refused(send, exc, rid)
         limit = self._max_event_bytes
         try:
             body = await read_body(receive, limit, content_length, keep_prefix=True)
@@ -94,6 +104,12 @@ class IngestHandlers:
         except ClientDisconnected:
             return CLIENT_GONE
         received_ms = time.time_ns() // 1_000_000
+        if coding is not None:
+            try:
+                body = decompress(body, coding, limit, self._max_ratio)
+            except EncodingRefused as exc:
+                self._reject(tenant, 0, _rejection(exc), exc.prefix or body, received_ms)
+                return await self._encoding_refused(send, exc, rid)
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -137,6 +153,10 @@ class IngestHandlers:
             detail = "send a JSON array (application/json) or application/x-ndjson"
             return await self._error(send, 415, "unsupported_media_type", detail, rid)
         try:
+            coding = coding_of(header(scope, b"content-encoding"))
+        except EncodingRefused as exc:
+            return await self._encoding_refused(send, exc, rid)
+        try:
             body = await read_body(receive, self._max_batch_bytes, header(scope, b"content-length"))
         except BodyTooLarge:
             detail = f"a batch is at most {self._max_batch_bytes} bytes"
@@ -144,6 +164,12 @@ class IngestHandlers:
         except ClientDisconnected:
             return CLIENT_GONE
         received_ms = time.time_ns() // 1_000_000
+        if coding is not None:
+            try:
+                body = decompress(body, coding, self._max_batch_bytes, self._max_ratio)
+            except EncodingRefused as exc:  # the whole body is one dead letter, as a malformed batch is
+                self._dead_letter(key.tenant, 0, _rejection(exc), exc.prefix or body, received_ms)
+                return await self._encoding_refused(send, exc, rid)
         submitted = decode_batch(body, kind, self._max_batch_events)
         if isinstance(submitted, BodyError):
             if submitted.status == 400:
@@ -247,6 +273,17 @@ class IngestHandlers:
     @staticmethod
     async def _error(send: Any, status: int, error: str, detail: str, rid: Rid) -> int:
         return await send_json(send, status, ErrorBody(error, detail), [rid])
+
+    @staticmethod
+    async def _encoding_refused(send: Any, exc: EncodingRefused, rid: Rid) -> int:
+        headers: Headers = [ACCEPT_ENCODING, rid] if exc.status == 415 else [rid]
+        return await send_json(send, exc.status, ErrorBody(exc.error, exc.detail), headers)
+
+
+def _rejection(exc: EncodingRefused) -> Rejection:
+    """The dead-letter reason of a body refused while decompressing."""
+    reason = RejectReason.PAYLOAD_TOO_LARGE if exc.status == 413 else RejectReason.MALFORMED_JSON
+    return Rejection(reason, None, exc.detail)
 
 
 async def auth_failure(send: Any, failure: AuthFailure, retry_after_s: int, rid: Rid) -> int:

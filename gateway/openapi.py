@@ -109,11 +109,16 @@ def _ingest_errors() -> dict[str, Any]:
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
         "413": _answer(
-            "Body larger than the limit, or more events than allowed in one batch. A single event too large is"
-            " counted and dead-lettered like an invalid one.",
+            "Body larger than the limit, or more events than allowed in one batch, or a compressed body that"
+            " decompresses past the limit or past `max_decompression_ratio` times its size (a decompression"
+            " bomb, dead-lettered). A single event too large is counted and dead-lettered like an invalid one.",
             "ErrorBody",
         ),
-        "415": _answer("Unsupported Content-Type.", "ErrorBody"),
+        "415": _answer(
+            "Unsupported Content-Type, or a Content-Encoding other than gzip, zstd or deflate (listed in"
+            " Accept-Encoding).",
+            "ErrorBody",
+        ),
         "429": _answer("The tenant's rate limit is exhausted.", "ErrorBody", {**RATE_HEADERS, **RETRY_AFTER}),
         "503": _answer(
             "The broker did not acknowledge in time, or too many events wait for it: nothing listed in "
@@ -162,6 +167,8 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
             "title": "EventPulse ingestion gateway",
             "version": "1.0.0",
             "description": (
+                "Request bodies may be compressed (`Content-Encoding: gzip`, `zstd` or `deflate`; a corrupt one is"
+                " answered 400 `malformed_body`). "
                 "Takes events in without losing one: a 2xx answer means the broker acknowledged every accepted "
                 "event (idempotent producer, acks=all). Retries must resend the same events with the same `id`s; "
                 "the warehouse deduplicates on (tenant, timestamp, id)."

@@ -54,6 +54,12 @@ class GatewaySettings(Section):
     stream_poll_s: float = Field(1.0, gt=0, description="How often a tenant's window aggregates are re-read.")
     stream_rows: int = Field(500, gt=0, description="Latest window rows read per poll.")
     stream_queue: int = Field(32, gt=0, description="Messages buffered per live subscriber before it is dropped.")
+    max_decompression_ratio: int = Field(
+        200,
+        ge=1,
+        description="A compressed body (Content-Encoding gzip, zstd, deflate) may decompress to at most this many"
+        " times its size (and never past the route's byte limit); more is refused with 413 as a decompression bomb.",
+    )
     # HTTP connections (see gateway/server.py).
     header_timeout_s: float = Field(
         10.0,
