@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -111,4 +111,6 @@ def _oldest_first(client: Client, query: AuditQuery) -> list[AuditEntry]:
 def _entry(row: tuple) -> AuditEntry:
     values = dict(zip(COLUMNS, row, strict=True))
     values["parameters"] = orjson.loads(values["parameters"] or "{}")
+    if values["time"].tzinfo is None:  # clickhouse-connect returns naive UTC times
+        values["time"] = values["time"].replace(tzinfo=UTC)
     return AuditEntry(**values)
