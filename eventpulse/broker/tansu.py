@@ -128,6 +128,11 @@ class LocalBroker:
         """True while the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    def self_client_options(self) -> dict[str, Any]:
+        """librdkafka options for the launcher's own clients (readiness, topic creation): with TLS the
+        handshake with its own listener is what matters, not who signed the certificate."""
+        return {"security.protocol": "SSL", "enable.ssl.certificate.verification": False} if self.tls else {}
+
     def output_tail(self, lines: int = 20) -> str:
         """The broker's last log lines (ANSI colours removed)."""
         return "\n".join(list(self._tail)[-lines:])
@@ -213,9 +218,7 @@ class LocalBroker:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        # Checking its own listener: with TLS the handshake is what is tested, not who signed the certificate.
-        tls = {"security.protocol": "SSL", "enable.ssl.certificate.verification": False} if self.tls else {}
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0, **tls})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0, **self.self_client_options()})
         deadline = time.monotonic() + timeout
         while True:
             if not self.running:
