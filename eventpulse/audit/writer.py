@@ -134,11 +134,13 @@ def record_sign_in(
     *,
     ok: bool,
     role: str = "",
+    tenant: str = "",
     source: str = "",
     method: str = "password",
     error: str = "",
 ) -> AuditEntry:
-    """Record a sign-in or a failed one (the dashboards' sign-in calls this; it has no other caller yet).
+    """Record a sign-in or a failed one (`eventpulse.users.authenticate` calls it; so will the dashboards'
+    sign-in page, which does not exist yet).
 
     A failed attempt names the user that was tried; it is recorded with the anonymous role.
     """
@@ -147,7 +149,7 @@ def record_sign_in(
         Action.SIGN_IN,
         actor=actor,
         target=user,
-        tenant="",
+        tenant=tenant if ok else "",
         parameters={"method": method},
         result=SUCCESS if ok else FAILURE,
         error="" if ok else (error or "bad credentials"),

@@ -14,6 +14,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("eventpulse.cli.traffic", "traffic"),
     ("eventpulse.cli.keys", "keys"),
     ("eventpulse.cli.audit", "audit"),
+    ("eventpulse.cli.users", "users"),
 )
 
 

@@ -86,6 +86,35 @@ def test_failed_key_actions_are_recorded_as_failures(warehouse, warehouse_client
     assert warehouse_client.query("SELECT count() FROM api_keys").result_rows[0][0] == 0
 
 
+def test_users_add_and_remove_through_the_cli(warehouse, warehouse_client):
+    run = CliRunner().invoke
+    added = run(
+        cli,
+        ["users", "add", "ana", "--role", "tenant_analyst", "--tenant", "acme", "--password-stdin"],
+        input="correct horse battery\n",
+        env=_env(warehouse),
+    )
+    assert added.exit_code == 0, added.output
+    listed = run(cli, ["users", "list"], env=_env(warehouse))
+    assert "ana" in listed.output and "tenant_analyst" in listed.output
+    assert run(cli, ["users", "remove", "ana"], env=_env(warehouse)).exit_code == 0
+    assert run(cli, ["users", "remove", "ana"], env=_env(warehouse)).exit_code != 0  # gone: a failure row
+
+    (add,) = _rows(warehouse_client, Action.USER_ADD)
+    assert (add.actor, add.role, add.tenant, add.target, add.result) == (
+        LOGIN,
+        "platform_admin",
+        "acme",
+        "ana",
+        SUCCESS,
+    )
+    assert add.parameters == {"role": "tenant_analyst", "existing": False}
+    removed, missing = _rows(warehouse_client, Action.USER_REMOVE)
+    assert (removed.target, removed.result, removed.parameters["tenant"]) == ("ana", SUCCESS, "acme")
+    assert (missing.target, missing.result) == ("ana", FAILURE) and "no user" in missing.error
+    assert "correct horse" not in str([r.parameters for r in _rows(warehouse_client, "user")])
+
+
 def test_migrations_through_the_cli(warehouse_url):
     settings = WarehouseSettings(url=warehouse_url, database=f"t_{uuid.uuid4().hex[:12]}")
     result = _cli(settings, "migrate")
