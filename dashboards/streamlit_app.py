@@ -29,6 +29,7 @@ pages = {
     "Operations": [
         st.Page(_PAGES / "health.py", title="Pipeline health", icon=":material/monitor_heart:", url_path="health"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
+        st.Page(_PAGES / "audit.py", title="Audit log", icon=":material/policy:", url_path="audit"),
     ],
     "Explore": [
         st.Page(_PAGES / "search.py", title="Event search", icon=":material/search:", url_path="search"),

@@ -12,11 +12,14 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
+
+from eventpulse.audit import Action, AuditWriter
 
 KEY_PREFIX = "ep_"
 _ID_CHARS = 12
@@ -77,17 +80,24 @@ def create_key(
     rate_per_s: float = 0.0,
     burst: int = 0,
     description: str = "",
+    audit: AuditWriter | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key for ``tenant``; returns the row and the key (shown once, never stored)."""
-    if not tenant.strip():
-        raise ValueError("tenant must not be empty")
+    """Store a new key for ``tenant``; returns the row and the key (shown once, never stored).
+
+    With ``audit`` the creation (or the refusal) is in ``audit_log`` before this returns; every
+    operator-facing caller (``eventpulse keys``, ``eventpulse traffic --create-key``) passes one.
+    """
     scopes = sorted(set(scopes))
-    unknown = set(scopes) - set(ALL_SCOPES)
-    if unknown:
-        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))} (known: {', '.join(ALL_SCOPES)})")
+    parameters = {"scopes": scopes, "rate_per_s": rate_per_s, "burst": burst, "description": description}
     key_id, key = new_key()
-    row = ApiKey(key_id, tenant, hash_key(key), frozenset(scopes), rate_per_s, burst, description, _now())
-    _write(client, row, revoked=False)
+    with _audited(audit, Action.API_KEY_CREATE, tenant=tenant, target=key_id, parameters=parameters):
+        if not tenant.strip():
+            raise ValueError("tenant must not be empty")
+        unknown = set(scopes) - set(ALL_SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))} (known: {', '.join(ALL_SCOPES)})")
+        row = ApiKey(key_id, tenant, hash_key(key), frozenset(scopes), rate_per_s, burst, description, _now())
+        _write(client, row, revoked=False)
     return row, key
 
 
@@ -101,13 +111,32 @@ def list_keys(client: Client, tenant: str | None = None) -> list[ApiKey]:
     return [_row_to_key(row) for row in result.result_rows]
 
 
-def revoke_key(client: Client, tenant: str, key_id: str) -> bool:
-    """Revoke one key of ``tenant``; False if no such live key."""
-    for key in list_keys(client, tenant):
-        if key.key_id == key_id and not key.revoked:
-            _write(client, key, revoked=True)
-            return True
+def revoke_key(client: Client, tenant: str, key_id: str, *, audit: AuditWriter | None = None) -> bool:
+    """Revoke one key of ``tenant``; False if no such live key (recorded as a failure with ``audit``)."""
+    with _audited(audit, Action.API_KEY_REVOKE, tenant=tenant, target=key_id):
+        for key in list_keys(client, tenant):
+            if key.key_id == key_id and not key.revoked:
+                _write(client, key, revoked=True)
+                return True
+        if audit is not None:
+            raise _NoSuchKey(f"no active key of tenant {tenant!r} with id {key_id!r}")
     return False
+
+
+class _NoSuchKey(LookupError):
+    """Internal: turns "nothing to revoke" into a failure row; `revoke_key` still returns False."""
+
+
+@contextmanager
+def _audited(audit: AuditWriter | None, action: Action, **fields: object) -> Iterator[dict[str, object]]:
+    if audit is None:
+        yield {}
+        return
+    try:
+        with audit.recorded(action, **fields) as parameters:
+            yield parameters
+    except _NoSuchKey:
+        return
 
 
 def _write(client: Client, key: ApiKey, *, revoked: bool) -> None:

@@ -119,11 +119,16 @@ class DeadlineProtocol(HttpToolsProtocol):
 
 
 def uvicorn_options(gw: GatewaySettings) -> dict[str, Any]:
-    """The connection settings of ``gw`` as keyword arguments of ``uvicorn.Config`` / ``uvicorn.run``."""
+    """The connection settings of ``gw`` as keyword arguments of ``uvicorn.Config`` / ``uvicorn.run``.
+
+    With ``tls_certfile``/``tls_keyfile`` uvicorn serves HTTPS only (its ``ssl_*`` options).
+    """
+    tls = {"ssl_certfile": str(gw.tls_certfile), "ssl_keyfile": str(gw.tls_keyfile)} if gw.tls_certfile else {}
     return {
         "http": protocol_factory(gw.header_timeout_s, gw.body_timeout_s),
         "limit_concurrency": gw.max_connections or None,
         "timeout_keep_alive": gw.keep_alive_s,
+        **tls,
     }
 
 

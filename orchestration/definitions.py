@@ -28,6 +28,7 @@ from orchestration.schedules import SCHEDULES
 from orchestration.sensors.alerts import alert_rules_sensor
 from orchestration.sensors.consumer_lag import consumer_lag_sensor
 from orchestration.sensors.late_events import late_events_sensor
+from orchestration.sensors.run_audit import RUN_AUDIT_SENSORS
 
 
 def _env_secret(name: str) -> dg.EnvVar | None:
@@ -67,6 +68,6 @@ def defs() -> dg.Definitions:
         asset_checks=STREAM_HEALTH_CHECKS,
         jobs=JOBS,
         schedules=SCHEDULES,
-        sensors=[late_events_sensor, consumer_lag_sensor, alert_rules_sensor],
+        sensors=[late_events_sensor, consumer_lag_sensor, alert_rules_sensor, *RUN_AUDIT_SENSORS],
         resources=resources(),
     )

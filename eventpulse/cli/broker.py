@@ -45,7 +45,8 @@ def serve(host: str | None, port: int | None, partitions: int | None, verbose: b
             local.start()
             settings = settings.model_copy(update={"bootstrap": local.bootstrap})
             topics = platform_topics(settings)
-            ensure_topics(admin_client(settings), topics, replication_factor=settings.replication_factor)
+            admin = admin_client(settings, **local.self_client_options())
+            ensure_topics(admin, topics, replication_factor=settings.replication_factor)
         except BrokerError as exc:
             local.stop()
             raise click.ClickException(str(exc)) from None

@@ -2,6 +2,7 @@
 
 import click
 
+from eventpulse.audit import Actor, AuditWriter
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from gateway.api_keys import ALL_SCOPES, DEFAULT_SCOPES, create_key, list_keys, revoke_key
@@ -9,6 +10,11 @@ from gateway.api_keys import ALL_SCOPES, DEFAULT_SCOPES, create_key, list_keys, 
 
 def _client():
     return create_client(Settings().warehouse)
+
+
+def _audit(client) -> AuditWriter:
+    """Key changes are recorded in ``audit_log`` before the command reports them."""
+    return AuditWriter(client, Actor.local_cli("eventpulse keys"))
 
 
 @click.group("keys")
@@ -33,7 +39,13 @@ def create(tenant: str, scopes: tuple[str, ...], rate: float, burst: int, descri
     client = _client()
     try:
         row, key = create_key(
-            client, tenant, scopes or DEFAULT_SCOPES, rate_per_s=rate, burst=burst, description=description
+            client,
+            tenant,
+            scopes or DEFAULT_SCOPES,
+            rate_per_s=rate,
+            burst=burst,
+            description=description,
+            audit=_audit(client),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -79,7 +91,8 @@ def revoke(tenant: str, key_ids: tuple[str, ...], revoke_all: bool) -> None:
     try:
         if revoke_all:
             key_ids = tuple(k.key_id for k in list_keys(client, tenant) if not k.revoked)
-        missing = [key_id for key_id in key_ids if not revoke_key(client, tenant, key_id)]
+        audit = _audit(client)
+        missing = [key_id for key_id in key_ids if not revoke_key(client, tenant, key_id, audit=audit)]
     finally:
         client.close()
     for key_id in key_ids:

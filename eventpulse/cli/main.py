@@ -13,6 +13,8 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("eventpulse.cli.up", "up"),
     ("eventpulse.cli.traffic", "traffic"),
     ("eventpulse.cli.keys", "keys"),
+    ("eventpulse.cli.audit", "audit"),
+    ("eventpulse.cli.users", "users"),
 )
 
 

@@ -2,6 +2,7 @@
 
 import click
 
+from eventpulse.audit import Actor
 from eventpulse.settings import Settings
 from eventpulse.warehouse import migrator
 from eventpulse.warehouse.client import create_client
@@ -26,7 +27,7 @@ def migrate(database: str | None, show_status: bool) -> None:
             raise click.ClickException("an applied migration file has changed since it ran")
         return
     try:
-        applied = run_migrations(settings, db)
+        applied = run_migrations(settings, db, actor=Actor.local_cli("eventpulse migrate"))
     except migrator.MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
     for m in applied:

@@ -57,12 +57,14 @@ def traffic(
 
 
 def _create_key(settings: Settings, tenant: str) -> str:
+    from eventpulse.audit import Actor, AuditWriter
     from eventpulse.warehouse.client import create_client
     from gateway.api_keys import create_key
 
     client = create_client(settings.warehouse)
     try:
-        row, key = create_key(client, tenant, description="eventpulse traffic --create-key")
+        audit = AuditWriter(client, Actor.local_cli("eventpulse traffic"))
+        row, key = create_key(client, tenant, description="eventpulse traffic --create-key", audit=audit)
     finally:
         client.close()
     click.echo(f"traffic: created API key {row.key_id} for tenant {tenant!r}")

@@ -33,6 +33,8 @@ def serve(host: str | None, port: int | None, path: Path | None, workers: int) -
             host if host is not None else settings.warehouse.host,
             port if port is not None else settings.warehouse.port,
             workers=workers,
+            tls_certfile=settings.warehouse.tls_certfile,
+            tls_keyfile=settings.warehouse.tls_keyfile,
         )
     except (PortInUseError, EngineOpenError) as exc:
         raise click.ClickException(str(exc)) from None

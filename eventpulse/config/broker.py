@@ -1,11 +1,13 @@
 """Broker (Kafka API: Tansu locally, Redpanda in docker-compose and production)."""
 
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from eventpulse.config.base import Section
+from eventpulse.config.tls import check_pair
 
 
 class BrokerSettings(Section):
@@ -26,6 +28,18 @@ class BrokerSettings(Section):
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
     host: str = Field("127.0.0.1", description="Listen address of the local (Tansu) broker.")
     port: int = Field(9092, description="Listen port of the local (Tansu) broker.")
+    tls_certfile: Path | None = Field(
+        None, description="The local broker accepts only TLS connections, with this certificate chain (PEM)."
+    )
+    tls_keyfile: Path | None = Field(None, description="The local broker's private key (PEM).")
+    security_protocol: Literal["PLAINTEXT", "SSL"] = Field(
+        "PLAINTEXT", description="How every client reaches the broker (librdkafka's security.protocol)."
+    )
+    ssl_ca_location: Path | None = Field(
+        None,
+        description="CA bundle (PEM) clients verify the broker against with SSL (librdkafka's ssl.ca.location);"
+        " empty: the system's CAs.",
+    )
     compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(
         "none",
         description=(
@@ -33,3 +47,17 @@ class BrokerSettings(Section):
             "'lz4' where bytes cost: over a network and on Redpanda's disks (~3x smaller)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        check_pair("broker", self.tls_certfile, self.tls_keyfile)
+        return self
+
+    def client_security(self) -> dict[str, str]:
+        """librdkafka options for TLS, merged into every client config (`eventpulse.broker.admin`)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options = {"security.protocol": self.security_protocol}
+        if self.ssl_ca_location is not None:
+            options["ssl.ca.location"] = str(self.ssl_ca_location)
+        return options

@@ -1,11 +1,13 @@
 """The ingestion gateway (gateway/)."""
 
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from eventpulse.config.base import Section
+from eventpulse.config.tls import check_pair
 
 
 class GatewaySettings(Section):
@@ -19,6 +21,10 @@ class GatewaySettings(Section):
 
     host: str = Field("127.0.0.1")
     port: int = Field(8000)
+    tls_certfile: Path | None = Field(
+        None, description="Serve HTTPS with this certificate chain (PEM; uvicorn's ssl_certfile). Empty: plain HTTP."
+    )
+    tls_keyfile: Path | None = Field(None, description="The certificate's private key (PEM; uvicorn's ssl_keyfile).")
     workers: int = Field(1, ge=1, description="Server processes; each has its own producer and rate limiter.")
     max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
     max_batch_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest batch request body.")
@@ -103,3 +109,8 @@ class GatewaySettings(Section):
         50_000, ge=0, description="Young-generation GC threshold of a serving process (0: Python's default, 700)."
     )
     gc_freeze: bool = Field(True, description="gc.freeze() the start-up heap so full collections skip it.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        check_pair("gateway", self.tls_certfile, self.tls_keyfile)
+        return self

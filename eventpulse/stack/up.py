@@ -45,10 +45,15 @@ def stack_environment(settings: Settings) -> dict[str, str]:
     return {
         "EVENTPULSE_DATA_DIR": str(data_dir),
         "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
-        "EVENTPULSE_WAREHOUSE_URL": f"http://{settings.warehouse.host}:{settings.warehouse.port}",
+        "EVENTPULSE_WAREHOUSE_URL": f"{_scheme(settings.warehouse.tls_certfile)}://"
+        f"{settings.warehouse.host}:{settings.warehouse.port}",
         "DAGSTER_HOME": str(data_dir / "dagster"),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def _scheme(tls_certfile: Path | None) -> str:
+    return "https" if tls_certfile else "http"
 
 
 def recovery_dir(settings: Settings) -> Path:
@@ -99,13 +104,15 @@ def _http_service(
     *,
     timeout: float = 60,
     depends_on: tuple[str, ...] | list[str] = ("migrate",),
+    tls: bool = False,
 ) -> ServiceSpec:
-    """A service that is ready when ``http://host:port<ready_path>`` answers."""
+    """A service that is ready when ``http://host:port<ready_path>`` answers (with TLS: when its port
+    accepts connections; the supervisor does not hold the CA its clients are given)."""
     return ServiceSpec(
         name,
         argv,
         env=env,
-        url=f"http://{host}:{port}{ready_path}",
+        url=None if tls else f"http://{host}:{port}{ready_path}",
         port=port,
         host=host,
         timeout=timeout,
@@ -140,13 +147,21 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             "/ping",
             timeout=60,
             depends_on=(),
+            tls=w.tls_certfile is not None,
         ),
         ServiceSpec("migrate", [py, "-m", "eventpulse", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
     optional = {
         "gateway": _http_service(
-            "gateway", [py, "-m", "gateway"], env, g.host, g.port, "/api/health", depends_on=["broker", "migrate"]
+            "gateway",
+            [py, "-m", "gateway"],
+            env,
+            g.host,
+            g.port,
+            "/api/health",
+            depends_on=["broker", "migrate"],
+            tls=g.tls_certfile is not None,
         ),
         "dagster": _http_service(
             "dagster",

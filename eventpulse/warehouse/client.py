@@ -36,6 +36,10 @@ def create_client(
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"warehouse URL must be http(s):// or chdb://, got {settings.url!r}")
     secure = parts.scheme == "https"
+    if secure:
+        kwargs.setdefault("verify", settings.verify)
+        if settings.ca_cert is not None:
+            kwargs.setdefault("ca_cert", str(settings.ca_cert))
     return clickhouse_connect.get_client(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or (8443 if secure else 8123),

@@ -20,6 +20,7 @@ from string import Template
 
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.audit import FAILURE, Action, AuditEntry, AuditWriter
 from eventpulse.warehouse import cluster as cluster_ddl
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -144,12 +145,36 @@ def apply(
     variables: Mapping[str, object],
     cluster: str = "",
     database: str | None = None,
+    audit: AuditWriter | None = None,
 ) -> list[Migration]:
     """Apply every pending migration in order; return those applied (empty when up to date).
 
     ``cluster`` (a remote_servers name) renders the files for a cluster; ``database`` names the
-    database the Distributed tables point at (default: the client's).
+    database the Distributed tables point at (default: the client's). With ``audit`` each applied
+    (or failed) migration gets an ``audit_log`` row, written before this returns or raises, once
+    the table exists (migration 0070 creates it: a fresh database records the run that made it).
     """
+    entries: list[AuditEntry] = []
+    try:
+        return _apply(client, migrations, variables, cluster, database, audit, entries)
+    finally:
+        if audit is not None and entries and _has_audit_log(client):
+            audit.write(entries)
+
+
+def _has_audit_log(client: Client) -> bool:
+    return bool(client.query("EXISTS TABLE audit_log").result_rows[0][0])
+
+
+def _apply(
+    client: Client,
+    migrations: list[Migration],
+    variables: Mapping[str, object],
+    cluster: str,
+    database: str | None,
+    audit: AuditWriter | None,
+    entries: list[AuditEntry],
+) -> list[Migration]:
     current = status(client, migrations, cluster)
     drifted = [s.migration for s in current if s.drifted]
     if drifted:
@@ -161,16 +186,26 @@ def apply(
         if item.applied:
             continue
         migration = item.migration
+        target = f"{migration.version:04d}_{migration.name}"
+        parameters = {"checksum": migration.checksum, "database": client.database or "", "cluster": cluster}
         for statement in plan[migration.version]:
             try:
                 client.command(statement)
             except Exception as exc:
-                raise MigrationError(f"{migration.version:04d}_{migration.name}: {exc}") from exc
+                if audit is not None:
+                    entries.append(
+                        audit.entry(
+                            Action.MIGRATION_APPLY, target=target, parameters=parameters, result=FAILURE, error=str(exc)
+                        )
+                    )
+                raise MigrationError(f"{target}: {exc}") from exc
         client.insert(
             "schema_migrations",
             [[migration.version, migration.name, migration.checksum]],
             column_names=["version", "name", "checksum"],
         )
+        if audit is not None:
+            entries.append(audit.entry(Action.MIGRATION_APPLY, target=target, parameters=parameters))
         done.append(migration)
     return done
 

@@ -5,9 +5,11 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from eventpulse.audit import Action, Actor, AuditWriter
 from orchestration.assets.archive import events_archive
 from orchestration.resources import ArchiveResource, PlatformResource, WarehouseResource
 from orchestration.retention import decide, drop_day, raw_event_days
+from orchestration.sensors.run_audit import launched_by
 
 
 class RetentionConfig(dg.Config):
@@ -39,28 +41,39 @@ def raw_events_retention(
     today = datetime.now(UTC).date()
     dropped: dict[str, int] = {}
     refused: dict[str, str] = {}
+    actor, role = launched_by(context.run.tags)
     with warehouse.client() as client:
-        for day in raw_event_days(client):
-            decision = decide(client, store, day, today, retention_days)
-            if decision.drop:
-                if not config.dry_run:
-                    drop_day(client, day)
-                dropped[day.isoformat()] = decision.rows
-                context.log.info(f"{'would drop' if config.dry_run else 'dropped'} {day}: {decision.rows} raw events")
-            elif decision.reason.startswith("refused"):
-                refused[day.isoformat()] = decision.reason
-                context.log.warning(f"kept {day}: {decision.reason}")
-    metadata = {
+        audit = AuditWriter(client, Actor(actor, role, source="dagster"))
+        parameters = {"run_id": context.run_id, "retention_days": retention_days, "dry_run": config.dry_run}
+        # One row per run, written before the run reports: the days dropped and the days refused.
+        with audit.recorded(Action.RETENTION_RUN, target="events", tenant="", parameters=parameters) as recorded:
+            recorded.update(dropped=dropped, refused=refused)
+            for day in raw_event_days(client):
+                decision = decide(client, store, day, today, retention_days)
+                if decision.drop:
+                    if not config.dry_run:
+                        drop_day(client, day)
+                    dropped[day.isoformat()] = decision.rows
+                    context.log.info(
+                        f"{'would drop' if config.dry_run else 'dropped'} {day}: {decision.rows} raw events"
+                    )
+                elif decision.reason.startswith("refused"):
+                    refused[day.isoformat()] = decision.reason
+                    context.log.warning(f"kept {day}: {decision.reason}")
+            if refused:
+                raise dg.Failure(
+                    description=f"refused to drop {len(refused)} day(s) without a verified, current archive: "
+                    + "; ".join(f"{d}: {r}" for d, r in refused.items()),
+                    metadata=_metadata(retention_days, config.dry_run, dropped, refused),
+                )
+    return dg.MaterializeResult(metadata=_metadata(retention_days, config.dry_run, dropped, refused))
+
+
+def _metadata(retention_days: int, dry_run: bool, dropped: dict[str, int], refused: dict[str, str]) -> dict:
+    return {
         "retention_days": retention_days,
-        "dry_run": config.dry_run,
+        "dry_run": dry_run,
         "dropped": dg.MetadataValue.json(dropped),
         "refused": dg.MetadataValue.json(refused),
         "rows_dropped": sum(dropped.values()),
     }
-    if refused:
-        raise dg.Failure(
-            description=f"refused to drop {len(refused)} day(s) without a verified, current archive: "
-            + "; ".join(f"{d}: {r}" for d, r in refused.items()),
-            metadata=metadata,
-        )
-    return dg.MaterializeResult(metadata=metadata)

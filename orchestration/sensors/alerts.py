@@ -2,9 +2,13 @@
 
 import dagster as dg
 
+from eventpulse.audit import Actor, AuditWriter
+from orchestration.alerting.rule_changes import InvalidRules, RulesState, track_rules
 from orchestration.alerting.rules import load_rules
 from orchestration.alerting.service import policy, run_rules
 from orchestration.resources import AlertingResource, WarehouseResource
+
+_ACTOR = Actor.system("sensor:alert_rules_sensor", source="dagster")
 
 
 @dg.sensor(
@@ -13,14 +17,22 @@ from orchestration.resources import AlertingResource, WarehouseResource
     description=(
         "Evaluates the alert rules (YAML: thresholds on error rate, p99 latency..., volume drops per tenant or "
         "tenant/type/source) over closed windows; every firing is recorded in `alerts` and posted to the webhooks "
-        "with retries; a firing already delivered is never posted twice; undelivered ones are retried next tick."
+        "with retries; a firing already delivered is never posted twice; undelivered ones are retried next tick. "
+        "A change of the rules file is recorded in `audit_log` (alert_rules.change)."
     ),
 )
 def alert_rules_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, alerting: AlertingResource
 ) -> dg.SkipReason:
-    rules = load_rules(alerting.rules_file())
     with warehouse.client() as client:
+        try:
+            rules, state = track_rules(
+                alerting.rules_file(), RulesState.from_cursor(context.cursor), load_rules, AuditWriter(client, _ACTOR)
+            )
+        except InvalidRules as exc:
+            context.update_cursor(exc.state.to_cursor())
+            raise
+        context.update_cursor(state.to_cursor())
         firings, report = run_rules(client, rules, policy(alerting))
     for firing in firings[:50]:
         context.log.info(firing.message)

@@ -44,7 +44,14 @@ def test_definitions_load_and_everything_has_a_description():
         "retention_schedule",
         "stream_health_schedule",
     }
-    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "consumer_lag_sensor", "alert_rules_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "late_events_sensor",
+        "consumer_lag_sensor",
+        "alert_rules_sensor",
+        "audit_run_started",
+        "audit_run_succeeded",
+        "audit_run_failed",
+    }
     for item in [*repo.schedule_defs, *repo.sensor_defs, *repo.get_all_jobs()]:
         if not item.name.startswith("__"):
             assert item.description, f"{item.name} has no description"

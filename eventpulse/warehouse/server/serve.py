@@ -75,11 +75,20 @@ class _Server(uvicorn.Server):
             print(self._ready_line, flush=True)
 
 
-def serve(path: Path, host: str, port: int, *, workers: int = 16) -> None:
+def serve(
+    path: Path,
+    host: str,
+    port: int,
+    *,
+    workers: int = 16,
+    tls_certfile: Path | None = None,
+    tls_keyfile: Path | None = None,
+) -> None:
     """Serve the chDB warehouse at ``path`` over ClickHouse's HTTP interface until SIGINT/SIGTERM.
 
-    Raises `PortInUseError` if ``host:port`` is taken and `EngineOpenError` if another process
-    has ``path`` open.
+    With ``tls_certfile`` and ``tls_keyfile`` (PEM) it serves HTTPS only, as ClickHouse's
+    ``https_port`` does. Raises `PortInUseError` if ``host:port`` is taken and `EngineOpenError`
+    if another process has ``path`` open.
     """
     path = Path(path).resolve()
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -93,8 +102,10 @@ def serve(path: Path, host: str, port: int, *, workers: int = 16) -> None:
             raise
         app = build_app(engine, workers=workers)
         try:
+            tls = {"ssl_certfile": str(tls_certfile), "ssl_keyfile": str(tls_keyfile)} if tls_certfile else {}
             config = uvicorn.Config(
                 app,
+                **tls,
                 lifespan="off",
                 log_level="warning",
                 access_log=False,
@@ -102,7 +113,8 @@ def serve(path: Path, host: str, port: int, *, workers: int = 16) -> None:
                 timeout_graceful_shutdown=10,
             )
             shown_host = f"[{host}]" if ":" in host else host
-            server = _Server(config, received, f"warehouse serving {path} on http://{shown_host}:{port}")
+            scheme = "https" if tls_certfile else "http"
+            server = _Server(config, received, f"warehouse serving {path} on {scheme}://{shown_host}:{port}")
             if not received:
                 server.run(sockets=[sock])
         finally:

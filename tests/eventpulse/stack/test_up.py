@@ -39,6 +39,20 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     assert {"broker", "migrate"} <= set(by_name["flow"].depends_on)
 
 
+def test_tls_components_are_reached_over_tls(tmp_path: Path) -> None:
+    from eventpulse.config.gateway import GatewaySettings
+    from eventpulse.config.warehouse import WarehouseSettings
+
+    pem = {"tls_certfile": tmp_path / "c.pem", "tls_keyfile": tmp_path / "k.pem"}
+    settings = Settings(data_dir=tmp_path, warehouse=WarehouseSettings(**pem), gateway=GatewaySettings(**pem))
+    by_name = {s.name: s for s in stack_services(settings, StackOptions())}
+    assert by_name["flow"].env["EVENTPULSE_WAREHOUSE_URL"] == f"https://127.0.0.1:{settings.warehouse.port}"
+    assert by_name["warehouse"].url is None and by_name["warehouse"].port == settings.warehouse.port
+    assert by_name["gateway"].url is None
+    plain = {s.name: s for s in stack_services(Settings(data_dir=tmp_path), StackOptions())}
+    assert plain["gateway"].url.startswith("http://")
+
+
 def test_optional_services_can_be_left_out(tmp_path: Path) -> None:
     options = StackOptions(without=frozenset({"gateway", "dagster", "dashboard"}))
     names = [s.name for s in stack_services(Settings(data_dir=tmp_path), options)]
