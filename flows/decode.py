@@ -16,11 +16,11 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from eventpulse.aggregation.streaming import EVENT_SCHEMA
 from eventpulse.events import EventValidator
 from eventpulse.events.arrow import DEAD_LETTER_SCHEMA, RAW_EVENT_SCHEMA
 from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch
 from flows.source import SourceBatch
+from flows.window_state import EVENT_SCHEMA
 
 FRAME_SCHEMA: dict[str, pl.DataType] = {
     **EVENT_SCHEMA,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-from gateway.api_keys import ApiKey, key_id_of, list_keys
+from eventpulse.api_keys import ApiKey, key_id_of, list_keys
 
 log = logging.getLogger(__name__)
 

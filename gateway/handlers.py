@@ -21,13 +21,12 @@ from typing import Any
 
 import orjson
 
+from eventpulse.api_keys import SCOPE_INGEST
 from eventpulse.events import Rejection, RejectReason, ValidEvent
 from eventpulse.events.validation import decode_rejection
-from gateway.api_keys import SCOPE_INGEST
 from gateway.asgi import BodyTooLarge, ClientDisconnected, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
-from gateway.context import request_id
-from gateway.ingest import (
+from gateway.body_decoding import (
     JSON,
     NDJSON,
     BodyError,
@@ -38,6 +37,7 @@ from gateway.ingest import (
     media_type,
     payload_text,
 )
+from gateway.context import request_id
 from gateway.producer import DeliveryReport, QueueFull
 from gateway.rate_limit import Decision, TokenBucket
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable

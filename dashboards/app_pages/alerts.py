@@ -16,7 +16,7 @@ SEVERITY_COLORS = alt.Scale(domain=["info", "warning", "critical"], range=["#60a
 
 def rules_table(path: Path) -> pl.DataFrame:
     """The alert rules file as a table (raises on an invalid file, like the sensor does)."""
-    from orchestration.alerting.rules import load_rules
+    from eventpulse.alert_rules import load_rules
 
     rules = load_rules(path)
     return pl.DataFrame(

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from orchestration.assets.archive import events_archive
 from orchestration.resources import ArchiveResource, PlatformResource, WarehouseResource
-from orchestration.retention import decide, drop_day, raw_event_days
+from orchestration.retention_rules import decide, drop_day, raw_event_days
 
 
 class RetentionConfig(dg.Config):

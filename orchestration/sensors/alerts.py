@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.alerting.rules import load_rules
+from eventpulse.alert_rules import load_rules
 from orchestration.alerting.service import policy, run_rules
 from orchestration.resources import AlertingResource, WarehouseResource
 

@@ -1,9 +1,9 @@
 """The alerts page shows the rules file and what orchestration's rule engine recorded."""
 
 from dashboards import formatting as fmt
+from eventpulse.alert_rules import AlertRule, load_rules
 from eventpulse.warehouse.client import create_client
 from orchestration.alerting.delivery import DeliveryPolicy
-from orchestration.alerting.rules import AlertRule, load_rules
 from orchestration.alerting.service import run_rules
 from tests.dashboards.apptest import metrics, open_page, table_with
 from tests.dashboards.conftest import REPO

@@ -1,0 +1,1 @@
+from tests.gateway.conftest import gateway, start_gateway  # noqa: F401
