@@ -16,6 +16,10 @@ from collections.abc import Callable
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
+class PortInUseError(RuntimeError):
+    """A local service's listen address is already taken by another process."""
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 

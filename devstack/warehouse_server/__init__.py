@@ -6,9 +6,10 @@ Run it with ``eventpulse warehouse serve`` or ``python -m devstack.warehouse_ser
 
 Modules: `engine` (chDB connections and per-request state), `pool` (which connection a request
 uses), `protocol` (reading requests), `sql` (finding an INSERT's inline data), `codecs` (HTTP
-compression), `responses` (headers and error bodies), `app` (the ASGI app), `serve` (the runner).
+compression), `responses` (headers and error bodies), `app` (the ASGI app), `serve` (the runner),
+`command` (the click command behind `eventpulse warehouse serve`).
 """
 
-from devstack.warehouse_server.serve import PortInUseError, build_app, serve
+from devstack.warehouse_server.serve import build_app, serve
 
-__all__ = ["PortInUseError", "build_app", "serve"]
+__all__ = ["build_app", "serve"]

@@ -12,12 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from devstack.ports import PortInUseError
 from devstack.warehouse_server.app import WarehouseApp
 from devstack.warehouse_server.engine import Engine
-
-
-class PortInUseError(RuntimeError):
-    """The server's listen address is taken by another process."""
 
 
 def build_app(engine: Engine, **options: Any) -> WarehouseApp:

@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from cli.broker import broker as broker_cli
 from devstack.broker import tansu
-from devstack.broker.errors import BrokerBinaryNotFound, BrokerStartError, PortInUseError
+from devstack.broker.errors import BrokerBinaryNotFound, BrokerPortInUseError, BrokerStartError
 from devstack.broker.tansu import LocalBroker
 from devstack.ports import free_port, port_is_free
 from eventpulse.broker.admin import (
@@ -179,7 +179,7 @@ def test_port_taken_is_a_clear_error_before_starting() -> None:
     with socket.create_server(("127.0.0.1", 0)) as holder:
         port = holder.getsockname()[1]
         local = LocalBroker(port=port)
-        with pytest.raises(PortInUseError, match=f"127.0.0.1:{port} is already in use"):
+        with pytest.raises(BrokerPortInUseError, match=f"127.0.0.1:{port} is already in use"):
             local.start()
         assert local.pid is None
 
@@ -190,7 +190,7 @@ def test_broker_dying_of_a_taken_port_is_detected(monkeypatch: pytest.MonkeyPatc
     with socket.create_server(("127.0.0.1", 0)) as holder:
         port = holder.getsockname()[1]
         started = time.monotonic()
-        with pytest.raises(PortInUseError, match=str(port)):
+        with pytest.raises(BrokerPortInUseError, match=str(port)):
             LocalBroker(port=port, startup_timeout=10).start()
         assert time.monotonic() - started < 5
 
