@@ -39,6 +39,7 @@ run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops
 test: install browser ## Lint, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 	$(VENV)/bin/pytest
 
@@ -53,8 +54,8 @@ docs-serve: install ## Serve the documentation with live reload on http://127.0.
 
 .PHONY: docs docs-serve
 
-lint: install ## ruff check + format check
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: install ## ruff check + format check + the import contracts (pyproject.toml [tool.importlinter])
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
