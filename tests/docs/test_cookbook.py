@@ -196,7 +196,8 @@ def _fill(client: Client) -> Known:
     client.insert("late_events", [list(r.values()) for r in late_rows[:10]], column_names=list(late_rows[0]))
 
     # Pipeline metrics of two flow processes: consumer lag per partition every 5 s, and other metrics.
-    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
+    # Recent: pipeline_metrics keeps 30 days (TTL), so a fixed date would expire and the query find nothing.
+    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     known.since = t0
     metric_rows = [(t0 - timedelta(hours=1), "flow-old", "consumer_lag", "0", 999.0)]  # before `since`
     for step in range(4):

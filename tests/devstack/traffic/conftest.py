@@ -1,1 +1,1 @@
-from tests.gateway.conftest import gateway, start_gateway  # noqa: F401
+from tests.gateway.conftest import gateway, make_key, start_gateway  # noqa: F401
