@@ -22,6 +22,7 @@ import threading
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+from clickhouse_connect.driver.client import Client
 
 from devstack.ports import port_open
 from devstack.supervisor import ServiceEvent
@@ -61,7 +62,7 @@ class RestartMetrics:
         self.written = 0
         self._queue: queue.Queue[Row | None] = queue.Queue()
         self._pending: list[Row] = []
-        self._client = None
+        self._client: Client | None = None
         self._thread = threading.Thread(target=self._run, name="restart-metrics", daemon=True)
         self._thread.start()
 

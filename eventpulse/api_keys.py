@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -133,7 +134,7 @@ def _write(client: Client, key: ApiKey, *, revoked: bool) -> None:
     )
 
 
-def _row_to_key(row: tuple) -> ApiKey:
+def _row_to_key(row: Sequence[Any]) -> ApiKey:
     key_id, tenant, key_hash, scopes, rate, burst, description, created_at, revoked = row
     return ApiKey(
         key_id, tenant, key_hash, frozenset(scopes), float(rate), int(burst), description, created_at, bool(revoked)

@@ -184,7 +184,7 @@ def _tag_bucket(item: tuple[str, Emission]) -> Emission:
 def _late_token(e: Emission) -> str:
     """The bucket, the topic incarnations and the positions of the first and last late row (what replays repeat)."""
     rows = e.late_rows
-    if not len(rows):
+    if isinstance(rows, list) or not len(rows):  # a list only when empty
         return f"{e.bucket}:late::0"
     part, offset = rows.column("topic_partition"), rows.column("topic_offset")
     first, last = (part[0].as_py(), offset[0].as_py()), (part[-1].as_py(), offset[-1].as_py())

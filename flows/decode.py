@@ -171,6 +171,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     frame["ts"] = frame["ts"].cast(pa.int64())  # a view back to the epoch ms
     frame["broker_ts"] = pa.array(stamps if all_valid else [stamps[i] for i in index], pa.int64())
     events = pl.from_arrow(pa.table(frame))
+    assert isinstance(events, pl.DataFrame)  # a table converts to a frame (typed as frame or series)
     return DecodedBatch(
         topic=topic,
         progress=_progress(batches, frame["ts"].to_numpy(), frame["partition"].to_numpy()),

@@ -46,7 +46,7 @@ def event_keys(frame: pl.DataFrame) -> np.ndarray:
     """
     columns = frame.select("tenant", "ts", "id")
     if columns.schema != _KEY_SCHEMA:
-        columns = columns.cast(_KEY_SCHEMA)  # type: ignore[arg-type]
+        columns = columns.cast(_KEY_SCHEMA)
     return columns.hash_rows(seed=_SEED).to_numpy()
 
 

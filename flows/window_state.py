@@ -113,9 +113,9 @@ class WindowStore:
         self.families = tuple(families)
         self.metrics = tuple(metrics)
         self._scalar = [m for m in self.metrics if m.kind in _SCALAR_KINDS]
-        self._distinct = sorted({m.column for m in self.metrics if m.kind is Kind.DISTINCT})
-        self._sketched = sorted({m.column for m in self.metrics if m.kind is Kind.QUANTILE})
-        self._inputs = sorted({m.column for m in self._scalar if m.column} | set(self._sketched))
+        self._distinct = sorted({m.source for m in self.metrics if m.kind is Kind.DISTINCT})
+        self._sketched = sorted({m.source for m in self.metrics if m.kind is Kind.QUANTILE})
+        self._inputs = sorted({c for m in self._scalar if (c := m.column)} | set(self._sketched))
         self._parents = [self._parent(i) for i in range(len(self.families))]
         self._windows: dict[Window, _WindowState] = {}
         self._groups: dict[tuple[str, str, str], int] = {}  # (tenant, type, source) -> gid
@@ -149,7 +149,10 @@ class WindowStore:
         order = np.argsort(ts, kind="stable")
         gid = self._group_ids(events)[order]
         tid = self._tenant_of[gid]
-        values, present, buckets, keys = {}, {}, {}, {}
+        values: dict[str, np.ndarray] = {}
+        present: dict[str, np.ndarray] = {}
+        buckets: dict[str, np.ndarray] = {}
+        keys: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # Arrow and numpy rather than polars expressions here: each polars call costs ~0.1 ms,
         # as much as the work itself for the few hundred events of a steady-state batch.
         for c in self._inputs:  # numeric inputs: null is NaN (no valid input is NaN)
@@ -167,7 +170,7 @@ class WindowStore:
 
     def touched(self, batch: PreparedBatch) -> list[tuple[int, int, int, slice]]:
         """Every window holding events of ``batch``: (family, start, end, slice of the batch order)."""
-        out = []
+        out: list[tuple[int, int, int, slice]] = []
         ts = batch.ts
         if not len(ts):
             return out
@@ -189,7 +192,7 @@ class WindowStore:
         if state is None:
             state = self._windows[window] = _WindowState()
         if keep is not None:
-            part = np.arange(part.start, part.stop)[keep]  # type: ignore[assignment]  # positions, same uses
+            part = np.arange(part.start, part.stop)[keep]  # positions, same uses
         n_groups, n_tenants = len(self._groups), len(self._tenants)
         gid = batch.gid[part]
         inputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (groups, values) where present
@@ -203,10 +206,11 @@ class WindowStore:
             if m.kind is Kind.COUNT:
                 current += np.bincount(gid, minlength=n_groups).astype(np.uint64)
                 continue
-            if m.column not in inputs:
-                present = batch.present[m.column][part]
-                inputs[m.column] = (gid[present], batch.values[m.column][part][present])
-            groups, values = inputs[m.column]
+            column = m.source
+            if column not in inputs:
+                present = batch.present[column][part]
+                inputs[column] = (gid[present], batch.values[column][part][present])
+            groups, values = inputs[column]
             if m.kind is Kind.COUNT_IF:
                 current += np.bincount(groups[values == 1], minlength=n_groups).astype(np.uint64)
             elif m.kind is Kind.COUNT_NOT_NULL:
@@ -224,7 +228,7 @@ class WindowStore:
             group_keys, tenant_keys = batch.keys[c]
             check_group = check_tenant = batch.present[c][part]
             parent = self._parents[window[0]]
-            if (c, parent) in batch.unknown:
+            if parent is not None and (c, parent) in batch.unknown:
                 group_unknown, tenant_unknown = batch.unknown[(c, parent)]
                 check_group, check_tenant = check_group & group_unknown[part], check_tenant & tenant_unknown[part]
             new_group = np.zeros(len(gid), dtype=bool)
@@ -326,6 +330,7 @@ class WindowStore:
         frame = pl.concat(frames, how="vertical")
         for m in self.metrics:
             if m.kind is Kind.RATIO:
+                assert m.numerator and m.denominator, f"ratio {m.name} names its two metrics"
                 num, den = pl.col(m.numerator), pl.col(m.denominator)
                 frame = frame.with_columns(
                     pl.when(den == 0).then(0.0).otherwise(num.cast(pl.Float64) / den.cast(pl.Float64)).alias(m.name)
@@ -371,7 +376,11 @@ class WindowStore:
                 if m.kind is Kind.DISTINCT and m.column == c:
                     out[m.name] = distinct
         for c in self._sketched:
-            levels = {m.name: m.quantile for m in self.metrics if m.kind is Kind.QUANTILE and m.column == c}
+            levels = {
+                m.name: q
+                for m in self.metrics
+                if m.kind is Kind.QUANTILE and m.column == c and (q := m.quantile) is not None
+            }
             dense = state.sketches.get(c)
             full = {name: np.full(n_keys, np.nan) for name in levels}
             if dense is not None:

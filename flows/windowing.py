@@ -257,7 +257,7 @@ class WindowLogic(StatefulBatchLogic[Slice, Emission, dict]):
     def notify_at(self) -> datetime | None:
         return self._next
 
-    def snapshot(self) -> dict | None:
+    def snapshot(self) -> dict | None:  # type: ignore[override]  # None: windows not snapshotted (negative control)
         if not self._cfg.snapshot_windows:
             return None
         return {

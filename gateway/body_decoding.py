@@ -192,7 +192,7 @@ def encode_checked(result: ValidEvent | Rejection, max_event_bytes: int) -> byte
     if isinstance(result, Rejection):
         return result
     try:
-        wire = result.to_wire()  # type: ignore[union-attr]
+        wire = result.to_wire()
     except TypeError as exc:  # orjson decodes 1,024 levels of nesting but encodes only 255
         return Rejection(RejectReason.INVALID_VALUE, "data", f"event cannot be encoded as JSON: {exc}")
     if len(wire) > max_event_bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ def serve(host: str | None, port: int | None, partitions: int | None, verbose: b
     base = Settings().broker
     updates = {"host": host, "port": port, "partitions": partitions}
     settings = base.model_copy(update={k: v for k, v in updates.items() if v is not None})
-    local = LocalBroker.from_settings(settings, echo=click.get_text_stream("stderr") if verbose else None)
+    local = LocalBroker.from_settings(settings, echo=sys.stderr if verbose else None)
     with _stop_on_signals() as stop:
         try:
             local.start()

@@ -205,9 +205,8 @@ class WarehouseApp:
             if statement.has_inline_data:
                 await self._insert(lease, options, settings, statement, text, body, send)
                 return
-            fmt = statement.output_format or self.engine.output_formats.get(
-                options.default_format.lower(), options.default_format
-            )
+            default = options.default_format or "TabSeparated"  # the request reader always sets one
+            fmt = statement.output_format or self.engine.output_formats.get(default.lower(), default)
             if statement.returns_rows and fmt in STREAMABLE_FORMATS and not options.wait_end_of_query:
                 await self._stream(lease, options, settings, text, fmt, receive, send)
             else:

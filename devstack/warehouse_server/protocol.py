@@ -168,7 +168,8 @@ def apply_form(options: RequestOptions, body: bytes) -> bytes:
         name = part.get_param("name", header="content-disposition")
         if part.get_filename() is not None:
             raise ClickHouseError(NOT_IMPLEMENTED, "External data (file parts) is not supported by this server")
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)  # bytes for a non-multipart part (None if empty)
+        payload = payload if isinstance(payload, bytes) else b""
         if not isinstance(name, str):
             continue
         if name == "query":

@@ -72,7 +72,7 @@ class Statement:
         return self.kind in ("SET", "USE") or (self.kind in ("CREATE", "DROP") and self.second == "TEMPORARY")
 
 
-def _tokens(buf: bytes, complete: bool) -> Iterator[tuple[str, int, int, int]]:
+def _tokens(buf: bytes | bytearray, complete: bool) -> Iterator[tuple[str, int, int, int]]:
     """(kind, start, end, depth) of the significant tokens; raises Incomplete at a cut token."""
     pos, depth, size = 0, 0, len(buf)
     while pos < size:
@@ -92,7 +92,7 @@ def _tokens(buf: bytes, complete: bool) -> Iterator[tuple[str, int, int, int]]:
         pos = end
 
 
-def first_keyword(buf: bytes, complete: bool) -> str:
+def first_keyword(buf: bytes | bytearray, complete: bool) -> str:
     """The statement's first keyword, upper-cased (``SELECT`` for a leading parenthesis)."""
     for kind, start, end, _ in _tokens(buf, complete):
         if kind == "open":

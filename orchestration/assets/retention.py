@@ -1,6 +1,7 @@
 """`raw_events_retention`: drop raw-event days past retention, only when their archive is verified."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -50,7 +51,7 @@ def raw_events_retention(
             elif decision.reason.startswith("refused"):
                 refused[day.isoformat()] = decision.reason
                 context.log.warning(f"kept {day}: {decision.reason}")
-    metadata = {
+    metadata: dict[str, Any] = {
         "retention_days": retention_days,
         "dry_run": config.dry_run,
         "dropped": dg.MetadataValue.json(dropped),
