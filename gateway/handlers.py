@@ -40,6 +40,7 @@ from gateway.body_decoding import (
 from gateway.context import request_id
 from gateway.producer import DeliveryReport, QueueFull
 from gateway.rate_limit import Decision, TokenBucket
+from gateway.routes.table import EVENTS, EVENTS_BATCH
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
 
@@ -62,7 +63,7 @@ class IngestHandlers:
 
     def routes(self) -> dict[str, Any]:
         """The hot routes, by path, for `gateway.middleware.RequestContext`."""
-        return {"/api/events": self.single, "/api/events/batch": self.batch}
+        return {EVENTS.path: self.single, EVENTS_BATCH.path: self.batch}
 
     async def single(self, scope: dict[str, Any], receive: Any, send: Any, rid: Rid) -> int:
         if scope["method"] != "POST":
