@@ -36,9 +36,11 @@ browser: ## Install Debian's chromium for the real-browser test (needs root or s
 run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
 	$(VENV)/bin/eventpulse up --traffic
 
-test: install browser ## Lint, then run every test (unit, integration on the local stack, browser)
+test: install browser ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 	$(VENV)/bin/pytest
 
@@ -53,8 +55,14 @@ docs-serve: install ## Serve the documentation with live reload on http://127.0.
 
 .PHONY: docs docs-serve
 
-lint: install ## ruff check + format check
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: install ## ruff check + format check + the import contracts (pyproject.toml [tool.importlinter])
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+
+typecheck: install ## Type-check every package with mypy and the pydantic plugin (pyproject.toml [tool.mypy])
+	$(VENV)/bin/mypy
+
+hooks: install ## Install the git pre-commit hooks (.pre-commit-config.yaml: ruff, import contracts, mypy)
+	$(VENV)/bin/pre-commit install
 
 format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
@@ -68,6 +76,6 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 	$(PY) benchmarks/gateway.py
 
 clean: ## Remove the virtualenv, local data and caches
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade browser run test test-unit lint format migrate bench clean
+.PHONY: help install lock upgrade browser run test test-unit lint typecheck hooks format migrate bench clean

@@ -25,10 +25,10 @@ import gzip  # noqa: E402
 import orjson  # noqa: E402
 import zstandard  # noqa: E402
 
+from devstack.traffic.generator import EventFactory  # noqa: E402
 from eventpulse.config.events import EventLimits  # noqa: E402
 from eventpulse.events import EventValidator  # noqa: E402
 from eventpulse.events.submitted import SubmittedEventParser  # noqa: E402
-from eventpulse.traffic.generator import EventFactory  # noqa: E402
 from gateway.content_encoding import decompress  # noqa: E402
 
 CODINGS: dict[str, Callable[[bytes], bytes]] = {

@@ -34,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
-from eventpulse.warehouse.setup import migrate  # noqa: E402
+from eventpulse.warehouse.schema import migrate  # noqa: E402
 
 APP = REPO / "dashboards" / "streamlit_app.py"
 TENANTS, TYPES, SOURCES = 20, 10, 5
@@ -96,7 +96,7 @@ def local_server():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
-        argv = [sys.executable, "-m", "eventpulse.warehouse.server", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen([*argv, "--path", f"{tmp}/data"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             for _ in range(300):

@@ -11,7 +11,7 @@ Starts its own Tansu broker and warehouse server on free ports, produces N gener
   by (tenant, type, source) and by tenant → fold_window per window family with an EventClock, a
   per-key accumulator with a set of users and a ``ddsketch`` DDSketch), as a typical user would
   write it;
-* ours: ``flows.events:flow`` end to end into the warehouse (validation, raw events, dead letters,
+* ours: ``flows.dataflow:flow`` end to end into the warehouse (validation, raw events, dead letters,
   10 s / 60 s / 5 min-every-1 min windows, all metrics).
 
 Then it offers a steady 50,000 events/s (event time = send time) to the dataflow in tail mode
@@ -36,14 +36,14 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack.ports import free_port, wait_for_http, wait_for_port  # noqa: E402
+from devstack.traffic.broker_sender import send_to_topic  # noqa: E402
+from devstack.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
 from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
-from eventpulse.stack.ports import free_port, wait_for_http, wait_for_port  # noqa: E402
-from eventpulse.traffic.broker_sender import send_to_topic  # noqa: E402
-from eventpulse.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
-from eventpulse.warehouse.setup import migrate  # noqa: E402
+from eventpulse.warehouse.schema import migrate  # noqa: E402
 
 PROFILE = TrafficProfile(tenants=20, types=10, sources=5, payload_padding=0)
 
@@ -257,7 +257,7 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
     broker = broker.model_copy(update={"events_topic": topic})
     env = _flow_env(broker, warehouse, tail="true", metrics_interval_s="1", provisional_interval_s="1")
     flow = subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", "flows.events:flow"],
+        [sys.executable, "-m", "bytewax.run", "flows.dataflow:flow"],
         env=env,
         cwd=REPO,
         stdout=log.open("ab"),
@@ -307,14 +307,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eventpulse-bench-"))
     bport, wport = free_port(), free_port()
     broker_proc = _start(
-        [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(bport), "--partitions", "4"],
+        [sys.executable, "-m", "devstack.broker", "--host", "127.0.0.1", "--port", str(bport), "--partitions", "4"],
         work / "broker.log",
     )
     wh_proc = _start(
         [
             sys.executable,
             "-m",
-            "eventpulse.warehouse.server",
+            "devstack.warehouse_server",
             "--host",
             "127.0.0.1",
             "--port",
@@ -354,7 +354,7 @@ def main() -> None:
         if not args.skip_b:
             b_fixed, _ = _run_flow(b_argv, {**b_env, "BENCH_TOPIC": empty}, 0, "B  start-up (empty topic)")
             b_took, b_late = _run_flow(b_argv, b_env, args.events, "B  per-event Bytewax")
-        ours_argv = [sys.executable, "-m", "bytewax.run", "flows.events:flow"]
+        ours_argv = [sys.executable, "-m", "bytewax.run", "flows.dataflow:flow"]
         empty_broker = broker.model_copy(update={"events_topic": empty})
         ours_fixed, _ = _run_flow(ours_argv, _flow_env(empty_broker, warehouse, tail="false"), 0, "ours start-up")
         client = create_client(warehouse)

@@ -37,11 +37,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devstack.ports import free_port  # noqa: E402
+from eventpulse.api_keys import create_key  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
-from eventpulse.stack.ports import free_port  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
-from eventpulse.warehouse.setup import migrate  # noqa: E402
-from gateway.api_keys import create_key  # noqa: E402
+from eventpulse.warehouse.schema import migrate  # noqa: E402
 
 BASELINE_APP = """
 async def app(scope, receive, send):
@@ -261,7 +261,7 @@ def main() -> None:
         broker_port, wh_port, gw_port, base_port = free_port(), free_port(), free_port(), free_port()
         procs.append(
             start(
-                [sys.executable, "-m", "eventpulse.broker", "--port", str(broker_port), "--partitions", "4"],
+                [sys.executable, "-m", "devstack.broker", "--port", str(broker_port), "--partitions", "4"],
                 tmp / "broker.log",
                 cwd=ROOT,
             )
@@ -271,7 +271,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "eventpulse.warehouse.server",
+                    "devstack.warehouse_server",
                     "--port",
                     str(wh_port),
                     "--path",

@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.gateway import WRK_SCRIPT, event, run_wrk, start, wait_http  # noqa: E402
+from devstack.ports import free_port  # noqa: E402
+from eventpulse.api_keys import create_key  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
-from eventpulse.stack.ports import free_port  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
-from eventpulse.warehouse.setup import migrate  # noqa: E402
-from gateway.api_keys import create_key  # noqa: E402
+from eventpulse.warehouse.schema import migrate  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -128,7 +128,7 @@ def main() -> None:
         broker_port, wh_port, gw_port = free_port(), free_port(), free_port()
         procs.append(
             start(
-                [sys.executable, "-m", "eventpulse.broker", "--port", str(broker_port), "--partitions", "4"],
+                [sys.executable, "-m", "devstack.broker", "--port", str(broker_port), "--partitions", "4"],
                 tmp / "broker.log",
                 cwd=ROOT,
             )
@@ -138,7 +138,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "eventpulse.warehouse.server",
+                    "devstack.warehouse_server",
                     "--port",
                     str(wh_port),
                     "--path",

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from devstack.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
 from eventpulse.config.events import EventLimits  # noqa: E402
 from eventpulse.events import EventValidator, Rejection  # noqa: E402
 from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch  # noqa: E402
-from eventpulse.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
 
 
 def general_path(validator: EventValidator, payloads: list[bytes], default_id: Callable[[int], str]) -> list[int]:

@@ -78,7 +78,7 @@ def actors() -> list[str]:
     return [actor for (actor,) in result.result_rows]
 
 
-_SCHEMA = {
+_SCHEMA: dict[str, Any] = {
     "time": pl.Datetime("us", "UTC"),
     "event_id": pl.String,
     "actor": pl.String,

@@ -1,6 +1,8 @@
 """Sections of the health page that depend on other components (gateway, dataflow metrics)."""
 
 import json
+from datetime import datetime
+from typing import cast
 
 import polars as pl
 import streamlit as st
@@ -85,7 +87,8 @@ def pipeline_snapshot(latest: pl.DataFrame) -> dict[str, float | None]:
         if how == "sum_by_label":  # the newest report of each partition, whichever process made it
             rows = rows.sort("reported_at").group_by("label").agg(pl.col("latest").last())
             return float(rows["latest"].sum())
-        return float(rows["latest"].sum() if how == "sum" else rows["latest"].max())
+        value = rows["latest"].sum() if how == "sum" else rows["latest"].max()
+        return float(value)  # type: ignore[arg-type]  # a non-empty Float64 column: a float
 
     out = {rate: pick(rate, "sum") for rate in RATES}
     out["consumer_lag"] = pick("consumer_lag", "sum_by_label")
@@ -128,7 +131,7 @@ def pipeline_section(picked: Filters) -> None:
         st.info("No pipeline metrics yet in this range: is the dataflow running?")
         return
     snap = pipeline_snapshot(latest)
-    last = latest["reported_at"].max()
+    last = cast(datetime, latest["reported_at"].max())  # a non-empty Datetime column
     age = (utc_now() - last).total_seconds()
     head = st.container(horizontal=True, vertical_alignment="center")
     head.badge(

@@ -31,7 +31,7 @@ GATEWAY_SINGLE = Stage("gateway, single events", 61.0, 1, "one event per request
 BROKER = Stage(
     "broker", 6.0, 3, "Tansu, one producer: ~6 µs/event (gateway/README.md); x3 replicas at replication factor 3"
 )
-FLOW = Stage("flow", 10.5, 1, "flows.events:flow end to end, ~10.5 µs/event (README.md)")
+FLOW = Stage("flow", 10.5, 1, "flows.dataflow:flow end to end, ~10.5 µs/event (README.md)")
 WAREHOUSE = Stage(
     "warehouse", 6.0, 2, "raw-event inserts and their merges, ~6 µs/event (flows/README.md); x2 replicas per shard"
 )

@@ -16,11 +16,11 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from eventpulse.aggregation.streaming import EVENT_SCHEMA
 from eventpulse.events import EventValidator
 from eventpulse.events.arrow import DEAD_LETTER_SCHEMA, RAW_EVENT_SCHEMA
 from eventpulse.events.wire_batch import WIRE_COLUMNS, validate_wire_batch
 from flows.source import SourceBatch
+from flows.window_state import EVENT_SCHEMA
 
 FRAME_SCHEMA: dict[str, pl.DataType] = {
     **EVENT_SCHEMA,
@@ -171,6 +171,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     frame["ts"] = frame["ts"].cast(pa.int64())  # a view back to the epoch ms
     frame["broker_ts"] = pa.array(stamps if all_valid else [stamps[i] for i in index], pa.int64())
     events = pl.from_arrow(pa.table(frame))
+    assert isinstance(events, pl.DataFrame)  # a table converts to a frame (typed as frame or series)
     return DecodedBatch(
         topic=topic,
         progress=_progress(batches, frame["ts"].to_numpy(), frame["partition"].to_numpy()),

@@ -5,7 +5,7 @@ twice (a gateway retry, a replay) is one row. The windows must count it once too
 `flows.windowing.WindowLogic` drops every event whose key it already holds (`SlotKeys.add`).
 
 Keys: `event_keys` hashes (tenant, timestamp, id) with polars' ``hash_rows`` and a fixed seed
-(stable across processes of one polars version, as `eventpulse.aggregation.distinct` assumes),
+(stable across processes of one polars version, as `flows.distinct_counts` assumes),
 one vectorised call per micro-batch. Two different events collide only if they fall into the
 same slot *and* share a 64-bit key: for ``n`` events held in one slot the probability that any
 two collide is below n² / 2⁶⁵ (birthday bound): 3·10⁻⁸ for a million events in a slot (a 10 s
@@ -46,7 +46,7 @@ def event_keys(frame: pl.DataFrame) -> np.ndarray:
     """
     columns = frame.select("tenant", "ts", "id")
     if columns.schema != _KEY_SCHEMA:
-        columns = columns.cast(_KEY_SCHEMA)  # type: ignore[arg-type]
+        columns = columns.cast(_KEY_SCHEMA)
     return columns.hash_rows(seed=_SEED).to_numpy()
 
 

@@ -18,9 +18,11 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+from clickhouse_connect.driver.client import Client
 
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
@@ -38,7 +40,7 @@ class PipelineMetrics:
         self, warehouse: WarehouseSettings | None, interval_s: float, port: int = 0, host: str = "127.0.0.1"
     ) -> None:
         self._warehouse, self._interval, self._port, self._host = warehouse, interval_s, port, host
-        self._client = None
+        self._client: Client | None = None
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, str], float] = defaultdict(float)
         self._reported: dict[tuple[str, str], float] = {}
@@ -61,7 +63,7 @@ class PipelineMetrics:
         with self._lock:
             self._gauges[(metric, label)] = value
 
-    def observe(self, metric: str, values: np.ndarray | list[float]) -> None:
+    def observe(self, metric: str, values: np.ndarray | Sequence[float]) -> None:
         array = np.asarray(values, dtype=np.float64)
         if array.size == 0:
             return

@@ -22,9 +22,9 @@ from typing import Protocol, TypeVar
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
-from eventpulse.aggregation.streaming import EVENT_SCHEMA
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
+from flows.window_state import EVENT_SCHEMA
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

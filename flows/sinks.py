@@ -27,10 +27,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import pyarrow as pa
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
 from eventpulse.broker.admin import producer_config
@@ -54,7 +55,7 @@ class _Inserter(Generic[X]):
 
     def __init__(self, sink: "WarehouseSink[X]") -> None:
         self._sink = sink
-        self._client = None
+        self._client: Client | None = None
 
     def write_batch(self, items: list[X]) -> None:
         sink = self._sink
@@ -150,7 +151,7 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
                 else:
                     if not held:
                         deadline = time.monotonic() + sink.max_delay_s
-                    items, count = got  # type: ignore[misc]
+                    items, count = cast("tuple[list[Any], int]", got)  # a batch: neither None nor _FLUSH
                     held.extend(items)
                     rows += count
             if held and (flush or (rows >= sink.min_rows and self._queue.empty())):

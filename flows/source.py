@@ -269,7 +269,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
             self._check_position()
             self._awake = datetime.now(UTC) + (self._idle if self._invalid_since is None else timedelta(0.05))
             return []
-        offsets = [msg.offset() for msg in messages]
+        offsets: list[int] = [msg.offset() for msg in messages]  # type: ignore[misc]  # consumed: never None
         keys: list[bytes | None] = [msg.key() for msg in messages]
         values: list[bytes | None] = [msg.value() for msg in messages]
         stamps = [msg.timestamp()[1] for msg in messages]

@@ -50,8 +50,8 @@ class PartitionWatermarks:
         now = time.monotonic() if now is None else now
         active = [p for p, seen in self._seen.items() if now - seen < self._idle]
         if active:
-            values = [self._max_ts.get(p) for p in active]
-            candidate = MIN_WATERMARK if None in values else min(values) - self._bound  # type: ignore[type-var]
+            seen = [ts for p in active if (ts := self._max_ts.get(p)) is not None]
+            candidate = MIN_WATERMARK if len(seen) < len(active) else min(seen) - self._bound
         else:
             seen = [v for v in self._max_ts.values() if v is not None]
             candidate = max(seen) - self._bound if seen else MIN_WATERMARK

@@ -25,7 +25,7 @@ from gateway.handlers import IngestHandlers
 from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
-from gateway.routes import health, stream
+from gateway.routes import health, stream, table
 from gateway.services import build_services
 
 _encode = msgspec.json.Encoder().encode
@@ -56,13 +56,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     fallback = Starlette(
         routes=[
-            Route("/api/health", health.liveness, methods=["GET"]),
-            Route("/api/health/ready", health.readiness, methods=["GET"]),
-            Route("/api/metrics", health.metrics_json, methods=["GET"]),
-            Route("/metrics", health.metrics_prometheus, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/api/stream", stream.sse, methods=["GET"]),
-            WebSocketRoute("/ws/events", stream.websocket),
+            Route(table.HEALTH.path, health.liveness, methods=[table.HEALTH.method]),
+            Route(table.READY.path, health.readiness, methods=[table.READY.method]),
+            Route(table.METRICS_JSON.path, health.metrics_json, methods=[table.METRICS_JSON.method]),
+            Route(table.METRICS_PROMETHEUS.path, health.metrics_prometheus, methods=[table.METRICS_PROMETHEUS.method]),
+            Route(table.OPENAPI.path, openapi, methods=[table.OPENAPI.method]),
+            Route(table.STREAM_SSE.path, stream.sse, methods=[table.STREAM_SSE.method]),
+            WebSocketRoute(table.STREAM_WEBSOCKET.path, stream.websocket),
         ],
         lifespan=lifespan,
     )

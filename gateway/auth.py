@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-from gateway.api_keys import ApiKey, key_id_of, list_keys
+from eventpulse.api_keys import ApiKey, key_id_of, list_keys
+from gateway.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,10 @@ class KeyCache:
         # A presented text is compared only with keys that already proved themselves, and by its
         # hash (SipHash, seeded per process) first.
         self._live: tuple[dict[str, ApiKey], dict[str, ApiKey]] = ({}, {})
-        self._refresh_s = refresh_s
         self._max_stale_s = max_stale_s
         self._clock = clock
         self._loaded_at: float | None = None
-        self._task: asyncio.Task | None = None
+        self._refresher = PeriodicTask("api-key-refresh", refresh_s, self._reload_logged)
         self.last_error: str | None = None
 
     @property
@@ -116,19 +116,12 @@ class KeyCache:
     async def start(self) -> None:
         """Load once (failures are logged, not raised) and keep reloading in the background."""
         await self._reload_logged()
-        self._task = asyncio.create_task(self._run(), name="api-key-refresh")
+        self._refresher.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._refresher.stop()
         if self._client is not None:
             self._client.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            await self._reload_logged()
 
     async def _reload_logged(self) -> None:
         try:

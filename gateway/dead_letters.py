@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from eventpulse.events import Rejection
 from eventpulse.events.model import DEAD_LETTER_COLUMNS
+from gateway.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,9 @@ class DeadLetterWriter:
     def __init__(self, client_factory: Callable[[], Client], flush_s: float, capacity: int) -> None:
         self._client_factory = client_factory
         self._client: Client | None = None
-        self._flush_s = flush_s
         self._rows: deque[list] = deque()
         self._capacity = capacity
-        self._task: asyncio.Task | None = None
+        self._flusher = PeriodicTask("dead-letter-writer", flush_s, self.flush)
         self.dropped = 0
         self.written = 0
         self.last_error: str | None = None
@@ -65,20 +65,13 @@ class DeadLetterWriter:
         )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="dead-letter-writer")
+        self._flusher.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._flusher.stop()
         await self.flush()
         if self._client is not None:
             self._client.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_s)
-            await self.flush()
 
     async def flush(self) -> int:
         """Write what is queued now; on failure the rows stay queued for the next round."""

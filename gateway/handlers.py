@@ -23,14 +23,12 @@ from typing import Any
 
 import orjson
 
+from eventpulse.api_keys import SCOPE_INGEST
 from eventpulse.events import Rejection, RejectReason, ValidEvent
 from eventpulse.events.validation import decode_rejection
-from gateway.api_keys import SCOPE_INGEST
 from gateway.asgi import BodyTooLarge, ClientDisconnected, Headers, header, read_body, send_json
 from gateway.auth import AuthFailure, key_from_headers
-from gateway.content_encoding import ACCEPT_ENCODING, EncodingRefused, coding_of, decompress
-from gateway.context import request_id
-from gateway.ingest import (
+from gateway.body_decoding import (
     JSON,
     NDJSON,
     BodyError,
@@ -41,8 +39,11 @@ from gateway.ingest import (
     media_type,
     payload_text,
 )
+from gateway.content_encoding import ACCEPT_ENCODING, EncodingRefused, coding_of, decompress
+from gateway.context import request_id
 from gateway.producer import DeliveryReport, QueueFull
 from gateway.rate_limit import Decision, TokenBucket
+from gateway.routes.table import EVENTS, EVENTS_BATCH
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
 
@@ -66,7 +67,7 @@ class IngestHandlers:
 
     def routes(self) -> dict[str, Any]:
         """The hot routes, by path, for `gateway.middleware.RequestContext`."""
-        return {"/api/events": self.single, "/api/events/batch": self.batch}
+        return {EVENTS.path: self.single, EVENTS_BATCH.path: self.batch}
 
     async def single(self, scope: dict[str, Any], receive: Any, send: Any, rid: Rid) -> int:
         if scope["method"] != "POST":

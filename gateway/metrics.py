@@ -51,10 +51,11 @@ class GatewayMetrics:
     def prometheus(self, **gauges: int) -> str:
         lines: list[str] = []
 
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float | None]]) -> None:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+            # no value yet (no request timed): Prometheus' NaN, not Python's "None"
+            lines.extend(f"{name}{labels} {'NaN' if value is None else value}" for labels, value in samples)
 
         metric(
             "eventpulse_gateway_requests_total",

@@ -146,7 +146,7 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
     components["Event"] = event_schema(limits)
     reasons = [r.value for r in RejectReason]
     components["EventError"]["properties"]["reason"]["enum"] = reasons
-    security = [{"bearer": []}, {"apiKey": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     batch_body = {
         "required": True,
         "description": f"At most {settings.max_batch_events} events and {settings.max_batch_bytes} bytes.",

@@ -14,13 +14,13 @@ from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from gateway.auth import KeyCache
 from gateway.dead_letters import DeadLetterWriter
+from gateway.live_feed import StreamHub
 from gateway.metrics import GatewayMetrics
 from gateway.producer import AckingProducer
 from gateway.rate_limit import TenantLimiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
 from gateway.runtime import tune_gc
-from gateway.stream import StreamHub
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from eventpulse.aggregation.batch_sql import output_columns, recompute_query
 from eventpulse.aggregation.spec import KEY_COLUMNS, METRICS, WindowSpec
+from eventpulse.warehouse.client import scalar_int
 from orchestration.archive.checksum import day_bounds
 
 TARGETS = ("window_aggregates", "rollup_hourly", "rollup_daily")
@@ -67,12 +68,11 @@ def stage_day(
             f"INSERT INTO {staging} ({columns}) SELECT *, 1, 'batch', {{version:UInt64}}, now64(3) FROM ({sql})",
             parameters={**params, "version": version},
         )
-        rows[window] = int(
-            client.command(
-                f"SELECT count() FROM {staging} WHERE toDate(window_start) = {{day:Date}} "
-                "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32}",
-                parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
-            )
+        rows[window] = scalar_int(
+            client,
+            f"SELECT count() FROM {staging} WHERE toDate(window_start) = {{day:Date}} "
+            "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32}",
+            parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
         )
     return StagedDay(target, day, rows)
 

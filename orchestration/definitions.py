@@ -49,7 +49,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ASSETS = [
+ASSETS: list[dg.AssetSpec | dg.AssetsDefinition] = [
     RAW_EVENTS,
     STREAM_AGGREGATES,
     window_aggregates_batch,

@@ -7,6 +7,7 @@ progress shows in the Dagster UI while a large backfill runs.
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import dagster as dg
 from clickhouse_connect.driver.client import Client
@@ -30,7 +31,7 @@ class RebuildReport:
     rows_by_window: dict[str, int] = field(default_factory=dict)
     reconciliations: list[DayReconciliation] = field(default_factory=list)
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:  # Dagster metadata values of several kinds
         return {
             "days": len(self.rows_by_day),
             "rows": sum(self.rows_by_day.values()),

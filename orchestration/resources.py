@@ -7,6 +7,7 @@ Every field is an optional override; what is left unset comes from `eventpulse.s
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from clickhouse_connect.driver.client import Client
@@ -14,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import Field
 
 from eventpulse.aggregation.spec import WindowSpec, window_specs
+from eventpulse.alert_rules import EXAMPLE_RULES
 from eventpulse.broker import admin as broker_admin
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.orchestration import OrchestrationSettings
@@ -23,14 +25,15 @@ from eventpulse.warehouse.client import create_client
 from orchestration.archive.store import ArchiveStore, open_store
 
 
-def _overrides(**values: object) -> dict[str, object]:
+def _overrides(**values: Any) -> dict[str, Any]:
+    """The overrides that were set (typed ``Any``: each goes to the settings field of the same name)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
 class PlatformResource(dg.ConfigurableResource):
     """EventPulse's settings (windows, retention, thresholds), read from the environment at run time."""
 
-    data_dir: str | None = Field(None, description="Overrides EVENTPULSE_DATA_DIR.")
+    data_dir: str | None = Field(default=None, description="Overrides EVENTPULSE_DATA_DIR.")
 
     def settings(self) -> Settings:
         return Settings(**_overrides(data_dir=self.data_dir))
@@ -47,10 +50,10 @@ class PlatformResource(dg.ConfigurableResource):
 class WarehouseResource(dg.ConfigurableResource):
     """The ClickHouse warehouse, through `eventpulse.warehouse.client.create_client`."""
 
-    url: str | None = Field(None, description="Overrides EVENTPULSE_WAREHOUSE_URL.")
-    database: str | None = Field(None, description="Overrides EVENTPULSE_WAREHOUSE_DATABASE.")
-    user: str | None = Field(None, description="Overrides EVENTPULSE_WAREHOUSE_USER.")
-    password: str | None = Field(None, description="Overrides EVENTPULSE_WAREHOUSE_PASSWORD.")
+    url: str | None = Field(default=None, description="Overrides EVENTPULSE_WAREHOUSE_URL.")
+    database: str | None = Field(default=None, description="Overrides EVENTPULSE_WAREHOUSE_DATABASE.")
+    user: str | None = Field(default=None, description="Overrides EVENTPULSE_WAREHOUSE_USER.")
+    password: str | None = Field(default=None, description="Overrides EVENTPULSE_WAREHOUSE_PASSWORD.")
 
     def settings(self) -> WarehouseSettings:
         return WarehouseSettings(
@@ -70,8 +73,8 @@ class WarehouseResource(dg.ConfigurableResource):
 class BrokerResource(dg.ConfigurableResource):
     """The Kafka-API broker, for topic offsets and consumer lag."""
 
-    bootstrap: str | None = Field(None, description="Overrides EVENTPULSE_BROKER_BOOTSTRAP.")
-    events_topic: str | None = Field(None, description="Overrides EVENTPULSE_BROKER_EVENTS_TOPIC.")
+    bootstrap: str | None = Field(default=None, description="Overrides EVENTPULSE_BROKER_BOOTSTRAP.")
+    events_topic: str | None = Field(default=None, description="Overrides EVENTPULSE_BROKER_EVENTS_TOPIC.")
 
     def settings(self) -> BrokerSettings:
         return BrokerSettings(**_overrides(bootstrap=self.bootstrap, events_topic=self.events_topic))
@@ -87,14 +90,16 @@ class BrokerResource(dg.ConfigurableResource):
 class ArchiveResource(dg.ConfigurableResource):
     """Where archived Parquet goes: a local directory (default ``<data_dir>/archive``) or S3-compatible storage."""
 
-    url: str | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_ARCHIVE_URL (path or s3://).")
-    data_dir: str | None = Field(None, description="Overrides EVENTPULSE_DATA_DIR (for the default root).")
-    s3_endpoint_url: str | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_ENDPOINT_URL.")
-    s3_access_key_id: str | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_ACCESS_KEY_ID.")
+    url: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ARCHIVE_URL (path or s3://).")
+    data_dir: str | None = Field(default=None, description="Overrides EVENTPULSE_DATA_DIR (for the default root).")
+    s3_endpoint_url: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_ENDPOINT_URL.")
+    s3_access_key_id: str | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_ACCESS_KEY_ID."
+    )
     s3_secret_access_key: str | None = Field(
         None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_SECRET_ACCESS_KEY."
     )
-    s3_region: str | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_REGION.")
+    s3_region: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_S3_REGION.")
 
     def settings(self) -> OrchestrationSettings:
         return OrchestrationSettings(
@@ -116,10 +121,14 @@ class ArchiveResource(dg.ConfigurableResource):
 class AlertingResource(dg.ConfigurableResource):
     """Alert rules and the webhooks firings are posted to."""
 
-    rules_path: str | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_RULES_PATH.")
-    webhook_urls: list[str] | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_URLS.")
-    attempts: int | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_ATTEMPTS.")
-    backoff_s: float | None = Field(None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_BACKOFF_S.")
+    rules_path: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_RULES_PATH.")
+    webhook_urls: list[str] | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_URLS."
+    )
+    attempts: int | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_ATTEMPTS.")
+    backoff_s: float | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_BACKOFF_S."
+    )
 
     def settings(self) -> OrchestrationSettings:
         return OrchestrationSettings(
@@ -132,4 +141,4 @@ class AlertingResource(dg.ConfigurableResource):
         )
 
     def rules_file(self) -> Path:
-        return self.settings().alert_rules_path or Path(__file__).parent / "alert_rules.example.yaml"
+        return self.settings().alert_rules_path or EXAMPLE_RULES

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.services import run_broker, run_warehouse
 
 

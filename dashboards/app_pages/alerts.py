@@ -8,15 +8,15 @@ import streamlit as st
 
 from dashboards import controls, queries
 from dashboards import formatting as fmt
+from eventpulse.alert_rules import EXAMPLE_RULES
 from eventpulse.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 SEVERITY_COLORS = alt.Scale(domain=["info", "warning", "critical"], range=["#60a5fa", "#f59e0b", "#dc2626"])
 
 
 def rules_table(path: Path) -> pl.DataFrame:
     """The alert rules file as a table (raises on an invalid file, like the sensor does)."""
-    from orchestration.alerting.rules import load_rules
+    from eventpulse.alert_rules import load_rules  # pydantic + yaml: only when the page shows rules
 
     rules = load_rules(path)
     return pl.DataFrame(
@@ -85,7 +85,7 @@ else:
     )
 
 st.subheader("Rules")
-rules_path = Settings().orchestration.alert_rules_path or REPO / "orchestration" / "alert_rules.example.yaml"
+rules_path = Settings().orchestration.alert_rules_path or EXAMPLE_RULES
 try:
     rules = rules_table(Path(rules_path))
 except FileNotFoundError:

@@ -27,10 +27,10 @@ with warehouse:
         if parts.is_empty():
             st.info("No data parts yet.")
         else:
-            compressed, raw = parts["compressed_bytes"].sum(), parts["uncompressed_bytes"].sum()
+            compressed, raw = int(parts["compressed_bytes"].sum()), int(parts["uncompressed_bytes"].sum())
             top, bottom = st.columns(2), st.columns(2)
-            top[0].metric("Rows", fmt.count(parts["rows"].sum()))
-            top[1].metric("Active parts", fmt.count(parts["parts"].sum()))
+            top[0].metric("Rows", fmt.count(int(parts["rows"].sum())))
+            top[1].metric("Active parts", fmt.count(int(parts["parts"].sum())))
             bottom[0].metric("On disk", fmt.size(compressed))
             bottom[1].metric("Compression", f"{raw / compressed:.1f}×" if compressed else "–")
 
@@ -46,7 +46,7 @@ st.subheader("Dead letters and late events")
 left, right = st.columns(2)
 with left:
     reasons = queries.dead_letter_reasons(picked.tenant, picked.start, picked.end)
-    total = reasons["letters"].sum() if reasons.height else 0
+    total = int(reasons["letters"].sum()) if reasons.height else 0
     st.metric("Dead letters", fmt.count(total), border=True)
     if reasons.height:
         st.dataframe(

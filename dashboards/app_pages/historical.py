@@ -22,14 +22,15 @@ def totals(series: pl.DataFrame) -> dict[str, float | None]:
     """The range's totals from its buckets (events and errors add up; latency is weighted)."""
     if series.is_empty():
         return {"events": 0, "errors": 0, "error_rate": None, "latency_avg": None, "latency_p95": None}
-    events, errors = series["events"].sum(), series["errors"].sum()
-    n = series["latency_count"].sum()
-    weighted = (series["latency_p95"].fill_null(0) * series["latency_count"]).sum()
+    # Series.sum() is typed int | float | Decimal: these columns are integer counts and float latencies
+    events, errors = int(series["events"].sum()), int(series["errors"].sum())
+    n = int(series["latency_count"].sum())
+    weighted = float((series["latency_p95"].fill_null(0) * series["latency_count"]).sum())
     return {
         "events": events,
         "errors": errors,
         "error_rate": errors / events if events else None,
-        "latency_avg": (series["latency_avg"].fill_null(0) * series["latency_count"]).sum() / n if n else None,
+        "latency_avg": float((series["latency_avg"].fill_null(0) * series["latency_count"]).sum()) / n if n else None,
         "latency_p95": weighted / n if n else None,
     }
 

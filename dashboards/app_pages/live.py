@@ -108,7 +108,7 @@ def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
             help=None if tenant else "All tenants: latency-weighted mean of the tenants' percentiles.",
         )
 
-    total_events, total_errors = windows["events"].sum(), windows["errors"].sum()
+    total_events, total_errors = int(windows["events"].sum()), int(windows["errors"].sum())
     st.caption(
         f"Last {lookback} min: **{fmt.count(total_events)}** events, **{fmt.count(total_errors)}** errors "
         f"({fmt.percent(total_errors / total_events if total_events else 0)}), {windows.height} windows."

@@ -30,7 +30,7 @@ def explain_error(exc: Exception, settings) -> tuple[str, str]:
         62: "Syntax error.",
         47: "Unknown column or identifier.",
         60: "Unknown table.",
-    }.get(code, f"The query failed (code {code})." if code else "The query failed.")
+    }.get(code or 0, f"The query failed (code {code})." if code else "The query failed.")
     return headline, message
 
 

@@ -41,7 +41,7 @@ def buckets(values: np.ndarray) -> np.ndarray:
     return np.where(values <= MIN_POSITIVE, ZERO_BUCKET, index).astype(np.int32)
 
 
-def bucket_value_expr(bucket: pl.Expr) -> pl.Expr:
+def bucket_value_expr(bucket: pl.Expr | pl.Series) -> pl.Expr:
     """The representative value of a bucket (the sketch's answer for any rank inside it)."""
     value = 2.0 * (bucket.cast(pl.Float64) * _LN_GAMMA).exp() / (GAMMA + 1.0)
     return pl.when(bucket == ZERO_BUCKET).then(0.0).otherwise(value)

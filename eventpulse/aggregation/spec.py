@@ -57,6 +57,13 @@ class Metric:
     denominator: str | None = None
     rel_tolerance: float = 0.0
 
+    @property
+    def source(self) -> str:
+        """``column``, for a kind that reads one (every kind but COUNT and RATIO)."""
+        if self.column is None:
+            raise ValueError(f"metric {self.name} ({self.kind}) reads no column")
+        return self.column
+
 
 QUANTILE_RELATIVE_ERROR = 0.01
 """The streaming quantile sketch's stated relative error (DDSketch-style guarantee)."""

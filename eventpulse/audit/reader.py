@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,8 @@ class AuditQuery:
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """The WHERE clause and its bound parameters."""
-        clauses, params = ["1"], {}
+        clauses: list[str] = ["1"]
+        params: dict[str, Any] = {}
         if self.actor:
             clauses.append("actor = {actor:String}")
             params["actor"] = self.actor
@@ -108,7 +109,7 @@ def _oldest_first(client: Client, query: AuditQuery) -> list[AuditEntry]:
     return [_entry(row) for row in result.result_rows]
 
 
-def _entry(row: tuple) -> AuditEntry:
+def _entry(row: Sequence[Any]) -> AuditEntry:
     values = dict(zip(COLUMNS, row, strict=True))
     values["parameters"] = orjson.loads(values["parameters"] or "{}")
     if values["time"].tzinfo is None:  # clickhouse-connect returns naive UTC times

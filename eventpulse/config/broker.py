@@ -57,7 +57,7 @@ class BrokerSettings(Section):
         """librdkafka options for TLS, merged into every client config (`eventpulse.broker.admin`)."""
         if self.security_protocol == "PLAINTEXT":
             return {}
-        options = {"security.protocol": self.security_protocol}
+        options: dict[str, str] = {"security.protocol": self.security_protocol}
         if self.ssl_ca_location is not None:
             options["ssl.ca.location"] = str(self.ssl_ca_location)
         return options

@@ -53,7 +53,7 @@ class OrchestrationSettings(Section):
 
     # Alerts.
     alert_rules_path: Path | None = Field(
-        None, description="YAML alert rules; default orchestration/alert_rules.example.yaml."
+        None, description="YAML alert rules; default eventpulse/alert_rules.example.yaml."
     )
     alert_webhook_urls: tuple[str, ...] = Field((), description="Webhooks every alert is posted to (JSON list).")
     alert_webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook attempt (s).")

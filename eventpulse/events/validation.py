@@ -12,8 +12,9 @@ here, so reasons and details have one source.
 import math
 import re
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 import orjson
@@ -99,7 +100,7 @@ def decode_rejection(exc: orjson.JSONDecodeError) -> Rejection:
     return Rejection(RejectReason.MALFORMED_JSON, None, message)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -141,7 +142,7 @@ class EventValidator:
             return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant")
         received_at = obj.get("received_at")
         plausible = _is_number(received_at) and 0 <= received_at < LATEST_RECEIVED_AT_MS
-        received_at_ms = int(received_at) if plausible else None
+        received_at_ms = int(received_at) if plausible and received_at is not None else None
         return self.parse_object(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=default_id)
 
     def parse_object(
@@ -312,6 +313,7 @@ def exceeds_depth(value: Any, levels: int) -> bool:
     Bounded: it never descends further than ``levels``, so it is safe for any document orjson
     decodes (1,024 levels), while orjson encodes only 255, which is why deeper ``data`` is refused.
     """
+    children: Iterable[Any]
     if type(value) is dict:
         children = value.values()
     elif type(value) is list:

@@ -196,7 +196,7 @@ def _decoders(max_name_chars: int, max_id_chars: int) -> _Decoders:
         ],
         gc=False,
     )
-    return _Decoders(msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(list[data]), data())
+    return _Decoders(msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(list[data]), data())  # type: ignore[valid-type]  # a Struct built at run time
 
 
 def _decode_each(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -127,6 +129,6 @@ def _write(client: Client, user: User, now: datetime) -> None:
     )
 
 
-def _user(row: tuple) -> User:
+def _user(row: Sequence[Any]) -> User:
     username, role, tenant, password_hash, removed, created_at = row
     return User(username, role, tenant, password_hash, bool(removed), created_at)

@@ -1,1 +1,1 @@
-"""The warehouse: client factory, migrations, and the local chDB server."""
+"""The warehouse: client factory, migrator and migrations (the local server is `devstack.warehouse_server`)."""

@@ -19,7 +19,7 @@ _DEFAULT = object()
 def create_client(
     settings: WarehouseSettings,
     *,
-    database: str | object | None = _DEFAULT,
+    database: str | object | None = _DEFAULT,  # _DEFAULT: settings.database
     **kwargs: Any,
 ) -> Client:
     """A clickhouse-connect client for ``settings.url``.
@@ -28,7 +28,7 @@ def create_client(
     creates it); pass ``None`` to connect without one. Extra keyword arguments go to
     ``clickhouse_connect.get_client`` (e.g. ``settings={...}``, ``compress=False``).
     """
-    db = settings.database if database is _DEFAULT else database
+    db = database if database is None or isinstance(database, str) else settings.database
     parts = urlsplit(settings.url)
     if parts.scheme == "chdb":
         path = unquote(parts.netloc + parts.path) or ":memory:"
@@ -51,3 +51,15 @@ def create_client(
         send_receive_timeout=settings.query_timeout_s,
         **kwargs,
     )
+
+
+def scalar_int(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> int:
+    """The one integer a query such as ``SELECT count() …`` answers.
+
+    ``Client.command`` is declared to return a string, an int, a list or a summary; this checks
+    that the answer is the single value asked for.
+    """
+    value = client.command(sql, parameters=parameters)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected one integer from {sql!r}, got {value!r}")
+    return int(value)

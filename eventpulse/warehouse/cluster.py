@@ -61,7 +61,8 @@ class ClusterDDLError(ValueError):
 class _Statements(Protocol):
     """What this module needs of a migration (`eventpulse.warehouse.migrator.Migration`)."""
 
-    version: int
+    @property
+    def version(self) -> int: ...
 
     def statements(self, variables: Mapping[str, object]) -> list[str]: ...
 
@@ -124,7 +125,8 @@ def _closing(text: str, start: int) -> int:
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
     parts: list[str] = []
-    depth, quote, current = 0, "", []
+    depth, quote = 0, ""
+    current: list[str] = []
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote

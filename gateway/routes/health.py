@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from gateway.schemas import Liveness, MetricsSnapshot
@@ -16,7 +16,7 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
     return Response(_encode(payload), status, headers, media_type="application/json")
 
 
-def services(request: Request) -> GatewayServices:
+def services(request: HTTPConnection) -> GatewayServices:
     return request.app.state.services
 
 

@@ -15,11 +15,11 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.api_keys import SCOPE_STREAM, ApiKey
+from eventpulse.api_keys import SCOPE_STREAM, ApiKey
 from gateway.auth import AuthFailure, key_from_headers
+from gateway.live_feed import DROPPED, Subscriber
 from gateway.routes.health import json_response, services
 from gateway.schemas import ErrorBody, Unavailable
-from gateway.stream import DROPPED, Subscriber
 
 _encode = msgspec.json.Encoder().encode
 HEARTBEAT_S = 15.0

@@ -66,16 +66,16 @@ def pending(client: Client, within: timedelta = timedelta(days=1)) -> list[Firin
 
 
 @dataclass
-class DeliveryReport:
+class AlertDeliveryOutcome:
     new: int = 0
     duplicates: int = 0
     delivered: int = 0
     failed: int = 0
 
 
-def process(client: Client, firings: list[Firing], policy: DeliveryPolicy) -> DeliveryReport:
+def process(client: Client, firings: list[Firing], policy: DeliveryPolicy) -> AlertDeliveryOutcome:
     """Record new firings, deliver them and the pending ones, skip those already delivered."""
-    report = DeliveryReport()
+    report = AlertDeliveryOutcome()
     seen = known(client, [f.dedup_key for f in firings])
     todo: dict[str, Firing] = {f.dedup_key: f for f in pending(client)} if policy.urls else {}
     for firing in firings:

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.alert_rules import AlertRule
 from orchestration.alerting.firing import Firing
-from orchestration.alerting.rules import AlertRule
 
 _BASE = (
     "window_seconds = {ws:UInt32} AND slide_seconds = {ws:UInt32} AND is_final = 1 "

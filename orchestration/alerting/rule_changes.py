@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from eventpulse.alert_rules import AlertRule
 from eventpulse.audit import FAILURE, SUCCESS, Action, AuditQuery, AuditWriter, read_audit
-from orchestration.alerting.rules import AlertRule
 
 
 @dataclass(frozen=True)

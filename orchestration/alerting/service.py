@@ -4,10 +4,10 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
-from orchestration.alerting.delivery import DeliveryPolicy, DeliveryReport, process
+from eventpulse.alert_rules import AlertRule
+from orchestration.alerting.delivery import AlertDeliveryOutcome, DeliveryPolicy, process
 from orchestration.alerting.evaluate import evaluate
 from orchestration.alerting.firing import Firing
-from orchestration.alerting.rules import AlertRule
 from orchestration.resources import AlertingResource
 
 
@@ -23,6 +23,6 @@ def policy(alerting: AlertingResource) -> DeliveryPolicy:
 
 def run_rules(
     client: Client, rules: list[AlertRule], delivery: DeliveryPolicy, now: datetime | None = None
-) -> tuple[list[Firing], DeliveryReport]:
+) -> tuple[list[Firing], AlertDeliveryOutcome]:
     firings = [f for rule in rules for f in evaluate(client, rule, now)]
     return firings, process(client, firings, delivery)

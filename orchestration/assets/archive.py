@@ -1,5 +1,7 @@
 """`events_archive`: a day of raw events in Parquet, verified against the warehouse, with a manifest."""
 
+from typing import Any
+
 import dagster as dg
 
 from orchestration.archive import manifests
@@ -32,7 +34,7 @@ def events_archive(
     settings = platform.orchestration()
     store = archive.store()
     days = [day_of(key) for key in context.partition_keys]
-    summary: dict[str, dict[str, object]] = {}
+    summary: dict[str, dict[str, Any]] = {}
     with warehouse.client() as client:
         for number, day in enumerate(days, start=1):
             try:

@@ -1,6 +1,7 @@
 """`raw_events_retention`: drop raw-event days past retention, only when their archive is verified."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -8,7 +9,7 @@ from pydantic import Field
 from eventpulse.audit import Action, Actor, AuditWriter
 from orchestration.assets.archive import events_archive
 from orchestration.resources import ArchiveResource, PlatformResource, WarehouseResource
-from orchestration.retention import decide, drop_day, raw_event_days
+from orchestration.retention_rules import decide, drop_day, raw_event_days
 from orchestration.sensors.run_audit import launched_by
 
 
@@ -69,7 +70,7 @@ def raw_events_retention(
     return dg.MaterializeResult(metadata=_metadata(retention_days, config.dry_run, dropped, refused))
 
 
-def _metadata(retention_days: int, dry_run: bool, dropped: dict[str, int], refused: dict[str, str]) -> dict:
+def _metadata(retention_days: int, dry_run: bool, dropped: dict[str, int], refused: dict[str, str]) -> dict[str, Any]:
     return {
         "retention_days": retention_days,
         "dry_run": dry_run,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.warehouse.client import scalar_int
 from orchestration.assets.sources import STREAM_AGGREGATES
 from orchestration.resources import PlatformResource, WarehouseResource
 
@@ -82,16 +83,15 @@ def dead_letter_rate_is_low(warehouse: WarehouseResource, platform: PlatformReso
     limit = platform.orchestration().max_dead_letter_rate
     params = {"since": _since(platform)}
     with warehouse.client() as client:
-        events = int(
-            client.command(
-                "SELECT count() FROM events FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}", parameters=params
-            )
+        events = scalar_int(
+            client,
+            "SELECT count() FROM events FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}",
+            parameters=params,
         )
-        dead = int(
-            client.command(
-                "SELECT count() FROM dead_letters FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}",
-                parameters=params,
-            )
+        dead = scalar_int(
+            client,
+            "SELECT count() FROM dead_letters FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}",
+            parameters=params,
         )
     rate = dead / (events + dead) if events + dead else 0.0
     return dg.AssetCheckResult(
@@ -116,16 +116,15 @@ def late_event_rate_is_low(warehouse: WarehouseResource, platform: PlatformResou
             return dg.AssetCheckResult(
                 passed=True, description="no late_events table in this warehouse", metadata={"late_events_table": False}
             )
-        events = int(
-            client.command(
-                "SELECT count() FROM events FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}", parameters=params
-            )
+        events = scalar_int(
+            client,
+            "SELECT count() FROM events FINAL WHERE received_at >= {since:DateTime64(3, 'UTC')}",
+            parameters=params,
         )
-        late = int(
-            client.command(
-                "SELECT uniqExact(tenant, id) FROM late_events WHERE detected_at >= {since:DateTime64(3, 'UTC')}",
-                parameters=params,
-            )
+        late = scalar_int(
+            client,
+            "SELECT uniqExact(tenant, id) FROM late_events WHERE detected_at >= {since:DateTime64(3, 'UTC')}",
+            parameters=params,
         )
     rate = late / events if events else 0.0
     return dg.AssetCheckResult(
@@ -159,7 +158,7 @@ def no_gaps_in_traffic_windows(warehouse: WarehouseResource, platform: PlatformR
                 f"SELECT DISTINCT tenant, {start} AS window_start FROM events "
                 "WHERE timestamp >= {since:DateTime64(3, 'UTC')} AND timestamp < {until:DateTime64(3, 'UTC')}"
             )
-            checked += int(client.command(f"SELECT count() FROM ({traffic})", parameters=params))
+            checked += scalar_int(client, f"SELECT count() FROM ({traffic})", parameters=params)
             rows = client.query(
                 f"SELECT tenant, window_start FROM ({traffic}) WHERE window_start + INTERVAL {{s:UInt32}} SECOND "
                 "<= {until:DateTime64(3, 'UTC')} AND (tenant, window_start) NOT IN ("

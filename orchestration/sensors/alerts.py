@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from eventpulse.alert_rules import load_rules
 from eventpulse.audit import Actor, AuditWriter
 from orchestration.alerting.rule_changes import InvalidRules, RulesState, track_rules
-from orchestration.alerting.rules import load_rules
 from orchestration.alerting.service import policy, run_rules
 from orchestration.resources import AlertingResource, WarehouseResource
 

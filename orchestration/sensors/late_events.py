@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from eventpulse.warehouse.client import scalar_int
 from orchestration.archive import manifests
 from orchestration.jobs import late_events_backfill_job
 from orchestration.partitions import DAILY
@@ -26,10 +27,10 @@ def late_events_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     since = datetime.fromisoformat(context.cursor) if context.cursor else datetime(1970, 1, 1, tzinfo=UTC)
     with warehouse.client() as client:
-        exists = client.command(
-            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'late_events'"
+        exists = scalar_int(
+            client, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'late_events'"
         )
-        if not int(exists):
+        if not exists:
             return dg.SkipReason("no late_events table in this warehouse")
         rows = client.query(
             "SELECT toDate(window_start) AS day, uniqExact(tenant, id), max(detected_at) FROM late_events "

@@ -63,7 +63,8 @@ def _planned_assets(context: dg.RunStatusSensorContext) -> set[dg.AssetKey]:
     records = context.instance.get_records_for_run(
         context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000
     ).records
-    return {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
+    events = (r.event_log_entry.dagster_event for r in records)
+    return {event.asset_key for event in events if event is not None and event.asset_key is not None}
 
 
 def _sensor(status: dg.DagsterRunStatus, action: Action, name: str) -> dg.RunStatusSensorDefinition:

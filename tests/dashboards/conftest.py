@@ -15,11 +15,11 @@ import pytest
 import streamlit as st
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devstack.traffic.generator import EventFactory
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.dashboards.seeding import PROFILE
 from tests.support.pipeline import produce, run_flow_until_drained
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.aggregation.batch_sql import output_columns, recompute_query
 from eventpulse.aggregation.spec import BATCH_VERSION_BASE, window_specs
 from eventpulse.config.events import EventLimits
 from eventpulse.events import RAW_EVENT_COLUMNS, EventValidator, ValidEvent
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
 
 PROFILE = TrafficProfile(tenants=4, users_per_tenant=200, invalid_share=0.02)
 

@@ -1,12 +1,11 @@
 """The alerts page shows the rules file and what orchestration's rule engine recorded."""
 
 from dashboards import formatting as fmt
+from eventpulse.alert_rules import EXAMPLE_RULES, AlertRule, load_rules
 from eventpulse.warehouse.client import create_client
 from orchestration.alerting.delivery import DeliveryPolicy
-from orchestration.alerting.rules import AlertRule, load_rules
 from orchestration.alerting.service import run_rules
 from tests.dashboards.apptest import metrics, open_page, table_with
-from tests.dashboards.conftest import REPO
 
 
 def test_alerts_page_shows_firings_and_rules(dashboard_env, sql):
@@ -32,6 +31,4 @@ def test_alerts_page_shows_firings_and_rules(dashboard_env, sql):
     assert shown["Rules firing"] == fmt.count(len({f.rule for f in firings}))
     assert len(table_with(at, "fired_at")) == total
     shown_rules = table_with(at, "rule")
-    assert list(shown_rules["rule"]) == [
-        r.name for r in load_rules(REPO / "orchestration" / "alert_rules.example.yaml")
-    ]
+    assert list(shown_rules["rule"]) == [r.name for r in load_rules(EXAMPLE_RULES)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpulse.traffic.generator import EventFactory
+from devstack.traffic.generator import EventFactory
 from tests.dashboards.conftest import APP, REPO
 from tests.dashboards.seeding import PROFILE
 from tests.support.pipeline import produce, start_flow

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from dashboards import formatting as fmt
-from eventpulse.stack.metrics import RestartMetrics
-from eventpulse.stack.supervisor import ServiceEvent
+from devstack.metrics import RestartMetrics
+from devstack.supervisor import ServiceEvent
 from tests.dashboards.apptest import badges, metrics, open_page, table_with
 from tests.dashboards.conftest import use_warehouse
 from tests.gateway.conftest import gateway_settings, serve
@@ -75,7 +75,7 @@ def test_health_page_lists_the_latest_batch_recomputes(monkeypatch, warehouse, w
 
 
 def test_health_page_shows_service_restarts(monkeypatch, warehouse):
-    """Restarts written by `eventpulse up`'s supervisor (eventpulse.stack.metrics) are shown."""
+    """Restarts written by `eventpulse up`'s supervisor (devstack.metrics) are shown."""
     metrics, now = RestartMetrics(warehouse), time.time() - 60
     exits = (("flow", -9, 1, False), ("flow", 1, 2, False), ("gateway", 3, 1, False), ("gateway", 3, 1, True))
     for second, (service, status, restarts, gave_up) in enumerate(exits):

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from eventpulse.config.broker import BrokerSettings
+from gateway.routes import table as route_table
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -155,10 +156,9 @@ def test_every_container_has_probes_and_resources() -> None:
 def test_probes_hit_the_health_routes_of_each_service() -> None:
     resources = rendered()
     gateway = one(resources, "Deployment", "eventpulse-gateway")["spec"]["template"]["spec"]["containers"][0]
-    assert gateway["readinessProbe"]["httpGet"]["path"] == "/api/health/ready"
-    assert gateway["livenessProbe"]["httpGet"]["path"] == "/api/health"
-    app = (ROOT / "gateway" / "app.py").read_text()
-    assert 'Route("/api/health", ' in app and 'Route("/api/health/ready", ' in app
+    # the gateway mounts exactly its route table (tests/gateway/test_route_table.py)
+    assert gateway["readinessProbe"]["httpGet"]["path"] == route_table.READY.path == "/api/health/ready"
+    assert gateway["livenessProbe"]["httpGet"]["path"] == route_table.HEALTH.path == "/api/health"
     dashboard = one(resources, "Deployment", "eventpulse-dashboard")["spec"]["template"]["spec"]["containers"][0]
     assert dashboard["readinessProbe"]["httpGet"]["path"] == "/_stcore/health"
     dagster = one(resources, "Deployment", "eventpulse-dagster")["spec"]["template"]["spec"]["containers"]

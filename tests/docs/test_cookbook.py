@@ -25,15 +25,15 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.aggregation.batch_sql import output_columns, recompute_query
 from eventpulse.aggregation.spec import BATCH_VERSION_BASE, window_specs
 from eventpulse.config.events import EventLimits
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.events.model import DEAD_LETTER_COLUMNS, RAW_EVENT_COLUMNS, ValidEvent
 from eventpulse.events.validation import EventValidator
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 
 pytestmark = pytest.mark.integration
 

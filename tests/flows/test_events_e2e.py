@@ -8,10 +8,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from devstack.traffic.generator import EventFactory
 from eventpulse.aggregation.reconcile import reconcile
 from eventpulse.aggregation.spec import ALL, window_specs
 from eventpulse.config.broker import BrokerSettings
-from eventpulse.traffic.generator import EventFactory
 from tests.support.pipeline import produce, run_flow_until_drained
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from devstack.traffic.generator import EventFactory, GeneratedMessage
 from eventpulse.aggregation.reconcile import reconcile
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory, GeneratedMessage
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.pipeline import init_recovery, produce, run_flow_until_drained
 
 pytestmark = pytest.mark.integration

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devstack.traffic.generator import EventFactory
 from eventpulse.aggregation.reconcile import reconcile
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.pipeline import produce, start_flow
 from tests.support.services import free_port, start_warehouse, stop
 

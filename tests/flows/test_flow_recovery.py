@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from devstack.traffic.generator import EventFactory
 from eventpulse.aggregation.compare import compare_rows
 from eventpulse.aggregation.reconcile import reconcile, stream_rows
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.pipeline import init_recovery, produce, run_flow_until_drained, start_flow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,14 +9,14 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from devstack.traffic.generator import EventFactory
 from eventpulse.aggregation.compare import compare_rows
 from eventpulse.aggregation.reconcile import reconcile, stream_rows
 from eventpulse.aggregation.spec import ALL, window_specs
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.pipeline import committed_epoch, init_recovery, produce, run_flow_until_drained, start_flow
 from tests.support.services import free_port, stop
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.broker.admin import admin_client, log_end_offsets, partition_lag, topic_id
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.incidents import IncidentLog
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.warehouse.client import create_client
 from flows.source import KafkaBatchSource, PartitionState, SourceBatch
 from orchestration.sensors.consumer_lag import processed_offsets
@@ -168,7 +168,7 @@ def test_a_replay_of_one_incarnation_carries_the_same_tokens(broker_settings: Br
 
 
 def _start_broker(port: int, log: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
+    argv = [sys.executable, "-m", "devstack.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30

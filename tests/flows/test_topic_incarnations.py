@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.broker.admin import admin_client, partition_offsets, topic_id
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.pipeline import produce, run_flow_until_drained
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import pytest
 import uvicorn
 from confluent_kafka import Consumer, TopicPartition
 
+from eventpulse.api_keys import DEFAULT_SCOPES, create_key
 from eventpulse.broker.admin import consumer_config
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.gateway import GatewaySettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
-from gateway.api_keys import DEFAULT_SCOPES, create_key
 from gateway.app import create_app
 from gateway.server import uvicorn_options
 from tests.support.services import free_port

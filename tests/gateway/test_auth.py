@@ -2,8 +2,8 @@
 
 import time
 
+from eventpulse.api_keys import list_keys, revoke_key
 from eventpulse.warehouse.client import create_client
-from gateway.api_keys import list_keys, revoke_key
 from tests.gateway.conftest import event, read_topic, wait_for_key
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, time
 
 from clickhouse_connect.driver.client import Client
 
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.config.events import EventLimits
 from eventpulse.events.model import RAW_EVENT_COLUMNS
 from eventpulse.events.validation import EventValidator
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
 
 PROFILE = TrafficProfile(tenants=3, types=3, sources=2, users_per_tenant=50, invalid_share=0.0)
 

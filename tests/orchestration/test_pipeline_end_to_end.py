@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from eventpulse.traffic.generator import EventFactory, TrafficProfile
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from orchestration.assets.aggregates import RECONCILIATION_CHECK, window_aggregates_batch
 from orchestration.sensors.late_events import late_events_sensor
 from tests.orchestration.rawdata import day_start_ms

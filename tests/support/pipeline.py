@@ -17,9 +17,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from devstack.traffic.generator import GeneratedMessage
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
-from eventpulse.traffic.generator import GeneratedMessage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,8 +79,8 @@ def flow_env(
 
 
 def flow_command(workers: int = 1, recovery_dir: Path | None = None, snapshot_s: int = 1) -> list[str]:
-    """``python -m bytewax.run flows.events:flow`` with workers and, optionally, recovery."""
-    argv = [sys.executable, "-m", "bytewax.run", "flows.events:flow", "-w", str(workers)]
+    """``python -m bytewax.run flows.dataflow:flow`` with workers and, optionally, recovery."""
+    argv = [sys.executable, "-m", "bytewax.run", "flows.dataflow:flow", "-w", str(workers)]
     if recovery_dir is not None:
         argv += ["-r", str(recovery_dir), "-s", str(snapshot_s), "-b", "0"]
     return argv

@@ -65,7 +65,7 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def run_broker(workdir: Path, partitions: int = 4) -> Iterator[str]:
     """A real Tansu broker on a free port; yields its bootstrap address."""
     port = free_port()
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "devstack.broker", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--partitions", str(partitions)]
     log = workdir / f"broker-{port}.log"
     with _process(argv, log) as proc:
@@ -75,7 +75,7 @@ def run_broker(workdir: Path, partitions: int = 4) -> Iterator[str]:
 
 def start_warehouse(path: Path, port: int, log: Path) -> subprocess.Popen:
     """Start the warehouse server on ``port`` over chDB at ``path`` and wait for /ping."""
-    argv = [sys.executable, "-m", "eventpulse.warehouse.server", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--path", str(path)]
     out = log.open("ab")
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

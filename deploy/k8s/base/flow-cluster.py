@@ -34,7 +34,7 @@ def bytewax_argv(hostname: str, count: int, env: dict[str, str]) -> list[str]:
         raise SystemExit(f"{hostname}: ordinal outside the {count} replicas")
     peers = addresses(statefulset, env["FLOW_SERVICE"], env["POD_NAMESPACE"], count, int(env["FLOW_PORT"]))
     return [
-        "python", "-m", "bytewax.run", env.get("FLOW_MODULE", "flows.events:flow"),
+        "python", "-m", "bytewax.run", env.get("FLOW_MODULE", "flows.dataflow:flow"),
         "-w", env.get("FLOW_WORKERS", "1"), "-i", ordinal, "-a", peers,
         "-r", env.get("FLOW_RECOVERY_DIR", "/recovery"), "-s", env.get("FLOW_SNAPSHOT_S", "10"), "-b", "0",
     ]  # fmt: skip

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from dagster._core.events import DagsterEventType
 
+from cli.main import cli
 from eventpulse.audit import FAILURE, SUCCESS, Action, AuditEntry, AuditQuery, read_audit
-from eventpulse.cli.main import cli
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse import migrator
 from eventpulse.warehouse.client import create_client

@@ -60,7 +60,7 @@ def test_secrets_are_redacted_at_any_depth():
 
 def test_migrations_are_recorded_once_each(warehouse, warehouse_client):
     from eventpulse.warehouse import migrator
-    from eventpulse.warehouse.setup import migrate
+    from eventpulse.warehouse.schema import migrate
 
     rows = read_audit(warehouse_client, AuditQuery(action=Action.MIGRATION_APPLY, limit=1000))
     assert sorted(r.target for r in rows) == [f"{m.version:04d}_{m.name}" for m in migrator.load_migrations()]

@@ -7,7 +7,7 @@ import pytest
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse import migrator
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 
 
 def test_bundled_files_are_ordered_and_well_named() -> None:

@@ -15,7 +15,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from eventpulse.audit import Action, Actor, AuditWriter
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
-from eventpulse.warehouse.setup import migrate
+from eventpulse.warehouse.schema import migrate
 from tests.support.services import _wait, free_port, stop
 from tests.support.tls import make_tls_files
 
@@ -32,7 +32,7 @@ def tls_warehouse(tmp_path_factory):
         "EVENTPULSE_WAREHOUSE_TLS_CERTFILE": str(tls.cert),
         "EVENTPULSE_WAREHOUSE_TLS_KEYFILE": str(tls.key),
     }
-    argv = [sys.executable, "-m", "eventpulse.warehouse.server", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
     log = root / "warehouse.log"
     with log.open("ab") as out:
         proc = subprocess.Popen([*argv, "--path", str(root / "data")], stdout=out, stderr=subprocess.STDOUT, env=env)

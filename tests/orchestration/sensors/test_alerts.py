@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from eventpulse.aggregation.spec import metric_names
-from orchestration.alerting.rules import load_rules
+from eventpulse.alert_rules import EXAMPLE_RULES, load_rules
 from orchestration.resources import AlertingResource
 from orchestration.sensors.alerts import alert_rules_sensor
 from tests.orchestration.sensors.webhook_server import Recorder, webhook_server
@@ -106,5 +106,5 @@ def test_undelivered_alerts_are_retried_on_the_next_tick(resources, warehouse_cl
 
 
 def test_example_rules_load():
-    rules = load_rules(Path("orchestration/alert_rules.example.yaml"))
+    rules = load_rules(EXAMPLE_RULES)
     assert {r.name for r in rules} == {"high_error_rate", "slow_p99", "volume_drop"}

@@ -1,0 +1,200 @@
+"""The services of the local stack, in the order `eventpulse up` starts them.
+
+`stack_services` is a pure function of the settings and options, so what runs where can be
+checked without starting anything. Every child gets the same ``EVENTPULSE_*`` environment,
+pointing it at the local broker and warehouse this stack starts.
+"""
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from devstack.supervisor import RestartPolicy, ServiceSpec
+from eventpulse.config.stack import StackSettings
+from eventpulse.settings import Settings
+
+OPTIONAL_SERVICES = ("gateway", "dagster", "dashboard")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What to start besides the core (broker, warehouse, migrations, dataflow)."""
+
+    traffic: bool = False
+    traffic_rate: float = 1000.0
+    traffic_target: str = "broker"  # or "gateway": through the HTTP API with a demo tenant's key
+    workers: int = 1
+    without: frozenset[str] = frozenset()
+
+
+def prepare_dagster_home(settings: Settings, repo_root: Path) -> Path:
+    """Create ``<data_dir>/dagster`` with the project's instance config (queued runs, limits)."""
+    home = settings.data_dir.resolve() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(repo_root / "orchestration" / "dagster.yaml", config)
+    return home
+
+
+def stack_environment(settings: Settings) -> dict[str, str]:
+    """Variables that point every child at this stack's broker, warehouse and data directory."""
+    data_dir = settings.data_dir.resolve()
+    return {
+        "EVENTPULSE_DATA_DIR": str(data_dir),
+        "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
+        "EVENTPULSE_WAREHOUSE_URL": f"{_scheme(settings.warehouse.tls_certfile)}://"
+        f"{settings.warehouse.host}:{settings.warehouse.port}",
+        "DAGSTER_HOME": str(data_dir / "dagster"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _scheme(tls_certfile: Path | None) -> str:
+    return "https" if tls_certfile else "http"
+
+
+def recovery_dir(settings: Settings) -> Path:
+    """Where the dataflow keeps its Bytewax recovery snapshots (offsets and window state)."""
+    return settings.data_dir.resolve() / "recovery"
+
+
+def ensure_recovery(settings: Settings) -> Path:
+    """The dataflow's recovery store, created only when missing (one recovery partition).
+
+    The store is kept across starts, so `eventpulse up` stopped and started again resumes where the
+    flow was: offsets and window state. If the broker lost its log meanwhile (memory storage, a
+    topic recreated), the saved offsets are out of range or name an older topic incarnation: the
+    flow's source resets by ``EVENTPULSE_STREAM_OFFSET_RESET`` and records an incident (see
+    `flows.source`), and the window state is kept. Delete ``<data_dir>/recovery`` to start over.
+    """
+    directory = recovery_dir(settings)
+    if not any(directory.glob("part-*.sqlite3")):
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], check=True)
+    return directory
+
+
+def restart_policy(stack: StackSettings) -> RestartPolicy:
+    """The restart policy of every long-running service (``EVENTPULSE_STACK_RESTART_*``)."""
+    return RestartPolicy(
+        backoff_s=stack.restart_backoff_s,
+        max_backoff_s=stack.restart_backoff_max_s,
+        limit=stack.restart_limit,
+        window_s=stack.restart_window_s,
+    )
+
+
+def _flow_argv(settings: Settings, workers: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "bytewax.run", "flows.dataflow:flow", "-w", str(workers)),
+        *("-r", str(recovery_dir(settings)), "-s", "1", "-b", "0"),
+    ]
+
+
+def _http_service(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    host: str,
+    port: int,
+    ready_path: str,
+    *,
+    timeout: float = 60,
+    depends_on: tuple[str, ...] | list[str] = ("migrate",),
+    tls: bool = False,
+) -> ServiceSpec:
+    """A service that is ready when ``http://host:port<ready_path>`` answers (with TLS: when its port
+    accepts connections; the supervisor does not hold the CA its clients are given)."""
+    return ServiceSpec(
+        name,
+        argv,
+        env=env,
+        url=None if tls else f"http://{host}:{port}{ready_path}",
+        port=port,
+        host=host,
+        timeout=timeout,
+        depends_on=list(depends_on),
+    )
+
+
+def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpec]:
+    """The ordered services of the stack for these settings."""
+    py = sys.executable
+    env = stack_environment(settings)
+    b, w, g, o, d = settings.broker, settings.warehouse, settings.gateway, settings.orchestration, settings.dashboard
+    services = [
+        ServiceSpec(
+            "broker",
+            [py, "-m", "devstack.broker", "--host", b.host, "--port", str(b.port), "--partitions", str(b.partitions)],
+            env=env,
+            port=b.port,
+            host=b.host,
+            ready_line="broker ready on",
+            timeout=30,
+        ),
+        _http_service(
+            "warehouse",
+            [
+                *(py, "-m", "devstack.warehouse_server", "--host", w.host, "--port", str(w.port)),
+                *("--path", str(settings.warehouse_path().resolve())),
+            ],
+            env,
+            w.host,
+            w.port,
+            "/ping",
+            timeout=60,
+            depends_on=(),
+            tls=w.tls_certfile is not None,
+        ),
+        ServiceSpec("migrate", [py, "-m", "cli", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
+        ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
+    ]
+    optional = {
+        "gateway": _http_service(
+            "gateway",
+            [py, "-m", "gateway"],
+            env,
+            g.host,
+            g.port,
+            "/api/health",
+            depends_on=["broker", "migrate"],
+            tls=g.tls_certfile is not None,
+        ),
+        "dagster": _http_service(
+            "dagster",
+            [py, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", o.host, "-p", str(o.port)],
+            env,
+            o.host,
+            o.port,
+            "/server_info",
+            timeout=180,
+        ),
+        "dashboard": _http_service(
+            "dashboard",
+            [
+                *(py, "-m", "streamlit", "run", "dashboards/streamlit_app.py", "--server.headless", "true"),
+                *("--server.address", d.host, "--server.port", str(d.port)),
+                *("--browser.gatherUsageStats", "false"),
+            ],
+            env,
+            d.host,
+            d.port,
+            "/_stcore/health",
+            timeout=90,
+        ),
+    }
+    services += [spec for name, spec in optional.items() if name not in options.without]
+    if options.traffic:
+        argv = [py, "-m", "cli", "traffic", "--rate", str(options.traffic_rate)]
+        depends = ["broker", "migrate"]
+        if options.traffic_target == "gateway":
+            if "gateway" in options.without:
+                raise ValueError("traffic through the gateway needs the gateway")
+            argv += ["--target", "gateway", "--create-key", "demo"]
+            depends.append("gateway")
+        services.append(ServiceSpec("traffic", argv, env=env, depends_on=depends))
+    policy = restart_policy(settings.stack)  # one-shots (migrate) are done once they exit 0
+    return [spec if spec.oneshot else replace(spec, restart=policy) for spec in services]

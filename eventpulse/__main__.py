@@ -1,3 +1,0 @@
-from eventpulse.cli.main import cli
-
-cli()

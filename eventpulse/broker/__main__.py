@@ -1,6 +1,0 @@
-"""``python -m eventpulse.broker [--host H] [--port P] [--partitions N]``: ``eventpulse broker serve``."""
-
-from eventpulse.cli.broker import serve
-
-if __name__ == "__main__":
-    serve(prog_name="python -m eventpulse.broker")

@@ -1,1 +1,0 @@
-"""The local stack: `eventpulse up` composes services; `supervisor` runs them; `ports` probes them."""

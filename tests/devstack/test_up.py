@@ -1,0 +1,231 @@
+"""`eventpulse up`: what runs where, and the whole core stack end to end on free ports."""
+
+import contextlib
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from devstack.ports import port_is_free
+from devstack.process import group_members
+from devstack.stack_services import StackOptions, stack_services
+from devstack.supervisor import RestartPolicy
+from eventpulse.config.stack import StackSettings
+from eventpulse.settings import Settings
+from tests.devstack.test_supervisor import _alive
+from tests.support.services import free_port
+
+
+def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = stack_services(settings, StackOptions(traffic=True))
+    names = [s.name for s in services]
+    assert names == ["broker", "warehouse", "migrate", "flow", "gateway", "dagster", "dashboard", "traffic"]
+    envs = {s.name: dict(s.env) for s in services}
+    assert all(env == envs["broker"] for env in envs.values())
+    assert envs["flow"]["EVENTPULSE_BROKER_BOOTSTRAP"] == f"127.0.0.1:{settings.broker.port}"
+    assert envs["flow"]["EVENTPULSE_WAREHOUSE_URL"] == f"http://127.0.0.1:{settings.warehouse.port}"
+    assert envs["dagster"]["DAGSTER_HOME"] == str(tmp_path.resolve() / "dagster")
+    by_name = {s.name: s for s in services}
+    assert by_name["migrate"].oneshot and "warehouse" in by_name["migrate"].depends_on
+    assert {"broker", "migrate"} <= set(by_name["flow"].depends_on)
+
+
+def test_tls_components_are_reached_over_tls(tmp_path: Path) -> None:
+    from eventpulse.config.gateway import GatewaySettings
+    from eventpulse.config.warehouse import WarehouseSettings
+
+    pem = {"tls_certfile": tmp_path / "c.pem", "tls_keyfile": tmp_path / "k.pem"}
+    settings = Settings(data_dir=tmp_path, warehouse=WarehouseSettings(**pem), gateway=GatewaySettings(**pem))
+    by_name = {s.name: s for s in stack_services(settings, StackOptions())}
+    assert by_name["flow"].env["EVENTPULSE_WAREHOUSE_URL"] == f"https://127.0.0.1:{settings.warehouse.port}"
+    assert by_name["warehouse"].url is None and by_name["warehouse"].port == settings.warehouse.port
+    assert by_name["gateway"].url is None
+    plain = {s.name: s for s in stack_services(Settings(data_dir=tmp_path), StackOptions())}
+    assert plain["gateway"].url.startswith("http://")
+
+
+def test_optional_services_can_be_left_out(tmp_path: Path) -> None:
+    options = StackOptions(without=frozenset({"gateway", "dagster", "dashboard"}))
+    names = [s.name for s in stack_services(Settings(data_dir=tmp_path), options)]
+    assert names == ["broker", "warehouse", "migrate", "flow"]
+
+
+def _count(port: int, sql: str) -> int:
+    url = f"http://127.0.0.1:{port}/?" + urllib.parse.urlencode({"query": sql, "database": "eventpulse"})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.read().decode().strip() or 0)
+
+
+@pytest.mark.slow
+def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
+    env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
+    argv = [sys.executable, "-m", "cli", "up", "--traffic", "--rate", "500"]
+    argv += ["--without", "gateway", "--without", "dagster", "--without", "dashboard"]
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+    try:
+        counts: list[int] = []
+        windows = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (len(counts) >= 2 and counts[-1] > counts[0] and windows):
+            assert proc.poll() is None, (tmp_path / "up.log").read_text()[-4000:]
+            try:
+                count = _count(ports["WAREHOUSE"], "SELECT count() FROM events")
+                windows = _count(ports["WAREHOUSE"], "SELECT count() FROM window_aggregates")
+            except OSError:
+                count = 0
+            if count > 0:
+                counts.append(count)
+            time.sleep(2)
+        assert len(counts) >= 2 and counts[-1] > counts[0] > 0, (counts, (tmp_path / "up.log").read_text()[-4000:])
+        assert windows > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+        log.close()
+    output = (tmp_path / "up.log").read_text()
+    assert code == 0, output[-4000:]
+    for prefix in ("broker", "warehouse", "migrate", "flow", "traffic"):
+        assert f"{prefix}" in output
+    assert all(port_is_free("127.0.0.1", port) for port in ports.values())
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"orphan processes: {leftovers}"
+
+
+def test_dagster_home_gets_the_project_instance_config(tmp_path: Path) -> None:
+    from devstack.stack_services import prepare_dagster_home
+
+    repo = Path(__file__).parents[2]
+    home = prepare_dagster_home(Settings(data_dir=tmp_path), repo)
+    assert home == tmp_path.resolve() / "dagster"
+    assert (home / "dagster.yaml").read_text() == (repo / "orchestration" / "dagster.yaml").read_text()
+
+
+def test_recovery_store_is_created_once_and_kept_across_starts(tmp_path: Path) -> None:
+    from devstack.stack_services import ensure_recovery, recovery_dir
+
+    settings = Settings(data_dir=tmp_path)
+    directory = ensure_recovery(settings)
+    store = directory / "part-0.sqlite3"
+    assert directory == recovery_dir(settings) and store.exists()
+    with sqlite3.connect(store) as db:  # what a run leaves: a committed epoch
+        db.execute("CREATE TABLE IF NOT EXISTS kept_marker (x)")
+    ensure_recovery(settings)
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'kept_marker'").fetchall()  # same store
+    flow = next(s for s in stack_services(settings, StackOptions()) if s.name == "flow")
+    assert list(flow.argv[-6:]) == ["-r", str(directory), "-s", "1", "-b", "0"]
+
+
+def test_traffic_can_go_through_the_gateway(tmp_path: Path) -> None:
+    options = StackOptions(traffic=True, traffic_target="gateway")
+    traffic = next(s for s in stack_services(Settings(data_dir=tmp_path), options) if s.name == "traffic")
+    assert list(traffic.argv[-4:]) == ["--target", "gateway", "--create-key", "demo"]
+    assert "gateway" in traffic.depends_on
+    with pytest.raises(ValueError, match="needs the gateway"):
+        stack_services(
+            Settings(data_dir=tmp_path),
+            StackOptions(traffic=True, traffic_target="gateway", without=frozenset({"gateway"})),
+        )
+
+
+def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
+    deps = {s.name: set(s.depends_on) for s in stack_services(Settings(data_dir=tmp_path), StackOptions(traffic=True))}
+    assert deps["broker"] == set() and deps["warehouse"] == set()
+    assert deps["migrate"] == {"warehouse"}
+    assert deps["dagster"] == deps["dashboard"] == {"migrate"}
+    assert deps["gateway"] == {"broker", "migrate"}
+
+
+def test_long_running_services_restart_by_the_stack_settings_and_migrate_does_not(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, stack=StackSettings(restart_limit=2, restart_backoff_s=0.5))
+    by_name = {s.name: s for s in stack_services(settings, StackOptions(traffic=True))}
+    assert by_name["migrate"].restart is None and by_name["migrate"].oneshot  # a one-shot is done when it exits 0
+    policies = {name: spec.restart for name, spec in by_name.items() if name != "migrate"}
+    assert set(policies.values()) == {RestartPolicy(backoff_s=0.5, max_backoff_s=30.0, limit=2, window_s=300.0)}
+
+
+def _started(log: Path) -> dict[str, int]:
+    """``{service: pid}`` of the latest "started NAME (pid N)" line of each service in an up log."""
+    found = re.findall(r"started (\w+)(?: again \(restart \d+\))? \(pid (\d+)\)", log.read_text())
+    return {name: int(pid) for name, pid in found}
+
+
+@pytest.mark.slow
+def test_up_restarts_a_killed_flow_and_leaves_nothing_behind_when_killed_itself(tmp_path: Path) -> None:
+    """kill -9 of the flow: it restarts (counted in pipeline_metrics), the rest keeps its pids and
+    events keep arriving; then kill -9 of `eventpulse up`: every process and port goes with it."""
+    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data"), "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.5"}
+    env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
+    argv = [sys.executable, "-m", "cli", "up", "--traffic", "--rate", "200"]
+    argv += ["--without", "gateway", "--without", "dagster", "--without", "dashboard"]
+    log_path = tmp_path / "up.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+    wh = ports["WAREHOUSE"]
+    members: list[int] = []
+    try:
+
+        def until(what: str, probe, timeout: float = 90) -> None:
+            deadline = time.monotonic() + timeout
+            while not probe():
+                assert proc.poll() is None, log_path.read_text()[-4000:]
+                assert time.monotonic() < deadline, f"{what}\n{log_path.read_text()[-4000:]}"
+                time.sleep(0.5)
+
+        def count(sql: str) -> int:
+            try:
+                return _count(wh, sql)
+            except OSError:
+                return -1
+
+        until("all ready", lambda: "all services ready" in log_path.read_text())
+        until("events stored", lambda: count("SELECT count() FROM events") > 0)
+        before = _started(log_path)
+        os.kill(before["flow"], signal.SIGKILL)
+        until("flow ready again", lambda: "flow is ready again" in log_path.read_text())
+        after = _started(log_path)
+        assert after["flow"] != before["flow"]
+        assert {k: v for k, v in after.items() if k != "flow"} == {k: v for k, v in before.items() if k != "flow"}
+        assert all(group_members(after[name]) for name in ("broker", "warehouse", "traffic"))
+        until(
+            "restart recorded",
+            lambda: (
+                count("SELECT count() FROM pipeline_metrics WHERE metric = 'service_restarts_total' AND label = 'flow'")
+                == 1
+            ),
+        )
+        stored = count("SELECT count() FROM events")
+        until("events still arriving", lambda: count("SELECT count() FROM events") > stored, timeout=60)
+
+        members = [pid for name, pgid in after.items() if name != "migrate" for pid in group_members(pgid)]
+        assert len(members) >= 5  # broker wrapper + Tansu, warehouse, flow, traffic
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait(10)
+        until_gone = time.monotonic() + 20
+        while any(_alive(pid) for pid in members) or not all(port_is_free("127.0.0.1", p) for p in ports.values()):
+            assert time.monotonic() < until_gone, [pid for pid in members if _alive(pid)]
+            time.sleep(0.1)
+        print(f"eventpulse up SIGKILLed: every service gone, ports free in {time.monotonic() - killed:.2f} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert "flow was killed by SIGKILL (signal 9)" in log_path.read_text()

@@ -1,3 +1,0 @@
-"""The gateway fixtures, for CLI tests that drive a real gateway."""
-
-from tests.gateway.conftest import gateway, start_gateway  # noqa: F401
