@@ -18,6 +18,7 @@
 //     ~1.2 s for the first page of a partition of 30,000 batches and ~59 s for all of it, and Tansu
 //     lists a partition's batches on every fetch; listings are now read from the one directory that
 //     holds the prefix (s3rver's own listing stays for delimiters other than '/');
+//   * kept times: a PUT with x-amz-meta-eventpulse-mtime-ms keeps that Last-Modified (compaction);
 //   * atomic writes: an object is written to a temporary file and renamed into place, and the
 //     response is sent only once the bytes are written (s3rver answers before its write stream
 //     has finished, so a GET right after a PUT could read a partial object).
@@ -66,11 +67,16 @@ function parseArgs(argv) {
 
 let tmpCounter = 0;
 
-async function writeAtomically(file, data) {
+async function writeAtomically(file, data, mtimeMs) {
   const tmp = `${file}.tmp-${process.pid}-${++tmpCounter}`;
   await fs.writeFile(tmp, data);
+  if (mtimeMs !== undefined) await fs.utimes(tmp, mtimeMs / 1000, mtimeMs / 1000);
   await fs.rename(tmp, file);
 }
+
+// A PUT may keep an object's time (its Last-Modified): the broker's compactor rewrites batches under
+// their old time, since Tansu finds a partition's first and last batch by Last-Modified.
+const MTIME_HEADER = 'x-amz-meta-eventpulse-mtime-ms';
 
 // Replaces FilesystemStore.putObject: whole body first, then temporary files renamed into place.
 // The .md5 file (the ETag) is removed before the object is replaced and written after it, so a
@@ -93,7 +99,8 @@ async function putObjectAtomically(object) {
   }
   await writeAtomically(metadataPath, JSON.stringify(metadata, null, 2));
   await fs.rm(md5Path, { force: true });
-  await writeAtomically(objectPath, content);
+  const mtime = Number(object.metadata[MTIME_HEADER]);
+  await writeAtomically(objectPath, content, Number.isFinite(mtime) && mtime > 0 ? mtime : undefined);
   await writeAtomically(md5Path, md5);
   return { size: content.length, md5 };
 }
