@@ -66,7 +66,7 @@ class BrokerSettings(Section):
         description="Most bytes of record batches kept per partition; the oldest go first. 0: no limit.",
     )
     compact_bytes: int = Field(
-        512 * 1024,
+        1024 * 1024,
         ge=0,
         description="Merge runs of small record batches into objects of up to this many bytes (Tansu lists every "
         "object of a partition on each fetch). 0: never.",

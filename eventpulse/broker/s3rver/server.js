@@ -378,7 +378,9 @@ async function main() {
   server.middleware.splice(2, 0, conditionalWrites(server.store));
   const { address, port } = await server.run();
   console.log(`object store ready on http://${address}:${port} (directory ${options.directory})`);
-  const stop = () => server.close(() => process.exit(0));
+  // Exit at once: every write is a rename, so there is no half-written object to wait for, and
+  // closing the server would wait for the broker's keep-alive connections.
+  const stop = () => process.exit(0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
