@@ -168,7 +168,19 @@ def test_a_replay_of_one_incarnation_carries_the_same_tokens(broker_settings: Br
 
 
 def _start_broker(port: int, log: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
+    argv = [
+        sys.executable,
+        "-m",
+        "eventpulse.broker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--partitions",
+        "2",
+        "--storage",
+        "memory",
+    ]
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
