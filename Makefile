@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Create the virtualenv and install EventPulse with its dev tools (from the lock)
+install: $(STAMP) redis ## Create the virtualenv and install EventPulse with its dev tools (from the lock), and redis-server
 
 LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q
 
@@ -30,13 +30,16 @@ upgrade: install ## Refresh the lock files to the newest versions pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) --upgrade -o requirements/dev.lock
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade -o requirements/runtime.lock
 
+redis: ## Install Debian's redis-server (shared rate limits, idempotency, query cache; needs root or sudo)
+	@bash scripts/ensure-redis.sh
+
 browser: ## Install Debian's chromium for the real-browser test (needs root or sudo)
 	@bash scripts/ensure-chromium.sh
 
-run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
+run: install redis ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
 	$(VENV)/bin/eventpulse up --traffic
 
-test: install browser ## Lint, then run every test (unit, integration on the local stack, browser)
+test: install redis browser ## Lint, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
@@ -70,4 +73,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade browser run test test-unit lint format migrate bench clean
+.PHONY: help install lock upgrade redis browser run test test-unit lint format migrate bench clean
