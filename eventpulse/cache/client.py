@@ -1,0 +1,71 @@
+"""The one factory for Redis clients, and the status a health page shows.
+
+Clients are created by the component that owns them (the gateway's lifespan, the dashboards'
+cached resource), never at import. ``None`` means no Redis is configured: the caller keeps its
+state in its own process.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import redis
+import redis.asyncio
+
+from eventpulse.config.redis import RedisSettings
+
+# What every client treats as "Redis is unreachable": fail open to local state.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+def async_client(settings: RedisSettings) -> redis.asyncio.Redis | None:
+    """An asyncio client (the gateway's event loop) for ``settings.url``, or None without one."""
+    if not settings.enabled:
+        return None
+    return redis.asyncio.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.timeout_s,
+        socket_connect_timeout=settings.timeout_s,
+        retry_on_timeout=False,
+    )
+
+
+def sync_client(settings: RedisSettings) -> redis.Redis | None:
+    """A blocking client (dashboards, tests) for ``settings.url``, or None without one."""
+    if not settings.enabled:
+        return None
+    return redis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.timeout_s,
+        socket_connect_timeout=settings.timeout_s,
+        retry_on_timeout=False,
+    )
+
+
+class SharedState(msgspec.Struct):
+    """What a health page says about the shared state store.
+
+    ``mode`` is ``redis`` (configured and answering), ``degraded`` (configured, not answering:
+    local state in use until it answers again) or ``local`` (none configured: correct for one
+    process only).
+    """
+
+    mode: str
+    url: str | None
+    detail: str
+
+
+def local_state(what: str) -> SharedState:
+    return SharedState(
+        "local", None, f"no Redis (EVENTPULSE_REDIS_URL is empty): {what} are kept per process, correct for one process"
+    )
+
+
+def probe(client: redis.Redis | None, settings: RedisSettings, what: str) -> SharedState:
+    """Ping ``client`` (blocking) and describe the outcome."""
+    if client is None:
+        return local_state(what)
+    try:
+        client.ping()
+    except REDIS_ERRORS as exc:
+        return SharedState("degraded", settings.redacted_url(), f"Redis unreachable, {what} per process: {exc}")
+    return SharedState("redis", settings.redacted_url(), f"{what} shared through Redis")
