@@ -139,4 +139,3 @@ def test_two_gateway_processes_hold_a_flooding_tenant_to_its_quota(
     else:
         assert health["mode"] == "local" and "per process" in health["detail"]
         assert admitted > 1.6 * quota, (admitted, quota)  # each process gave the tenant its whole quota
-
