@@ -65,7 +65,18 @@ def image_of(file: str, prefix: str) -> str:
 
 
 def test_expected_services_are_defined() -> None:
-    expected = {"redpanda", "clickhouse", "minio", "buckets", "topics", "migrate", "flow", "gateway", "dagster", "redis"}
+    expected = {
+        "redpanda",
+        "clickhouse",
+        "minio",
+        "buckets",
+        "topics",
+        "migrate",
+        "flow",
+        "gateway",
+        "dagster",
+        "redis",
+    }
     assert expected | {"dashboard"} <= set(SERVICES)
 
 

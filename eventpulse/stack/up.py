@@ -132,7 +132,8 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
     shared_state = "redis" not in options.without
     env = stack_environment(settings, shared_state)
     b, w, g, o, d = settings.broker, settings.warehouse, settings.gateway, settings.orchestration, settings.dashboard
-    services = [*([redis_service(settings, env)] if shared_state else []),
+    services = [
+        *([redis_service(settings, env)] if shared_state else []),
         ServiceSpec(
             "broker",
             [py, "-m", "eventpulse.broker", "--host", b.host, "--port", str(b.port), "--partitions", str(b.partitions)],
