@@ -30,7 +30,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.gateway import WRK_SCRIPT, cpu_seconds, event, run_wrk, start, wait_http  # noqa: E402
+from benchmarks.gateway import WRK_SCRIPT, cpu_seconds, event, run_wrk, start, stop_all, wait_http  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.stack.ports import free_port, wait_for_port  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
@@ -126,13 +126,7 @@ def main() -> None:
                 f"   capacity {statistics.median(cap):.3f}x (min {min(cap):.3f}, max {max(cap):.3f})"
             )
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def _write(bodies: dict[str, Path], run: str) -> Path:

@@ -22,17 +22,14 @@ While Redis is down, N replicas admit up to N x the tenant's rate.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-from eventpulse.cache.client import REDIS_ERRORS
+from eventpulse.cache.client import REDIS_ERRORS, Outage
 from gateway.metrics import GatewayMetrics
 from gateway.rate_limit import Decision, TokenBucket
-
-log = logging.getLogger(__name__)
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, need (tokens this request lacks), want (the
 # lease asked for, >= need). Grants at least `need` and at most `want` tokens when the bucket holds
@@ -88,16 +85,14 @@ class SharedLimiter:
         self._prefix = prefix
         self._lease_s = lease_s
         self._lease_max = lease_max
-        self._retry_s = retry_s
         self._script = client.register_script(LEASE_SCRIPT)
         self._buckets: dict[str, SharedBucket] = {}
-        self.down_until = 0.0  # clock() before which Redis is not asked (fail open)
-        self.last_error: str | None = None
+        self.outage = Outage("rate limits fall back to this process's own buckets", retry_s, clock)
 
     @property
     def reachable(self) -> bool:
         """False while failing open after a Redis error."""
-        return self.down_until <= self.clock()
+        return self.outage.up
 
     def bucket(self, tenant: str, rate_per_s: float = 0.0, burst: int = 0) -> SharedBucket:
         rate = rate_per_s or self.rate_per_s
@@ -118,20 +113,12 @@ class SharedLimiter:
         """Take between ``need`` and ``want`` tokens from the shared bucket (0 if it lacks ``need``)."""
         self.metrics.rate_limit_leases += 1
         granted, tokens = await self._script(keys=[key], args=[rate, burst, need, want])
-        if self.last_error is not None:
-            log.warning("Redis reachable again: rate limits shared again", extra={"after": self.last_error})
-            self.last_error = None
+        self.outage.succeeded()
         return int(granted), float(tokens)
 
     def went_down(self, exc: BaseException) -> None:
         self.metrics.shared_state_errors += 1
-        self.down_until = self.clock() + self._retry_s
-        if self.last_error is None:
-            log.warning(
-                "Redis unreachable: rate limits fall back to this process's own buckets",
-                extra={"error": f"{type(exc).__name__}: {exc}", "retry_s": self._retry_s},
-            )
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.outage.failed(exc)
 
     def fail_open(self, bucket: SharedBucket, cost: int) -> bool:
         """Charge the in-process bucket while Redis is unreachable (counted)."""

@@ -16,16 +16,13 @@ the stream the copies.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from eventpulse.cache.client import REDIS_ERRORS
+from eventpulse.cache.client import REDIS_ERRORS, Outage
 from gateway.metrics import GatewayMetrics
 from gateway.recent_ids import RecentIds
-
-log = logging.getLogger(__name__)
 
 
 class SharedRecentIds:
@@ -44,11 +41,8 @@ class SharedRecentIds:
         self.local = local
         self._prefix = prefix
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._retry_s = retry_s
         self._metrics = metrics
-        self._clock = clock
-        self._down_until = 0.0
-        self._last_error: str | None = None
+        self._outage = Outage("acknowledged ids are remembered by this process only", retry_s, clock)
 
     @property
     def enabled(self) -> bool:
@@ -60,7 +54,7 @@ class SharedRecentIds:
     async def seen_among(self, tenant: str, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
         found = await self.local.seen_among(tenant, keys)
         rest = [key for key in keys if key not in found]
-        if not rest or not self.enabled or self._down_until > self._clock():
+        if not rest or not self.enabled or not self._outage.up:
             return found
         try:
             values = await self.client.mget([self._key(tenant, key) for key in rest])
@@ -75,7 +69,7 @@ class SharedRecentIds:
         if not self.enabled or not keys:
             return
         self.local.remember(tenant, keys)
-        if self._down_until > self._clock():
+        if not self._outage.up:
             self._metrics.idempotency_fail_open += len(keys)
             return
         try:
@@ -91,15 +85,7 @@ class SharedRecentIds:
 
     def _went_down(self, exc: BaseException) -> None:
         self._metrics.shared_state_errors += 1
-        self._down_until = self._clock() + self._retry_s
-        if self._last_error is None:
-            log.warning(
-                "Redis unreachable: acknowledged ids are remembered by this process only",
-                extra={"error": f"{type(exc).__name__}: {exc}", "retry_s": self._retry_s},
-            )
-        self._last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self._outage.failed(exc)
 
     def _back(self) -> None:
-        if self._last_error is not None:
-            log.warning("Redis reachable again: acknowledged ids shared again", extra={"after": self._last_error})
-            self._last_error = None
+        self._outage.succeeded()

@@ -60,4 +60,4 @@ def shared_state(settings: Settings, limiter: Limiter) -> SharedState:
     url = settings.redis.redacted_url()
     if limiter.reachable:
         return SharedState("redis", url, f"{_WHAT} shared through Redis")
-    return SharedState("degraded", url, f"Redis unreachable, {_WHAT} per process: {limiter.last_error}")
+    return SharedState("degraded", url, f"Redis unreachable, {_WHAT} per process: {limiter.outage.last_error}")

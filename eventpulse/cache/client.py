@@ -7,11 +7,17 @@ state in its own process.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 import msgspec
 import redis
 import redis.asyncio
 
 from eventpulse.config.redis import RedisSettings
+
+log = logging.getLogger(__name__)
 
 # What every client treats as "Redis is unreachable": fail open to local state.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
@@ -69,3 +75,35 @@ def probe(client: redis.Redis | None, settings: RedisSettings, what: str) -> Sha
     except REDIS_ERRORS as exc:
         return SharedState("degraded", settings.redacted_url(), f"Redis unreachable, {what} per process: {exc}")
     return SharedState("redis", settings.redacted_url(), f"{what} shared through Redis")
+
+
+class Outage:
+    """Whether Redis may be asked now, for a component that fails open to local state.
+
+    After a failure (`failed`) Redis is left alone for ``retry_s``; the first failure of an outage
+    and its end (the next `succeeded`) are logged once each, as ``Redis unreachable: <fallback>``
+    and ``Redis reachable again``. Counting the failures is the caller's (its own metrics).
+    """
+
+    def __init__(self, fallback: str, retry_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._fallback = fallback
+        self._retry_s = retry_s
+        self._clock = clock
+        self.down_until = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.down_until <= self._clock()
+
+    def failed(self, exc: BaseException) -> None:
+        self.down_until = self._clock() + self._retry_s
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        if self.last_error is None:
+            log.warning(f"Redis unreachable: {self._fallback}", extra={"error": error, "retry_s": self._retry_s})
+        self.last_error = error
+
+    def succeeded(self) -> None:
+        if self.last_error is not None:
+            log.warning("Redis reachable again", extra={"fallback_was": self._fallback, "after": self.last_error})
+            self.last_error = None

@@ -17,7 +17,6 @@ once per outage), the query simply runs.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 import time
@@ -29,9 +28,7 @@ import orjson
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
-from eventpulse.cache.client import REDIS_ERRORS
-
-log = logging.getLogger(__name__)
+from eventpulse.cache.client import REDIS_ERRORS, Outage
 
 _TABLES = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w.]*)\b(?!\s*\()", re.IGNORECASE)
 _CLOCK = re.compile(r"\b(?:now|now64|today|yesterday|rand\w*|currentTimestamp|generateUUID\w*)\s*\(", re.IGNORECASE)
@@ -65,9 +62,7 @@ class QueryCache:
         self.redis = redis
         self._prefix = f"{prefix}q:"
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._retry_s = retry_s
-        self._down_until = 0.0
-        self._last_error: str | None = None
+        self._outage = Outage("dashboard queries run uncached", retry_s)
         self._lock = threading.Lock()  # Streamlit runs sessions on threads
         self.hits = self.misses = self.bypassed = self.errors = 0
         self._hit_ms: deque[float] = deque(maxlen=2000)
@@ -77,7 +72,7 @@ class QueryCache:
     def mode(self) -> str:
         if self.redis is None:
             return "local"
-        return "redis" if self._down_until <= time.monotonic() else "degraded"
+        return "redis" if self._outage.up else "degraded"
 
     def key(self, client: Client, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> str | None:
         """The cache key of this query on the data as it is now (None: not cacheable)."""
@@ -91,7 +86,7 @@ class QueryCache:
 
     def frame(self, client: Client, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> pl.DataFrame:
         started = time.perf_counter()
-        if self.redis is None or self._down_until > time.monotonic():
+        if self.redis is None or not self._outage.up:
             return self._run(client, sql, params, settings, bypass=True)
         key = self.key(client, sql, params, settings)
         if key is None:
@@ -144,12 +139,7 @@ class QueryCache:
     def _went_down(self, exc: BaseException) -> None:
         with self._lock:
             self.errors += 1
-        self._down_until = time.monotonic() + self._retry_s
-        if self._last_error is None:
-            log.warning("Redis unreachable: dashboard queries run uncached", extra={"error": str(exc)})
-        self._last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self._outage.failed(exc)
 
     def _back(self) -> None:
-        if self._last_error is not None:
-            log.warning("Redis reachable again: dashboard query cache on", extra={"after": self._last_error})
-            self._last_error = None
+        self._outage.succeeded()
