@@ -14,6 +14,9 @@ from collections.abc import Callable
 import msgspec
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import NoBackoff
 
 from eventpulse.config.redis import RedisSettings
 
@@ -31,7 +34,7 @@ def async_client(settings: RedisSettings) -> redis.asyncio.Redis | None:
         settings.url,
         socket_timeout=settings.timeout_s,
         socket_connect_timeout=settings.timeout_s,
-        retry_on_timeout=False,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),  # no hidden retries: the caller fails open at once
     )
 
 
@@ -43,7 +46,7 @@ def sync_client(settings: RedisSettings) -> redis.Redis | None:
         settings.url,
         socket_timeout=settings.timeout_s,
         socket_connect_timeout=settings.timeout_s,
-        retry_on_timeout=False,
+        retry=redis.retry.Retry(NoBackoff(), 0),
     )
 
 
