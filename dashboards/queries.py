@@ -51,9 +51,9 @@ def client() -> Client:
 
 
 @st.cache_resource(show_spinner=False)
-def _query_cache_for(url: str, prefix: str, ttl_s: float, retry_s: float) -> QueryCache:
+def _query_cache_for(url: str, prefix: str, ttl_s: float, version_s: float, retry_s: float) -> QueryCache:
     redis = Settings().redis.model_copy(update={"url": url, "key_prefix": prefix, "retry_s": retry_s})
-    return QueryCache(sync_client(redis), prefix=prefix, ttl_s=ttl_s, retry_s=retry_s)
+    return QueryCache(sync_client(redis), prefix=prefix, ttl_s=ttl_s, version_s=version_s, retry_s=retry_s)
 
 
 def query_cache() -> QueryCache:
@@ -61,7 +61,8 @@ def query_cache() -> QueryCache:
     ``EVENTPULSE_REDIS_URL`` is set, a pass-through otherwise (see `eventpulse.cache.query_cache`)."""
     settings = Settings()
     r = settings.redis
-    return _query_cache_for(r.url, r.key_prefix, settings.dashboard.query_cache_ttl_s, r.retry_s)
+    d = settings.dashboard
+    return _query_cache_for(r.url, r.key_prefix, d.query_cache_ttl_s, d.query_cache_version_s, r.retry_s)
 
 
 def frame(sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame:

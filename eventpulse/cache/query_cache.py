@@ -4,9 +4,12 @@ A result is stored under a hash of (SQL, bound parameters, query settings, *data
 the data version of the tables the query reads is read from ``system.parts``: the active parts'
 count, rows, highest block number and data version. Every insert makes a new part with a higher
 block number (a merge or mutation changes the parts too), so a result is never served once newer
-rows landed: the next call has another key and runs the query. Stale entries are never read again
-and expire after ``EVENTPULSE_DASHBOARD_QUERY_CACHE_TTL_S``. Each call costs one small
-``system.parts`` read; a hit then spares the query itself and is shared by every dashboard process.
+rows landed: the next call has another key and runs the query. With ``version_s``
+(``EVENTPULSE_DASHBOARD_QUERY_CACHE_VERSION_S``) the version itself is shared through Redis for that
+long, so N processes and queries probe ``system.parts`` once per table set and period instead of
+once per call: new rows then show within ``version_s``. Stale entries are never read again
+and expire after ``EVENTPULSE_DASHBOARD_QUERY_CACHE_TTL_S``. A hit spares the query itself and is
+shared by every dashboard process.
 
 Queries that read no table of the warehouse's database (``system.*`` tables, table functions) or
 whose answer moves with the clock (``now()``) are not cached: their time ranges come in as bound
@@ -58,10 +61,14 @@ class QueryCache:
     ``errors``; `stats` adds the hit ratio and latency quantiles of hits and misses.
     """
 
-    def __init__(self, redis: Any | None, *, prefix: str, ttl_s: float, retry_s: float = 1.0) -> None:
+    def __init__(
+        self, redis: Any | None, *, prefix: str, ttl_s: float, version_s: float = 0.0, retry_s: float = 1.0
+    ) -> None:
         self.redis = redis
         self._prefix = f"{prefix}q:"
+        self._versions = f"{prefix}v:"
         self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._version_ms = int(version_s * 1000)
         self._outage = Outage("dashboard queries run uncached", retry_s)
         self._lock = threading.Lock()  # Streamlit runs sessions on threads
         self.hits = self.misses = self.bypassed = self.errors = 0
@@ -79,19 +86,33 @@ class QueryCache:
         tables = tables_read(sql)
         if tables is None:
             return None
-        versions = client.query(_VERSION_SQL, parameters={"tables": tables}).result_rows
-        doc = [sql, sorted(params.items()), sorted(settings.items()), [list(map(str, row)) for row in versions]]
+        doc = [sql, sorted(params.items()), sorted(settings.items()), self._version(client, tables)]
         digest = hashlib.sha256(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS)).hexdigest()
         return self._prefix + digest
+
+    def _version(self, client: Client, tables: list[str]) -> str:
+        """The data version of ``tables``: read from ``system.parts``, or, with ``version_s``, from
+        Redis when some process read it less than ``version_s`` ago (one probe per table set and
+        period for all of them)."""
+        shared = f"{self._versions}{','.join(tables)}"
+        if self._version_ms and self.redis is not None:
+            known = self.redis.get(shared)
+            if known is not None:
+                return known.decode()
+        rows = client.query(_VERSION_SQL, parameters={"tables": tables}).result_rows
+        version = orjson.dumps([list(map(str, row)) for row in rows]).decode()
+        if self._version_ms and self.redis is not None:
+            self.redis.set(shared, version, px=self._version_ms)
+        return version
 
     def frame(self, client: Client, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> pl.DataFrame:
         started = time.perf_counter()
         if self.redis is None or not self._outage.up:
             return self._run(client, sql, params, settings, bypass=True)
-        key = self.key(client, sql, params, settings)
-        if key is None:
-            return self._run(client, sql, params, settings, bypass=True)
         try:
+            key = self.key(client, sql, params, settings)
+            if key is None:
+                return self._run(client, sql, params, settings, bypass=True)
             cached = self.redis.get(key)
         except REDIS_ERRORS as exc:
             self._went_down(exc)

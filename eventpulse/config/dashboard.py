@@ -30,3 +30,9 @@ class DashboardSettings(Section):
         description="With Redis (EVENTPULSE_REDIS_URL): how long a query result is kept. A result is never"
         " served once newer rows landed in a table it reads (its key names the tables' data version).",
     )
+    query_cache_version_s: float = Field(
+        1.0,
+        ge=0,
+        description="With Redis: how long the tables' data version, read from system.parts, is shared by every"
+        " dashboard process (one probe per period, not per query); new rows show within this. 0: probe per query.",
+    )

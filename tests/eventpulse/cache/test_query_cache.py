@@ -4,6 +4,7 @@ query alone would have served still holds the old answer: the negative control).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import polars as pl
@@ -84,3 +85,26 @@ def test_without_redis_or_with_it_down_queries_run_uncached(warehouse):
         assert down.mode == "degraded" and down.errors == 1 and down.hits == 0  # one failure, then straight through
     finally:
         client.close()
+
+
+def test_a_shared_data_version_shows_new_rows_within_its_period(warehouse, redis_settings: RedisSettings):
+    """With ``version_s`` the data version is read once per period for every process: new rows show
+    within that period (and not before it: the bound is real, not a lucky timing)."""
+    client = create_client(warehouse)
+    redis = sync_client(redis_settings)
+    params = {"m": "version_test"}
+    sql = SQL.replace("cache_test", "version_test")
+    caches = [QueryCache(redis, prefix=redis_settings.key_prefix, ttl_s=60, version_s=1.0) for _ in range(2)]
+    try:
+        row = [datetime.now(UTC), "test", "version_test", "", 1.0]
+        columns = ["time", "process", "metric", "label", "value"]
+        client.insert("pipeline_metrics", [row], column_names=columns)
+        assert caches[0].frame(client, sql, params, {})["total"].to_list() == [1.0]
+        client.insert("pipeline_metrics", [row], column_names=columns)
+        assert caches[1].frame(client, sql, params, {})["total"].to_list() == [1.0]  # within the period
+        assert caches[1].hits == 1
+        time.sleep(1.2)
+        assert caches[1].frame(client, sql, params, {})["total"].to_list() == [2.0]  # after it
+    finally:
+        client.close()
+        redis.close()
