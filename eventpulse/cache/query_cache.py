@@ -71,6 +71,7 @@ class QueryCache:
         self._version_ms = int(version_s * 1000)
         self._outage = Outage("dashboard queries run uncached", retry_s)
         self._lock = threading.Lock()  # Streamlit runs sessions on threads
+        self._probe_lock = threading.Lock()
         self.hits = self.misses = self.bypassed = self.errors = 0
         self._hit_ms: deque[float] = deque(maxlen=2000)
         self._miss_ms: deque[float] = deque(maxlen=2000)
@@ -94,16 +95,23 @@ class QueryCache:
         """The data version of ``tables``: read from ``system.parts``, or, with ``version_s``, from
         Redis when some process read it less than ``version_s`` ago (one probe per table set and
         period for all of them)."""
+        if not self._version_ms or self.redis is None:
+            return self._probe(client, tables)
         shared = f"{self._versions}{','.join(tables)}"
-        if self._version_ms and self.redis is not None:
-            known = self.redis.get(shared)
-            if known is not None:
-                return known.decode()
+        known = self.redis.get(shared)
+        if known is None:
+            with self._probe_lock:  # the process's other threads wait for this probe, not probe too
+                known = self.redis.get(shared)
+                if known is None:
+                    version = self._probe(client, tables)
+                    self.redis.set(shared, version, px=self._version_ms)
+                    return version
+        return known.decode()
+
+    @staticmethod
+    def _probe(client: Client, tables: list[str]) -> str:
         rows = client.query(_VERSION_SQL, parameters={"tables": tables}).result_rows
-        version = orjson.dumps([list(map(str, row)) for row in rows]).decode()
-        if self._version_ms and self.redis is not None:
-            self.redis.set(shared, version, px=self._version_ms)
-        return version
+        return orjson.dumps([list(map(str, row)) for row in rows]).decode()
 
     def frame(self, client: Client, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> pl.DataFrame:
         started = time.perf_counter()
