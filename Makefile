@@ -26,7 +26,7 @@ $(S3RVER_STAMP): $(S3RVER)/package.json $(S3RVER)/package-lock.json
 	cd $(S3RVER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(S3RVER_STAMP)
 
-install: $(STAMP) $(S3RVER_STAMP) ## Create the virtualenv and install EventPulse with its dev tools (from the locks)
+install: $(STAMP) $(S3RVER_STAMP) redis ## Create the virtualenv and install EventPulse with its dev tools (from the locks), s3rver and redis-server
 
 LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q
 
@@ -38,13 +38,16 @@ upgrade: install ## Refresh the lock files to the newest versions pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) --upgrade -o requirements/dev.lock
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade -o requirements/runtime.lock
 
+redis: ## Install Debian's redis-server (shared rate limits, idempotency, query cache; needs root or sudo)
+	@bash scripts/ensure-redis.sh
+
 browser: ## Install Debian's chromium for the real-browser test (needs root or sudo)
 	@bash scripts/ensure-chromium.sh
 
-run: install ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
+run: install redis ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
 	$(VENV)/bin/eventpulse up --traffic
 
-test: install browser ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
+test: install redis browser ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
@@ -86,4 +89,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade browser run test test-unit lint typecheck hooks format migrate bench clean
+.PHONY: help install lock upgrade redis browser run test test-unit lint typecheck hooks format migrate bench clean

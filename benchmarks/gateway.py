@@ -124,6 +124,17 @@ def start(argv: list[str], log: Path, env: dict | None = None, cwd: Path | None 
         )
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process, last started first; SIGKILL to any still running 15 s later."""
+    for proc in reversed(procs):
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -439,13 +450,7 @@ def main() -> None:
                 while True:
                     time.sleep(3600)
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
 """`eventpulse up`: the whole local stack in one command."""
 
+import shutil
 from pathlib import Path
 
 import click
@@ -35,7 +36,7 @@ from eventpulse.settings import Settings
     help="Leave out an optional service (repeatable).",
 )
 def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]) -> None:
-    """Start broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
+    """Start Redis, broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
 
     Logs stream with a prefix per service; Ctrl-C stops everything and frees every port. A crashed
     service restarts with backoff (EVENTPULSE_STACK_RESTART_*) and its restarts are written to
@@ -46,6 +47,8 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     options = StackOptions(
         traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
     )
+    if "redis" not in options.without and shutil.which("redis-server") is None:
+        raise click.UsageError("redis-server is not installed: run `make redis`, or `eventpulse up --without redis`")
     ensure_recovery(settings)
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
@@ -54,7 +57,7 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     # restarts go to this stack's warehouse (the one its services are pointed at)
-    stack_url = stack_environment(settings)["EVENTPULSE_WAREHOUSE_URL"]
+    stack_url = stack_environment(settings, "redis" not in options.without)["EVENTPULSE_WAREHOUSE_URL"]
     metrics = RestartMetrics(settings.warehouse.model_copy(update={"url": stack_url}))
     supervisor = Supervisor(services, on_event=metrics.record)
     try:

@@ -2,7 +2,7 @@
 
 import json
 from datetime import datetime
-from typing import cast
+from typing import Literal, cast
 
 import polars as pl
 import streamlit as st
@@ -61,6 +61,7 @@ def gateway_status(base_url: str, timeout_s: float) -> None:
             st.code(ready.body[:500])
         if ready.status is None:
             return
+        shared_state_line("Rate limits and ids", gateway_shared_state(base_url, timeout_s))
         metrics = queries.probe(f"{base_url}/api/metrics", timeout_s)
         if not metrics.ok:
             st.caption(f"Metrics: {metrics.error or f'HTTP {metrics.status}'}")
@@ -70,6 +71,58 @@ def gateway_status(base_url: str, timeout_s: float) -> None:
             st.caption("Metrics: no numeric values in the response.")
         else:
             st.dataframe(table, hide_index=True, height=200, key="gateway_metrics")
+
+
+_MODE_BADGES: dict[str, tuple[str, str, Literal["green", "orange", "gray"]]] = {
+    "redis": ("shared (Redis)", ":material/hub:", "green"),
+    "degraded": ("per process: Redis unreachable", ":material/warning:", "orange"),
+    "local": ("per process: no Redis", ":material/info:", "gray"),
+}
+
+
+def gateway_shared_state(base_url: str, timeout_s: float) -> dict[str, str]:
+    """What the gateway's ``/api/health`` says about its shared state ({} when it says nothing)."""
+    health = queries.probe(f"{base_url}/api/health", timeout_s)
+    try:
+        return json.loads(health.body).get("shared_state") or {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def shared_state_line(label: str, state: dict[str, str]) -> None:
+    """One line: ``label``, a badge for the mode (redis / degraded / local) and its detail."""
+    mode = state.get("mode")
+    if mode not in _MODE_BADGES:
+        return
+    text, icon, color = _MODE_BADGES[mode]
+    line = st.container(horizontal=True, vertical_alignment="center")
+    line.caption(label)
+    line.badge(text, icon=icon, color=color)
+    st.caption(state.get("detail", ""))
+
+
+def query_cache_status() -> None:
+    """The dashboards' own query cache: where it lives, its hit ratio and latencies (this process)."""
+    cache = queries.query_cache()
+    stats = cache.stats()
+    with st.container(border=True):
+        st.markdown("**Query cache**")
+        detail = {
+            "redis": "results shared by every dashboard process through Redis, keyed by the data version",
+            "degraded": "Redis unreachable: queries run uncached until it answers",
+            "local": "no Redis (EVENTPULSE_REDIS_URL is empty): each process caches on its own (Streamlit's cache)",
+        }[cache.mode]
+        shared_state_line("Query results", {"mode": str(stats["mode"]), "detail": detail})
+        cols = st.columns(3)
+        ratio = stats["hit_ratio"]
+        cols[0].metric("Hit ratio", "–" if ratio is None else f"{float(ratio):.0%}")
+        hit, miss = stats["hit_p50_ms"], stats["miss_p50_ms"]
+        cols[1].metric("Hit p50", "–" if hit is None else fmt.ms(float(hit)))
+        cols[2].metric("Miss p50", "–" if miss is None else fmt.ms(float(miss)))
+        st.caption(
+            f"{stats['hits']} hits, {stats['misses']} misses, {stats['bypassed']} uncached,"
+            f" {stats['errors']} Redis errors (this process)"
+        )
 
 
 RATES = ("events_in_per_s", "events_out_per_s", "window_rows_per_s", "dead_letters_per_s", "late_events_per_s")

@@ -21,6 +21,8 @@ from clickhouse_connect.driver.client import Client
 
 from dashboards.sources import TABLES, Segment, as_utc, plan_sources
 from eventpulse.aggregation.spec import ALL
+from eventpulse.cache.client import sync_client
+from eventpulse.cache.query_cache import QueryCache
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 
@@ -48,10 +50,25 @@ def client() -> Client:
     return _client_for(settings.url, settings.database)
 
 
+@st.cache_resource(show_spinner=False)
+def _query_cache_for(url: str, prefix: str, ttl_s: float, version_s: float, retry_s: float) -> QueryCache:
+    redis = Settings().redis.model_copy(update={"url": url, "key_prefix": prefix, "retry_s": retry_s})
+    return QueryCache(sync_client(redis), prefix=prefix, ttl_s=ttl_s, version_s=version_s, retry_s=retry_s)
+
+
+def query_cache() -> QueryCache:
+    """The process's query cache: shared by every dashboard process through Redis when
+    ``EVENTPULSE_REDIS_URL`` is set, a pass-through otherwise (see `eventpulse.cache.query_cache`)."""
+    settings = Settings()
+    r = settings.redis
+    d = settings.dashboard
+    return _query_cache_for(r.url, r.key_prefix, d.query_cache_ttl_s, d.query_cache_version_s, r.retry_s)
+
+
 def frame(sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Run ``sql`` with bound ``params`` and return the result as a polars frame."""
-    table = client().query_arrow(sql, parameters=params or {}, settings={**_QUERY_SETTINGS, **(settings or {})})
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    """Run ``sql`` with bound ``params`` (or take its result from the query cache, when the tables it
+    reads have not changed since) and return the result as a polars frame."""
+    return query_cache().frame(client(), sql, params or {}, {**_QUERY_SETTINGS, **(settings or {})})
 
 
 def _tenant_clause(column: str = "tenant") -> str:

@@ -16,7 +16,7 @@ from devstack.supervisor import RestartPolicy, ServiceSpec
 from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 
-OPTIONAL_SERVICES = ("gateway", "dagster", "dashboard")
+OPTIONAL_SERVICES = ("redis", "gateway", "dagster", "dashboard")
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,13 @@ def prepare_dagster_home(settings: Settings, repo_root: Path) -> Path:
     return home
 
 
-def stack_environment(settings: Settings) -> dict[str, str]:
-    """Variables that point every child at this stack's broker, warehouse and data directory."""
+def stack_environment(settings: Settings, shared_state: bool = True) -> dict[str, str]:
+    """Variables that point every child at this stack's broker, warehouse, Redis (unless
+    ``shared_state`` is off: `eventpulse up --without redis`) and data directory."""
     data_dir = settings.data_dir.resolve()
+    r = settings.redis
     return {
+        "EVENTPULSE_REDIS_URL": f"redis://{r.host}:{r.port}/0" if shared_state else "",
         "EVENTPULSE_DATA_DIR": str(data_dir),
         "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
         "EVENTPULSE_WAREHOUSE_URL": f"{_scheme(settings.warehouse.tls_certfile)}://"
@@ -88,6 +91,16 @@ def restart_policy(stack: StackSettings) -> RestartPolicy:
     )
 
 
+def redis_service(settings: Settings, env: dict[str, str]) -> ServiceSpec:
+    """Debian's redis-server (``make redis``) on ``EVENTPULSE_REDIS_HOST``:``EVENTPULSE_REDIS_PORT``,
+    keeping an append-only file under the data directory, so acknowledged ids outlive a restart of
+    the stack as they outlive one of the gateway."""
+    r = settings.redis
+    argv = ["redis-server", "--bind", r.host, "--port", str(r.port), "--dir", str(settings.data_dir.resolve())]
+    argv += ["--appendonly", "yes", "--appenddirname", "redis", "--save", ""]
+    return ServiceSpec("redis", argv, env=env, port=r.port, host=r.host, timeout=30)
+
+
 def _flow_argv(settings: Settings, workers: int) -> list[str]:
     return [
         *(sys.executable, "-m", "bytewax.run", "flows.dataflow:flow", "-w", str(workers)),
@@ -124,10 +137,12 @@ def _http_service(
 def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpec]:
     """The ordered services of the stack for these settings."""
     py = sys.executable
-    env = stack_environment(settings)
+    shared_state = "redis" not in options.without
+    env = stack_environment(settings, shared_state)
     b, w, g, o, d = settings.broker, settings.warehouse, settings.gateway, settings.orchestration, settings.dashboard
     durable = b.storage == "s3"
     services = [
+        *([redis_service(settings, env)] if shared_state else []),
         ServiceSpec(
             "broker",
             [
@@ -169,7 +184,7 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             timeout=30,
         )
         services.insert(0, store)
-    optional = {
+    optional = {  # (redis, when wanted, is first of all: above)
         "gateway": _http_service(
             "gateway",
             [py, "-m", "gateway"],
@@ -177,7 +192,7 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             g.host,
             g.port,
             "/api/health",
-            depends_on=["broker", "migrate"],
+            depends_on=["broker", "migrate", *(["redis"] if shared_state else [])],
             tls=g.tls_certfile is not None,
         ),
         "dagster": _http_service(

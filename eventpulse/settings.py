@@ -3,7 +3,8 @@
 ``Settings()`` reads the environment when called (never at import). Each section has its own
 ``EVENTPULSE_<SECTION>_`` prefix; the top level reads ``EVENTPULSE_DATA_DIR``. Defaults point at
 the local stack on 127.0.0.1 (broker 9092, warehouse 8123, gateway 8000, Dagster 3000,
-Streamlit 8501); the same variables point the code at docker-compose or production.
+Streamlit 8501; Redis only when ``EVENTPULSE_REDIS_URL`` is set); the same variables point the
+code at docker-compose or production.
 """
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from eventpulse.config.dashboard import DashboardSettings
 from eventpulse.config.events import EventLimits
 from eventpulse.config.gateway import GatewaySettings
 from eventpulse.config.orchestration import OrchestrationSettings
+from eventpulse.config.redis import RedisSettings
 from eventpulse.config.stack import StackSettings
 from eventpulse.config.stream import StreamSettings
 from eventpulse.config.warehouse import WarehouseSettings
@@ -36,6 +38,7 @@ class Settings(Section):
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
     def warehouse_path(self) -> Path:
         """The chDB directory the local warehouse server opens."""

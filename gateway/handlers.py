@@ -42,7 +42,7 @@ from gateway.body_decoding import (
 from gateway.content_encoding import ACCEPT_ENCODING, EncodingRefused, coding_of, decompress
 from gateway.context import request_id
 from gateway.producer import DeliveryReport, QueueFull
-from gateway.rate_limit import Decision, TokenBucket
+from gateway.rate_limit import Bucket, Decision
 from gateway.routes.table import EVENTS, EVENTS_BATCH
 from gateway.schemas import BatchResult, ErrorBody, EventAccepted, EventError, Unavailable
 from gateway.services import GatewayServices
@@ -86,7 +86,7 @@ class IngestHandlers:
             return await auth_failure(send, key, self._retry_after, rid)
         tenant = key.tenant
         bucket = svc.limiter.bucket(tenant, key.rate_per_s, key.burst)
-        if not bucket.take(1):
+        if not await bucket.admit(1):
             return await self._rate_limited(send, bucket.refusal(1), 1, rid)
         if content_type is not None and content_type != _JSON_BYTES and media_type(content_type) != JSON:
             return await self._error(send, 415, "unsupported_media_type", "send the event as application/json", rid)
@@ -126,7 +126,7 @@ class IngestHandlers:
             return await self._invalid(send, checked, bucket, rid)
         event, wire = checked
         client_named = "id" in obj  # a resend of an event the client named must not be produced twice
-        if client_named and svc.recent_ids.seen(tenant, event.id, event.timestamp_ms):
+        if client_named and await svc.recent_ids.seen_among(tenant, [(event.id, event.timestamp_ms)]):
             svc.metrics.events_duplicate += 1
             return await send_json(send, 202, EventAccepted(event.id, True), self._headers(bucket, rid))
         try:
@@ -136,7 +136,7 @@ class IngestHandlers:
         if failure is not None:
             return await self._unavailable(send, self._not_acked(failure, [event]), rid)
         if client_named:
-            svc.recent_ids.remember(tenant, [(event.id, event.timestamp_ms)])
+            await svc.recent_ids.add(tenant, [(event.id, event.timestamp_ms)])
         svc.metrics.events_accepted += 1
         return await send_json(send, 202, EventAccepted(event.id, False), self._headers(bucket, rid))
 
@@ -178,7 +178,7 @@ class IngestHandlers:
                 self._dead_letter(key.tenant, 0, why, body, received_ms)
             return await self._error(send, submitted.status, submitted.error, submitted.detail, rid)
         count = len(submitted)
-        if not bucket.take(count):
+        if not await bucket.admit(count):
             return await self._rate_limited(send, bucket.refusal(count), count, rid)
         outcome = await self._ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
@@ -207,11 +207,13 @@ class IngestHandlers:
         sent_now: set[tuple[str, int]] = set()
         duplicates = 0
         objects = submitted.objects
+        named = [(e.id, e.timestamp_ms) for i, e, _ in checked.valid if "id" in objects[i]]
+        seen = await recent.seen_among(tenant, named) if named else set()  # one round trip for the batch
         for index, event, wire in checked.valid:
             ids[index] = event.id
             if "id" in objects[index]:  # the client named it: a resend must not be produced twice
                 dedup_key = (event.id, event.timestamp_ms)
-                if dedup_key in sent_now or recent.seen(tenant, event.id, event.timestamp_ms):
+                if dedup_key in sent_now or dedup_key in seen:
                     duplicates += 1
                     continue
                 sent_now.add(dedup_key)
@@ -225,12 +227,12 @@ class IngestHandlers:
                 return self._overloaded(exc, [e.id for e in to_send])
             if not report.ok:
                 return self._not_acked(report, to_send)
-            recent.remember(tenant, remember)
+            await recent.add(tenant, remember)
         svc.metrics.events_accepted += len(messages)
         svc.metrics.events_duplicate += duplicates
         return ids, errors, duplicates
 
-    def _headers(self, bucket: TokenBucket, rid: Rid) -> Headers:
+    def _headers(self, bucket: Bucket, rid: Rid) -> Headers:
         """Headers of an answer to a request the rate limit let through."""
         return [*bucket.status().headers(), rid] if self._limit_headers_always else [rid]
 
@@ -257,7 +259,7 @@ class IngestHandlers:
         self.svc.metrics.events_rejected[why.reason.value] += 1
         self._dead_letter(tenant, index, why, sent, received_ms)
 
-    async def _invalid(self, send: Any, why: Rejection, bucket: TokenBucket, rid: Rid) -> int:
+    async def _invalid(self, send: Any, why: Rejection, bucket: Bucket, rid: Rid) -> int:
         """422 for a single refused event."""
         error = EventError(why.reason.value, why.field, why.detail)
         return await send_json(send, 422, ErrorBody("invalid_event", why.detail, [error]), self._headers(bucket, rid))

@@ -22,6 +22,11 @@ class GatewayMetrics:
         self.requests_rate_limited = 0
         self.requests_shed = 0
         self.produce_failures = 0
+        # Shared state (Redis): failures, lease round trips, what was let through on local state.
+        self.shared_state_errors = 0
+        self.rate_limit_leases = 0
+        self.rate_limit_fail_open_events = 0
+        self.idempotency_fail_open = 0
         self._produce_latency_s: deque[float] = deque(maxlen=window)
         # observe_produce(seconds): called once per request, so the deque's own append (no Python frame).
         self.observe_produce = self._produce_latency_s.append
@@ -44,6 +49,10 @@ class GatewayMetrics:
             "requests_rate_limited": self.requests_rate_limited,
             "requests_shed": self.requests_shed,
             "produce_failures": self.produce_failures,
+            "shared_state_errors": self.shared_state_errors,
+            "rate_limit_leases": self.rate_limit_leases,
+            "rate_limit_fail_open_events": self.rate_limit_fail_open_events,
+            "idempotency_fail_open": self.idempotency_fail_open,
             "produce_latency_ms": self.produce_quantiles_ms(),
             **gauges,
         }
@@ -98,6 +107,30 @@ class GatewayMetrics:
             "counter",
             "Requests whose events the broker did not ack.",
             [("", self.produce_failures)],
+        )
+        metric(
+            "eventpulse_gateway_shared_state_errors_total",
+            "counter",
+            "Redis calls that failed (the gateway then used its local state).",
+            [("", self.shared_state_errors)],
+        )
+        metric(
+            "eventpulse_gateway_rate_limit_leases_total",
+            "counter",
+            "Round trips to Redis to lease rate-limit tokens.",
+            [("", self.rate_limit_leases)],
+        )
+        metric(
+            "eventpulse_gateway_rate_limit_fail_open_events_total",
+            "counter",
+            "Events admitted by the local rate limit while Redis was unreachable.",
+            [("", self.rate_limit_fail_open_events)],
+        )
+        metric(
+            "eventpulse_gateway_idempotency_fail_open_total",
+            "counter",
+            "Acknowledged ids remembered by this process only because Redis was unreachable.",
+            [("", self.idempotency_fail_open)],
         )
         quantiles = self.produce_quantiles_ms()
         metric(

@@ -2,7 +2,9 @@
 
 A request is charged one token per event. A batch larger than the bucket is let through when the
 bucket is full and leaves it in debt, so the long-run rate still holds and no batch size is
-impossible. Buckets live in the process (each worker process limits on its own).
+impossible. `TenantLimiter`'s buckets live in the process (each worker process limits on its own);
+`gateway.shared_rate_limit.SharedLimiter` keeps them in Redis, shared by every replica. Both hand
+out buckets with the `Bucket` interface, and `build_limiter` picks one from the settings.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 
 class Decision(NamedTuple):
@@ -31,6 +33,26 @@ class Decision(NamedTuple):
         if not self.allowed:
             out.append((b"retry-after", b"%d" % self.retry_after_s))
         return out
+
+
+class Bucket(Protocol):
+    """What the handlers ask of a tenant's bucket, in-process or shared."""
+
+    async def admit(self, cost: int) -> bool:
+        """Charge ``cost`` tokens if they are there (see the module doc for batches above the burst)."""
+        ...
+
+    def has_token(self) -> bool:
+        """Could one token be there? A cheap check before reading a batch's body (no round trip)."""
+        ...
+
+    def refusal(self, cost: int) -> Decision: ...
+
+    def status(self) -> Decision: ...
+
+
+class Limiter(Protocol):
+    def bucket(self, tenant: str, rate_per_s: float = 0.0, burst: int = 0) -> Bucket: ...
 
 
 class TokenBucket:
@@ -63,6 +85,10 @@ class TokenBucket:
             self.tokens = tokens - cost
             return True
         return False
+
+    async def admit(self, cost: int) -> bool:
+        """`take`, as the `Bucket` interface has it."""
+        return self.take(cost)
 
     def charge(self, cost: int) -> Decision:
         """`take`, with what the ``RateLimit-*`` headers report."""

@@ -4,6 +4,10 @@ the same events is answered without producing them again.
 Keyed by ``(id, timestamp)``, the warehouse's own dedup key within a tenant. It is an optimisation
 only: two concurrent retries may both produce, and the warehouse (ReplacingMergeTree on
 ``(tenant, timestamp, id)``) still removes the copy.
+
+`RecentIds` is one process's memory, lost on restart; `gateway.shared_recent_ids.SharedRecentIds`
+keeps it in Redis, shared by the replicas and kept across their restarts. The handlers use the
+async pair `seen_among` / `add`, which both have.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ class RecentIds:
     @property
     def enabled(self) -> bool:
         return self._ttl > 0 and self._cap > 0
+
+    async def seen_among(self, tenant: str, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Those of ``keys`` acknowledged recently."""
+        return {key for key in keys if self.seen(tenant, *key)}
+
+    async def add(self, tenant: str, keys: list[tuple[str, int]]) -> None:
+        """Remember ``keys`` as acknowledged (after the broker acked them)."""
+        self.remember(tenant, keys)
 
     def seen(self, tenant: str, event_id: str, timestamp_ms: int) -> bool:
         table = self._seen.get(tenant)

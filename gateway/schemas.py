@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
+from eventpulse.cache.client import SharedState
+
 
 class EventError(msgspec.Struct, omit_defaults=False):
     """Why one event was refused. ``index`` is its position in the batch (null for a single event)."""
@@ -55,6 +57,7 @@ class Unavailable(msgspec.Struct):
 
 class Liveness(msgspec.Struct):
     status: str
+    shared_state: SharedState | None = None  # where rate limits and acknowledged ids live
 
 
 class DependencyStatus(msgspec.Struct):
@@ -93,12 +96,17 @@ class MetricsSnapshot(msgspec.Struct):
     requests_rate_limited: int
     requests_shed: int
     produce_failures: int
+    shared_state_errors: int
+    rate_limit_leases: int
+    rate_limit_fail_open_events: int
+    idempotency_fail_open: int
     produce_latency_ms: ProduceLatency
     producer_queue_depth: int
     dead_letters_pending: int
     dead_letters_written: int
     dead_letters_dropped: int
     stream_subscribers: int
+    shared_state_up: int
 
 
 class WindowRow(msgspec.Struct):

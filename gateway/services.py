@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from eventpulse.broker.admin import admin_client, producer_config
+from eventpulse.cache.client import SharedState, async_client
 from eventpulse.events import EventValidator
 from eventpulse.events.submitted import SubmittedEventParser
 from eventpulse.settings import Settings
@@ -17,10 +19,12 @@ from gateway.dead_letters import DeadLetterWriter
 from gateway.live_feed import StreamHub
 from gateway.metrics import GatewayMetrics
 from gateway.producer import AckingProducer
-from gateway.rate_limit import TenantLimiter
+from gateway.rate_limit import Limiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
 from gateway.runtime import tune_gc
+from gateway.shared_recent_ids import SharedRecentIds
+from gateway.shared_state import build_limiter, build_recent_ids, shared_state
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,14 @@ class GatewayServices:
     settings: Settings
     parser: SubmittedEventParser
     keys: KeyCache
-    limiter: TenantLimiter
+    limiter: Limiter
     producer: AckingProducer
     dead_letters: DeadLetterWriter
-    recent_ids: RecentIds
+    recent_ids: RecentIds | SharedRecentIds
     readiness: ReadinessProbe
     stream: StreamHub
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    redis: Any = None  # redis.asyncio.Redis when EVENTPULSE_REDIS_URL is set
 
     async def start(self) -> None:
         self.producer.start(asyncio.get_running_loop())
@@ -55,7 +60,12 @@ class GatewayServices:
         await self.dead_letters.stop()
         await self.keys.stop()
         self.readiness.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         log.info("gateway stopped", extra={"unflushed_events": left})
+
+    def shared_state(self) -> SharedState:
+        return shared_state(self.settings, self.limiter)
 
     def gauges(self) -> dict[str, int]:
         return {
@@ -64,12 +74,14 @@ class GatewayServices:
             "dead_letters_written": self.dead_letters.written,
             "dead_letters_dropped": self.dead_letters.dropped,
             "stream_subscribers": self.stream.subscribers,
+            "shared_state_up": int(self.shared_state().mode == "redis"),
         }
 
 
 def build_services(settings: Settings) -> GatewayServices:
     gw = settings.gateway
     metrics = GatewayMetrics()
+    redis = async_client(settings.redis)
 
     def warehouse_client():
         return create_client(settings.warehouse, autogenerate_session_id=False)
@@ -91,11 +103,12 @@ def build_services(settings: Settings) -> GatewayServices:
         settings=settings,
         parser=SubmittedEventParser(EventValidator(settings.events)),
         keys=KeyCache(warehouse_client, gw.key_refresh_s, gw.key_max_stale_s),
-        limiter=TenantLimiter(gw.rate_per_s, gw.burst),
+        limiter=build_limiter(settings, redis, metrics),
         producer=producer,
         dead_letters=DeadLetterWriter(warehouse_client, gw.dead_letter_flush_s, gw.dead_letter_queue),
-        recent_ids=RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant),
+        recent_ids=build_recent_ids(settings, redis, metrics),
         readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
         stream=StreamHub(warehouse_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
         metrics=metrics,
+        redis=redis,
     )

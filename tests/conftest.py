@@ -1,7 +1,7 @@
-"""Session-wide fixtures: one real broker and one real warehouse server for the whole run.
+"""Session-wide fixtures: one real broker, one real warehouse server and one real Redis for the whole run.
 
 Tests isolate themselves with their own topic (`new_topic`) and their own migrated database
-(`warehouse`), so they can share the two servers.
+(`warehouse`) and their own Redis key prefix (`redis_settings`), so they can share the servers.
 """
 
 import uuid
@@ -12,10 +12,11 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.redis import RedisSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
-from tests.support.services import run_broker, run_warehouse
+from tests.support.services import run_broker, run_redis, run_warehouse
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,19 @@ def warehouse_url(stack_dir: Path) -> Iterator[str]:
     """URL of a real warehouse server (chDB over ClickHouse's HTTP interface) for this session."""
     with run_warehouse(stack_dir) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack_dir: Path) -> Iterator[str]:
+    """URL of a real redis-server for this session (tests isolate by key prefix: `redis_settings`)."""
+    with run_redis(stack_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_settings(redis_url: str) -> RedisSettings:
+    """Settings for the session's Redis with a key prefix of this test's own."""
+    return RedisSettings(url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}:")
 
 
 @pytest.fixture
@@ -91,7 +105,7 @@ def chdb_warehouse(chdb_path: Path) -> WarehouseSettings:
     return settings
 
 
-_SERVICE_FIXTURES = frozenset({"broker_bootstrap", "warehouse_url", "chdb_path"})
+_SERVICE_FIXTURES = frozenset({"broker_bootstrap", "warehouse_url", "chdb_path", "redis_url"})
 """Fixtures that start (or open) a real broker or warehouse: a test that uses one, directly or
 through another fixture, is an integration test whatever its module says."""
 

@@ -65,7 +65,18 @@ def image_of(file: str, prefix: str) -> str:
 
 
 def test_expected_services_are_defined() -> None:
-    expected = {"redpanda", "clickhouse", "minio", "buckets", "topics", "migrate", "flow", "gateway", "dagster"}
+    expected = {
+        "redpanda",
+        "clickhouse",
+        "minio",
+        "buckets",
+        "topics",
+        "migrate",
+        "flow",
+        "gateway",
+        "dagster",
+        "redis",
+    }
     assert expected | {"dashboard"} <= set(SERVICES)
 
 
@@ -136,6 +147,22 @@ def test_app_environment_parses_into_settings(monkeypatch: pytest.MonkeyPatch) -
     assert settings.broker.compression == "lz4"
     assert settings.warehouse.url == "http://clickhouse:8123"
     assert settings.orchestration.archive_url.startswith("s3://")
+    assert settings.redis.url == "redis://redis:6379/0"
+
+
+@pytest.mark.parametrize("file", COMPOSE_FILES)
+def test_every_gateway_shares_its_state_through_the_redis_service(file: str) -> None:
+    """Gateways behind one address must share rate limits and acknowledged ids: each one gets the
+    compose Redis's URL and waits for it to be healthy."""
+    services = FILES[file]["services"]
+    gateways = [name for name in services if name.startswith("gateway")]
+    assert gateways
+    redis_port = "6379"
+    for name in gateways:
+        url = environment(services[name]).get("EVENTPULSE_REDIS_URL", "")
+        assert url == f"redis://redis:{redis_port}/0", f"{file}: {name} has no shared state store ({url!r})"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["redis"]["image"].startswith("redis:7.")
 
 
 @pytest.mark.parametrize("file", COMPOSE_FILES)
@@ -163,7 +190,7 @@ def release(image: str) -> tuple[int, int]:
 
 
 def test_both_compose_files_run_the_same_engine_releases() -> None:
-    for prefix in ("clickhouse/clickhouse-server:", "docker.redpanda.com/redpandadata/redpanda:"):
+    for prefix in ("clickhouse/clickhouse-server:", "docker.redpanda.com/redpandadata/redpanda:", "redis:"):
         assert image_of("docker-compose.yml", prefix) == image_of("docker-compose.cluster.yml", prefix)
 
 

@@ -34,6 +34,8 @@ with warehouse:
             bottom[0].metric("On disk", fmt.size(compressed))
             bottom[1].metric("Compression", f"{raw / compressed:.1f}×" if compressed else "–")
 
+health_views.query_cache_status()
+
 # ---------------------------------------------------------------- stream
 st.subheader("Dataflow")
 health_views.pipeline_section(picked)

@@ -24,3 +24,15 @@ class DashboardSettings(Section):
     sql_max_result_rows: int = Field(10_000, gt=0, description="SQL console: rows returned at most.")
     sql_max_rows_to_read: int = Field(500_000_000, gt=0, description="SQL console: rows a query may read.")
     search_page_size: int = Field(50, gt=0, le=1000, description="Event search: rows per page.")
+    query_cache_ttl_s: float = Field(
+        300.0,
+        gt=0,
+        description="With Redis (EVENTPULSE_REDIS_URL): how long a query result is kept. A result is never"
+        " served once newer rows landed in a table it reads (its key names the tables' data version).",
+    )
+    query_cache_version_s: float = Field(
+        1.0,
+        ge=0,
+        description="With Redis: how long the tables' data version, read from system.parts, is shared by every"
+        " dashboard process (one probe per period, not per query); new rows show within this. 0: probe per query.",
+    )

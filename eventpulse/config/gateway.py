@@ -25,7 +25,11 @@ class GatewaySettings(Section):
         None, description="Serve HTTPS with this certificate chain (PEM; uvicorn's ssl_certfile). Empty: plain HTTP."
     )
     tls_keyfile: Path | None = Field(None, description="The certificate's private key (PEM; uvicorn's ssl_keyfile).")
-    workers: int = Field(1, ge=1, description="Server processes; each has its own producer and rate limiter.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Server processes; each has its own producer (and rate limiter, unless Redis is set).",
+    )
     max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
     max_batch_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest batch request body.")
     # Delivery: a 2xx is sent only once the broker acknowledged every accepted event.
@@ -53,6 +57,13 @@ class GatewaySettings(Section):
     )
     rate_per_s: float = Field(50_000.0, gt=0, description="Default events/s per tenant (token bucket refill).")
     burst: int = Field(100_000, gt=0, description="Default bucket size per tenant (events).")
+    rate_limit_lease_s: float = Field(
+        0.01,
+        gt=0,
+        description="With Redis: a process leases this many seconds of a tenant's rate per round trip and"
+        " spends them locally (the tenant's total never exceeds its quota; a lease left unspent admits less).",
+    )
+    rate_limit_lease_max: int = Field(1000, ge=1, description="With Redis: most tokens leased in one round trip.")
     # Dead letters (rejected events) go to the warehouse table in the background.
     dead_letter_flush_s: float = Field(1.0, gt=0, description="Write rejected events this often.")
     dead_letter_queue: int = Field(100_000, gt=0, description="Rejected events held before dropping (counted).")

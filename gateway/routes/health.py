@@ -21,7 +21,7 @@ def services(request: HTTPConnection) -> GatewayServices:
 
 
 async def liveness(request: Request) -> Response:
-    return json_response(Liveness("ok"))
+    return json_response(Liveness("ok", services(request).shared_state()))
 
 
 async def readiness(request: Request) -> Response:

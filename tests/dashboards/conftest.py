@@ -100,6 +100,7 @@ def use_warehouse(monkeypatch: pytest.MonkeyPatch, warehouse: WarehouseSettings)
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_URL", warehouse.url)
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_DATABASE", warehouse.database)
     monkeypatch.setenv("EVENTPULSE_DASHBOARD_GATEWAY_URL", "http://127.0.0.1:9")  # nothing listens on discard
+    monkeypatch.setenv("EVENTPULSE_REDIS_URL", "")  # no query cache unless a test sets one
     st.cache_data.clear()
 
 

@@ -53,6 +53,23 @@ def test_health_page_without_pipeline_metrics_or_gateway(monkeypatch, warehouse,
     assert any("No batch recompute yet" in i.value for i in at.info)
     assert metrics(at)["Late events"] == "–"
     assert any("unreachable" in b for b in badges(at))
+    assert any("per process: no Redis" in b for b in badges(at))  # the query cache says it has no Redis
+
+
+def test_health_page_says_where_shared_state_lives_and_how_the_query_cache_does(
+    dashboard_env, redis_settings, monkeypatch
+):
+    monkeypatch.setenv("EVENTPULSE_REDIS_URL", redis_settings.url)
+    monkeypatch.setenv("EVENTPULSE_REDIS_KEY_PREFIX", redis_settings.key_prefix)
+    with serve(gateway_settings(dashboard_env.broker, dashboard_env.warehouse, redis_settings)) as gateway:
+        monkeypatch.setenv("EVENTPULSE_DASHBOARD_GATEWAY_URL", gateway.url)
+        for _ in range(3):  # the box shows what the runs before it did; Streamlit's own cache emptied
+            st.cache_data.clear()
+            at = open_page("health")
+    shown = badges(at)
+    assert sum("shared (Redis)" in b for b in shown) == 2  # the gateway's state and the query cache
+    hit_ratio = metrics(at)["Hit ratio"]
+    assert hit_ratio not in ("–", "0%"), hit_ratio  # the second run's queries came from Redis
 
 
 def test_health_page_lists_the_latest_batch_recomputes(monkeypatch, warehouse, warehouse_client):

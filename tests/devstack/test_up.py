@@ -30,7 +30,7 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     services = stack_services(settings, StackOptions(traffic=True))
     names = [s.name for s in services]
     assert names == [
-        *("objectstore", "broker", "warehouse", "migrate", "flow"),
+        *("objectstore", "redis", "broker", "warehouse", "migrate", "flow"),
         *("gateway", "dagster", "dashboard", "traffic"),
     ]
     envs = {s.name: dict(s.env) for s in services}
@@ -38,6 +38,7 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     assert envs["flow"]["EVENTPULSE_BROKER_BOOTSTRAP"] == f"127.0.0.1:{settings.broker.port}"
     assert envs["flow"]["EVENTPULSE_WAREHOUSE_URL"] == f"http://127.0.0.1:{settings.warehouse.port}"
     assert envs["dagster"]["DAGSTER_HOME"] == str(tmp_path.resolve() / "dagster")
+    assert envs["gateway"]["EVENTPULSE_REDIS_URL"] == f"redis://127.0.0.1:{settings.redis.port}/0"
     by_name = {s.name: s for s in services}
     assert by_name["migrate"].oneshot and "warehouse" in by_name["migrate"].depends_on
     assert {"broker", "migrate"} <= set(by_name["flow"].depends_on)
@@ -58,9 +59,10 @@ def test_tls_components_are_reached_over_tls(tmp_path: Path) -> None:
 
 
 def test_optional_services_can_be_left_out(tmp_path: Path) -> None:
-    options = StackOptions(without=frozenset({"gateway", "dagster", "dashboard"}))
-    names = [s.name for s in stack_services(Settings(data_dir=tmp_path), options)]
-    assert names == ["objectstore", "broker", "warehouse", "migrate", "flow"]
+    options = StackOptions(without=frozenset({"redis", "gateway", "dagster", "dashboard"}))
+    services = stack_services(Settings(data_dir=tmp_path), options)
+    assert [s.name for s in services] == ["objectstore", "broker", "warehouse", "migrate", "flow"]
+    assert all(s.env["EVENTPULSE_REDIS_URL"] == "" for s in services)  # no Redis: state per process, said so
 
 
 def test_the_durable_broker_keeps_its_log_under_the_data_dir_and_memory_storage_needs_no_store(
@@ -75,6 +77,16 @@ def test_the_durable_broker_keeps_its_log_under_the_data_dir_and_memory_storage_
     assert "objectstore" not in by_name and "memory" in by_name["broker"].argv
 
 
+def test_redis_runs_on_its_settings_and_keeps_an_append_only_file(tmp_path: Path) -> None:
+    from eventpulse.config.redis import RedisSettings
+
+    settings = Settings(data_dir=tmp_path, redis=RedisSettings(port=6390))
+    redis = next(s for s in stack_services(settings, StackOptions()) if s.name == "redis")
+    assert redis.argv[0] == "redis-server" and redis.port == 6390 and redis.host == "127.0.0.1"
+    assert list(redis.argv[3:5]) == ["--port", "6390"] and "--appendonly" in redis.argv
+    assert redis.argv[redis.argv.index("--dir") + 1] == str(tmp_path.resolve())
+
+
 def _count(port: int, sql: str) -> int:
     url = f"http://127.0.0.1:{port}/?" + urllib.parse.urlencode({"query": sql, "database": "eventpulse"})
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -83,7 +95,7 @@ def _count(port: int, sql: str) -> int:
 
 @pytest.mark.slow
 def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port(), "REDIS": free_port()}
     env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
     env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
     argv = [sys.executable, "-m", "cli", "up", "--traffic", "--rate", "500"]
@@ -158,11 +170,11 @@ def test_traffic_can_go_through_the_gateway(tmp_path: Path) -> None:
 
 def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
     deps = {s.name: set(s.depends_on) for s in stack_services(Settings(data_dir=tmp_path), StackOptions(traffic=True))}
-    assert deps["objectstore"] == set() and deps["warehouse"] == set()
+    assert deps["objectstore"] == set() and deps["warehouse"] == set() and deps["redis"] == set()
     assert deps["broker"] == {"objectstore"}
     assert deps["migrate"] == {"warehouse"}
     assert deps["dagster"] == deps["dashboard"] == {"migrate"}
-    assert deps["gateway"] == {"broker", "migrate"}
+    assert deps["gateway"] == {"broker", "migrate", "redis"}
 
 
 def test_long_running_services_restart_by_the_stack_settings_and_migrate_does_not(tmp_path: Path) -> None:
@@ -183,7 +195,7 @@ def _started(log: Path) -> dict[str, int]:
 def test_up_restarts_a_killed_flow_and_leaves_nothing_behind_when_killed_itself(tmp_path: Path) -> None:
     """kill -9 of the flow: it restarts (counted in pipeline_metrics), the rest keeps its pids and
     events keep arriving; then kill -9 of `eventpulse up`: every process and port goes with it."""
-    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port(), "REDIS": free_port()}
     env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data"), "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.5"}
     env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
     argv = [sys.executable, "-m", "cli", "up", "--traffic", "--rate", "200"]

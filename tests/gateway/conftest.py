@@ -1,14 +1,20 @@
-"""A real gateway (uvicorn, in a thread of the test process) over the session's broker and a fresh
-migrated warehouse database; helpers to create keys and read the events topic back."""
+"""A real gateway (uvicorn, in a thread of the test process, or ``python -m gateway`` as a process)
+over the session's broker and a fresh migrated warehouse database; helpers to create keys and read
+the events topic back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,12 +27,13 @@ from eventpulse.api_keys import DEFAULT_SCOPES, create_key
 from eventpulse.broker.admin import consumer_config
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.gateway import GatewaySettings
+from eventpulse.config.redis import RedisSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from gateway.app import create_app
 from gateway.server import uvicorn_options
-from tests.support.services import free_port
+from tests.support.services import free_port, stop
 
 
 @dataclass
@@ -73,8 +80,15 @@ def serve(settings: Settings) -> Iterator[RunningGateway]:
         thread.join(30)
 
 
-def gateway_settings(broker: BrokerSettings, warehouse: WarehouseSettings, **gateway: Any) -> Settings:
-    return Settings(broker=broker, warehouse=warehouse, gateway=GatewaySettings(port=free_port(), **gateway))
+def gateway_settings(
+    broker: BrokerSettings, warehouse: WarehouseSettings, redis: RedisSettings | None = None, **gateway: Any
+) -> Settings:
+    return Settings(
+        broker=broker,
+        warehouse=warehouse,
+        redis=redis or RedisSettings(url=""),
+        gateway=GatewaySettings(port=free_port(), **gateway),
+    )
 
 
 @pytest.fixture
@@ -157,3 +171,50 @@ def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_s: fl
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def gateway_environment(settings: Settings) -> dict[str, str]:
+    """``EVENTPULSE_*`` variables that make ``python -m gateway`` serve ``settings``' broker,
+    warehouse, Redis and gateway port."""
+    b, w, g, r = settings.broker, settings.warehouse, settings.gateway, settings.redis
+    env = {
+        "EVENTPULSE_BROKER_BOOTSTRAP": b.bootstrap,
+        "EVENTPULSE_BROKER_EVENTS_TOPIC": b.events_topic,
+        "EVENTPULSE_BROKER_DEAD_LETTER_TOPIC": b.dead_letter_topic,
+        "EVENTPULSE_WAREHOUSE_URL": w.url,
+        "EVENTPULSE_WAREHOUSE_DATABASE": w.database,
+        "EVENTPULSE_REDIS_URL": r.url,
+        "EVENTPULSE_REDIS_KEY_PREFIX": r.key_prefix,
+    }
+    for name, value in g.model_dump(exclude_defaults=True).items():
+        env[f"EVENTPULSE_GATEWAY_{name.upper()}"] = str(value)
+    return env
+
+
+@contextmanager
+def gateway_process(settings: Settings, log: Path) -> Iterator[str]:
+    """``python -m gateway`` (a real process, as deployed) serving ``settings``; yields its URL once
+    it is ready. SIGTERM at the end of the block (a graceful stop)."""
+    url = f"http://127.0.0.1:{settings.gateway.port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **gateway_environment(settings)},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api/health/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway not ready:\n{log.read_text()[-4000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        stop(proc, grace=20)

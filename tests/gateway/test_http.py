@@ -7,7 +7,9 @@ def test_health_ready_and_metrics(gateway, make_key):
     key = make_key("acme")
     wait_for_key(gateway, key)
     with gateway.client(key) as http:
-        assert http.get("/api/health").json() == {"status": "ok"}
+        health = http.get("/api/health").json()
+        assert health["status"] == "ok"
+        assert health["shared_state"]["mode"] == "local" and "per process" in health["shared_state"]["detail"]
         ready = http.get("/api/health/ready")
         assert ready.status_code == 200
         deps = ready.json()["dependencies"]
@@ -22,6 +24,7 @@ def test_health_ready_and_metrics(gateway, make_key):
     assert prometheus.headers["content-type"].startswith("text/plain")
     assert 'eventpulse_gateway_events_rejected_total{reason="missing_field"} 1' in prometheus.text
     assert "eventpulse_gateway_producer_queue_depth 0" in prometheus.text
+    assert "eventpulse_gateway_shared_state_up 0" in prometheus.text  # no Redis configured
 
 
 def test_request_ids_are_returned_and_kept(gateway):

@@ -1,4 +1,4 @@
-"""Start the real local services (Tansu broker, chDB warehouse server) as test subprocesses."""
+"""Start the real local services (Tansu broker, chDB warehouse server, redis-server) as test subprocesses."""
 
 import os
 import signal
@@ -178,3 +178,34 @@ def run_warehouse(workdir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@contextmanager
+def _process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """``argv`` running in its own session with its output in ``log``; stopped when the block ends."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def redis_argv(port: int, workdir: Path) -> list[str]:
+    """Debian's redis-server (``make redis``) on 127.0.0.1:``port``, nothing saved to disk."""
+    return [
+        *("redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)),
+        *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
+    ]
+
+
+@contextmanager
+def run_redis(workdir: Path) -> Iterator[str]:
+    """A real redis-server on a free port; yields its ``redis://`` URL."""
+    port = free_port()
+    log = workdir / f"redis-{port}.log"
+    with _process(redis_argv(port, workdir), log) as proc:
+        _wait(lambda: _port_open(port), proc, "redis-server", log)
+        yield f"redis://127.0.0.1:{port}/0"
