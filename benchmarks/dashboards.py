@@ -113,7 +113,7 @@ def local_server():
 
 def fill(settings: WarehouseSettings, rate: float, hours: int) -> dict[str, int]:
     """Write the day of aggregates (and the rest) the pages read; return row counts per table."""
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     now = time.time()
     end_s = int(now) // 60 * 60 + 60
     start_s = end_s - hours * 3600

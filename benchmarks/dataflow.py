@@ -283,7 +283,7 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
     producer.flush(60)
     time.sleep(4)
     _stop(flow)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     rows = client.query(
         "SELECT metric, quantileExact(0.5)(value), max(value) FROM pipeline_metrics "
         "WHERE time >= fromUnixTimestamp64Milli({t:Int64}) AND (metric LIKE 'freshness%' "
@@ -357,7 +357,7 @@ def main() -> None:
         ours_argv = [sys.executable, "-m", "bytewax.run", "flows.events:flow"]
         empty_broker = broker.model_copy(update={"events_topic": empty})
         ours_fixed, _ = _run_flow(ours_argv, _flow_env(empty_broker, warehouse, tail="false"), 0, "ours start-up")
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         ours_took, _ = _run_flow(
             ours_argv,
             _flow_env(broker, warehouse, tail="false"),

@@ -284,7 +284,7 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{wh_port}/ping")
         warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wh_port}", database="bench")
         migrate(warehouse)
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         key = create_key(client, "bench", rate_per_s=1e9, burst=10**9)[1]
         client.close()
         env = {

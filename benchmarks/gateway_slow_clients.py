@@ -151,7 +151,7 @@ def main() -> None:
         wait_http(f"http://{HOST}:{wh_port}/ping")
         warehouse = WarehouseSettings(url=f"http://{HOST}:{wh_port}", database="bench")
         migrate(warehouse)
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         key = create_key(client, "bench", rate_per_s=1e9, burst=10**9)[1]
         client.close()
         env = {

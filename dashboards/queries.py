@@ -39,7 +39,7 @@ def _client_for(url: str, database: str) -> Client:
     settings = Settings().warehouse
     if (settings.url, settings.database) != (url, database):  # settings changed between the two reads
         settings = settings.model_copy(update={"url": url, "database": database})
-    return create_client(settings, autogenerate_session_id=False)
+    return create_client(settings, role="reader", autogenerate_session_id=False)
 
 
 def client() -> Client:

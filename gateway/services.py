@@ -72,7 +72,7 @@ def build_services(settings: Settings) -> GatewayServices:
     metrics = GatewayMetrics()
 
     def warehouse_client():
-        return create_client(settings.warehouse, autogenerate_session_id=False)
+        return create_client(settings.warehouse, role="writer", autogenerate_session_id=False)
 
     producer = AckingProducer(
         producer_config(

@@ -8,7 +8,7 @@ from gateway.api_keys import ALL_SCOPES, DEFAULT_SCOPES, create_key, list_keys, 
 
 
 def _client():
-    return create_client(Settings().warehouse)
+    return create_client(Settings().warehouse, role="admin")
 
 
 @click.group("keys")

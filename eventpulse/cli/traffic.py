@@ -60,7 +60,7 @@ def _create_key(settings: Settings, tenant: str) -> str:
     from eventpulse.warehouse.client import create_client
     from gateway.api_keys import create_key
 
-    client = create_client(settings.warehouse)
+    client = create_client(settings.warehouse, role="admin")
     try:
         row, key = create_key(client, tenant, description="eventpulse traffic --create-key")
     finally:

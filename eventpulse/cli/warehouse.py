@@ -19,7 +19,14 @@ warehouse = click.Group("warehouse", help="The warehouse: serve the local chDB w
     help="chDB data directory [default: EVENTPULSE_WAREHOUSE_PATH or <EVENTPULSE_DATA_DIR>/warehouse].",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=16, show_default=True, help="Threads running queries.")
-def serve(host: str | None, port: int | None, path: Path | None, workers: int) -> None:
+@click.option(
+    "--users-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Users file (admin, writer, reader), generated if missing [default: EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE "
+    "or <path>-users.json].",
+)
+def serve(host: str | None, port: int | None, path: Path | None, workers: int, users_file: Path | None) -> None:
     """Serve the chDB warehouse until Ctrl-C or SIGTERM (then close it cleanly)."""
     from eventpulse.settings import Settings
     from eventpulse.warehouse.server.engine import EngineOpenError
@@ -27,12 +34,16 @@ def serve(host: str | None, port: int | None, path: Path | None, workers: int) -
     from eventpulse.warehouse.server.serve import serve as run
 
     settings = Settings()
+    path = path if path is not None else settings.warehouse_path()
+    if users_file is None and settings.warehouse.credentials_file is not None and path == settings.warehouse_path():
+        users_file = settings.warehouse.credentials_file
     try:
         run(
-            path if path is not None else settings.warehouse_path(),
+            path,
             host if host is not None else settings.warehouse.host,
             port if port is not None else settings.warehouse.port,
             workers=workers,
+            users_file=users_file,
         )
     except (PortInUseError, EngineOpenError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from eventpulse.access.credentials import DEFAULT_USER_NAMES, Credentials, Role, read_users_file
 from eventpulse.config.base import Section
 
 
@@ -16,15 +17,35 @@ class WarehouseSettings(Section):
     Environment: ``EVENTPULSE_WAREHOUSE_URL``, ``EVENTPULSE_WAREHOUSE_DATABASE``,
     ``EVENTPULSE_WAREHOUSE_USER``, ``EVENTPULSE_WAREHOUSE_PASSWORD``, ``EVENTPULSE_WAREHOUSE_HOST``,
     ``EVENTPULSE_WAREHOUSE_PORT``, ``EVENTPULSE_WAREHOUSE_PATH``, ``EVENTPULSE_WAREHOUSE_RAW_TTL_DAYS``,
-    ``EVENTPULSE_WAREHOUSE_CLUSTER``.
+    ``EVENTPULSE_WAREHOUSE_CLUSTER``, ``EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE``,
+    ``EVENTPULSE_WAREHOUSE_<ROLE>_USER`` and ``EVENTPULSE_WAREHOUSE_<ROLE>_PASSWORD`` for the roles
+    ``ADMIN``, ``WRITER`` and ``READER``.
+
+    Every client connects as one of three users (`credentials`): admin (migrations, keys, access
+    rules), writer (the dataflow, gateway and orchestration) or reader (dashboards, query API).
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_WAREHOUSE_")
 
     url: str = Field("http://127.0.0.1:8123", description="ClickHouse HTTP URL or chdb://PATH.")
     database: str = Field("eventpulse", description="Database holding the platform's tables.")
-    user: str = Field("default", description="ClickHouse user (ignored by chdb://).")
-    password: SecretStr = Field(SecretStr(""), description="ClickHouse password.")
+    user: str = Field(
+        "default", description="ClickHouse user for a role with neither its own variables nor a credentials file."
+    )
+    password: SecretStr = Field(SecretStr(""), description="Password of ``user``.")
+    credentials_file: Path | None = Field(
+        None,
+        description=(
+            "JSON file with the admin, writer and reader users (generated with mode 0600 by the local stack; "
+            "default <chdb path>-users.json). Per-role variables beat it."
+        ),
+    )
+    admin_user: str | None = Field(None, description="User for migrations, keys and access rules.")
+    admin_password: SecretStr | None = Field(None, description="Password of the admin user.")
+    writer_user: str | None = Field(None, description="User of the dataflow, gateway and orchestration.")
+    writer_password: SecretStr | None = Field(None, description="Password of the writer user.")
+    reader_user: str | None = Field(None, description="User of the dashboards and the query API (read only).")
+    reader_password: SecretStr | None = Field(None, description="Password of the reader user.")
     connect_timeout_s: float = Field(5.0, gt=0)
     query_timeout_s: float = Field(60.0, gt=0)
     # Local warehouse server (`eventpulse warehouse serve`).
@@ -42,3 +63,19 @@ class WarehouseSettings(Section):
             "behind Distributed tables <t>. Empty: one server, plain MergeTree tables (docs/operations/scale-out.md)."
         ),
     )
+
+    def credentials(self, role: Role) -> Credentials:
+        """The user and password ``role`` connects with.
+
+        In order: the role's own variables (``EVENTPULSE_WAREHOUSE_<ROLE>_PASSWORD``, with
+        ``_USER`` or the default name ``eventpulse_<role>``); the credentials file, if it exists;
+        else ``user``/``password`` (one user for everything, as a bare ClickHouse has).
+        """
+        password: SecretStr | None = getattr(self, f"{role}_password")
+        user: str | None = getattr(self, f"{role}_user")
+        if password is not None:
+            return Credentials(role, user or DEFAULT_USER_NAMES[role], password.get_secret_value())
+        if self.credentials_file is not None and self.credentials_file.exists():
+            found = read_users_file(self.credentials_file)[role]
+            return Credentials(role, user or found.user, found.password)
+        return Credentials(role, user or self.user, self.password.get_secret_value())

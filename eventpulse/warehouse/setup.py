@@ -10,12 +10,12 @@ from eventpulse.warehouse.client import create_client
 def migrate(settings: WarehouseSettings, database: str | None = None) -> list[migrator.Migration]:
     """Create the database if needed and apply pending migrations; return what was applied."""
     db = database or settings.database
-    admin = create_client(settings, database=None)
+    admin = create_client(settings, role="admin", database=None)
     try:
         migrator.ensure_database(admin, db, settings.cluster)
     finally:
         admin.close()
-    client = create_client(settings, database=db)
+    client = create_client(settings, role="admin", database=db)
     try:
         return apply_all(client, settings)
     finally:

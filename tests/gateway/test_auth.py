@@ -28,7 +28,7 @@ def test_missing_wrong_and_forbidden_keys(gateway, make_key):
 def test_revoked_key_stops_working_within_five_seconds(gateway, make_key, warehouse):
     key = make_key("acme")
     wait_for_key(gateway, key)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     (row,) = list_keys(client, "acme")
     with gateway.client(key) as http:
         assert http.post("/api/events", json=event("before")).status_code == 202

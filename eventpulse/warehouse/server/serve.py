@@ -12,7 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from eventpulse.access.credentials import ensure_users_file, users_file_for
 from eventpulse.warehouse.server.app import WarehouseApp
+from eventpulse.warehouse.server.auth import Authenticator
 from eventpulse.warehouse.server.engine import Engine
 
 
@@ -20,9 +22,11 @@ class PortInUseError(RuntimeError):
     """The server's listen address is taken by another process."""
 
 
-def build_app(engine: Engine, **options: Any) -> WarehouseApp:
-    """The ASGI app over an open engine; ``options`` go to `WarehouseApp` (e.g. ``workers``)."""
-    return WarehouseApp(engine, **options)
+def build_app(engine: Engine, users_file: Path, **options: Any) -> WarehouseApp:
+    """The ASGI app over an open engine, authenticating against ``users_file`` (generated with
+    random passwords if missing); ``options`` go to `WarehouseApp` (e.g. ``workers``)."""
+    ensure_users_file(users_file)
+    return WarehouseApp(engine, authenticator=Authenticator(users_file), **options)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -75,15 +79,19 @@ class _Server(uvicorn.Server):
             print(self._ready_line, flush=True)
 
 
-def serve(path: Path, host: str, port: int, *, workers: int = 16) -> None:
+def serve(path: Path, host: str, port: int, *, workers: int = 16, users_file: Path | None = None) -> None:
     """Serve the chDB warehouse at ``path`` over ClickHouse's HTTP interface until SIGINT/SIGTERM.
+
+    Requests authenticate as one of the users in ``users_file`` (default
+    ``<path>-users.json``, generated with mode 0600 on first start).
 
     Raises `PortInUseError` if ``host:port`` is taken and `EngineOpenError` if another process
     has ``path`` open.
     """
     path = Path(path).resolve()
+    users_file = Path(users_file).resolve() if users_file is not None else users_file_for(path)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: the warehouse server has no authentication and listens on {host}", flush=True)
+        print(f"warning: the warehouse server listens on {host} over plain HTTP", flush=True)
     with _deferred_signals() as received:
         sock = _listen(host, port)
         try:
@@ -91,7 +99,12 @@ def serve(path: Path, host: str, port: int, *, workers: int = 16) -> None:
         except BaseException:
             sock.close()
             raise
-        app = build_app(engine, workers=workers)
+        try:
+            app = build_app(engine, users_file, workers=workers)
+        except BaseException:
+            sock.close()
+            engine.close()
+            raise
         try:
             config = uvicorn.Config(
                 app,
