@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from eventpulse.access.credentials import ensure_users_file
 from eventpulse.settings import Settings
 from eventpulse.stack.metrics import RestartMetrics
 from eventpulse.stack.supervisor import StartupError, Supervisor
@@ -14,6 +15,7 @@ from eventpulse.stack.up import (
     prepare_dagster_home,
     stack_environment,
     stack_services,
+    stack_users_file,
 )
 
 
@@ -47,6 +49,7 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
     )
     ensure_recovery(settings)
+    ensure_users_file(stack_users_file(settings))  # the warehouse's users, generated on the first `up`
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
     try:
@@ -55,7 +58,9 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         raise click.UsageError(str(exc)) from exc
     # restarts go to this stack's warehouse (the one its services are pointed at)
     stack_url = stack_environment(settings)["EVENTPULSE_WAREHOUSE_URL"]
-    metrics = RestartMetrics(settings.warehouse.model_copy(update={"url": stack_url}))
+    metrics = RestartMetrics(
+        settings.warehouse.model_copy(update={"url": stack_url, "credentials_file": stack_users_file(settings)})
+    )
     supervisor = Supervisor(services, on_event=metrics.record)
     try:
         code = supervisor.run()

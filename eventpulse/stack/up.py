@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from eventpulse.access.credentials import users_file_for
 from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 from eventpulse.stack.supervisor import RestartPolicy, ServiceSpec
@@ -39,6 +40,12 @@ def prepare_dagster_home(settings: Settings, repo_root: Path) -> Path:
     return home
 
 
+def stack_users_file(settings: Settings) -> Path:
+    """The users file of this stack's warehouse (the server's ``--users-file``)."""
+    configured = settings.warehouse.credentials_file
+    return (configured or users_file_for(settings.warehouse_path())).resolve()
+
+
 def stack_environment(settings: Settings) -> dict[str, str]:
     """Variables that point every child at this stack's broker, warehouse and data directory."""
     data_dir = settings.data_dir.resolve()
@@ -46,6 +53,7 @@ def stack_environment(settings: Settings) -> dict[str, str]:
         "EVENTPULSE_DATA_DIR": str(data_dir),
         "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
         "EVENTPULSE_WAREHOUSE_URL": f"http://{settings.warehouse.host}:{settings.warehouse.port}",
+        "EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE": str(stack_users_file(settings)),
         "DAGSTER_HOME": str(data_dir / "dagster"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -133,6 +141,7 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             [
                 *(py, "-m", "eventpulse.warehouse.server", "--host", w.host, "--port", str(w.port)),
                 *("--path", str(settings.warehouse_path().resolve())),
+                *("--users-file", str(stack_users_file(settings))),
             ],
             env,
             w.host,
