@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
+from eventpulse.access.credentials import users_file_for
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
 from eventpulse.warehouse.setup import migrate  # noqa: E402
@@ -105,6 +106,8 @@ def local_server():
                         break
                 except OSError:
                     time.sleep(0.1)
+            # the server generated its users there; this process and the pages read them
+            os.environ["EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE"] = str(users_file_for(Path(f"{tmp}/data")))
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()

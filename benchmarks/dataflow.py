@@ -36,6 +36,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from eventpulse.access.credentials import users_file_for
 from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
@@ -243,6 +244,7 @@ def _flow_env(broker: BrokerSettings, warehouse: WarehouseSettings, **stream: st
         EVENTPULSE_BROKER_EVENTS_TOPIC=broker.events_topic,
         EVENTPULSE_WAREHOUSE_URL=warehouse.url,
         EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE=str(warehouse.credentials_file),
     )
     env.update({f"EVENTPULSE_STREAM_{k.upper()}": v for k, v in stream.items()})
     return env
@@ -332,7 +334,9 @@ def main() -> None:
         for f in admin.create_topics([NewTopic(t, args.partitions, 1) for t in (topic, empty)]).values():
             f.result()
         broker = BrokerSettings(bootstrap=bootstrap, events_topic=topic)
-        warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wport}", database="bench")
+        warehouse = WarehouseSettings(
+            url=f"http://127.0.0.1:{wport}", database="bench", credentials_file=users_file_for(work / "warehouse")
+        )
         migrate(warehouse)
 
         factory = EventFactory(PROFILE, seed=1)

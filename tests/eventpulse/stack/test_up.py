@@ -4,13 +4,13 @@ import contextlib
 import os
 import re
 import signal
-import stat
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
