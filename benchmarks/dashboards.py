@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
-from eventpulse.access.credentials import users_file_for
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
 from eventpulse.warehouse.setup import migrate  # noqa: E402

@@ -36,7 +36,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eventpulse.access.credentials import users_file_for
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402

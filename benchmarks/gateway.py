@@ -37,7 +37,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eventpulse.access.credentials import users_file_for
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.stack.ports import free_port  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402

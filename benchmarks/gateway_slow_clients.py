@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.gateway import WRK_SCRIPT, event, run_wrk, start, wait_http  # noqa: E402
-from eventpulse.access.credentials import users_file_for
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.stack.ports import free_port  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
