@@ -13,8 +13,8 @@ per micro-batch for all newly touched windows of its bucket), through a `SeedRea
   under Bytewax's ``TestingSource`` without a warehouse.
 """
 
-import logging
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
