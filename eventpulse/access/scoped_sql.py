@@ -15,17 +15,21 @@ cannot vouch for is refused (`Refused`): statements other than one query; ``INTO
 functions that reach the host or other tables by name (``file``, ``url``, ``merge``...);
 ``system`` tables outside an allow-list; other databases; tables without a tenant column; the
 secret tables (``api_keys``, ``users``); unknown tables; CTE names that shadow a table. The
-scoped query runs as the warehouse's reader with ``readonly=1`` and memory, row and time limits
-(`run_scoped`), so the server is the second wall.
+scoped query runs as the warehouse's read-only reader with memory, row and time limits
+(`ScopedReader`), so the server is the second wall.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
 from sqlglot import exp
 
 from eventpulse.access.declaration import SECRET_TABLES
@@ -204,14 +208,78 @@ class _Rewriter:
 
 
 def scoped_settings(limits: AccessSettings, **overrides: Any) -> dict[str, Any]:
-    """The ClickHouse settings every scoped query runs with (``readonly=1`` and the limits)."""
+    """The ClickHouse settings every scoped query runs with: the memory, row and time limits.
+
+    Read-only comes from the user, not from a setting: the reader is ``readonly`` at the server
+    (the local server runs its statements with ``readonly=2``; on ClickHouse its settings profile
+    says so), and clickhouse-connect will not send ``readonly`` to a user who cannot change it.
+    With ``SETTINGS`` clauses refused by `scope_sql`, a scoped query cannot change any setting,
+    which is what ``readonly=1`` adds over ``readonly=2``.
+    """
     settings: dict[str, Any] = {
         "max_execution_time": limits.max_execution_s,
+        "timeout_overflow_mode": "throw",
         "max_result_rows": limits.max_result_rows,
         "result_overflow_mode": "throw",
         "max_rows_to_read": limits.max_rows_to_read,
+        "read_overflow_mode": "throw",
         "max_memory_usage": limits.max_memory_bytes,
     }
     settings.update(overrides)
-    settings["readonly"] = 1  # last, and never overridden
+    settings.pop("readonly", None)
     return settings
+
+
+class ScopedReader:
+    """Runs tenant-facing SQL through `scope_sql` on a reader client, with the access limits.
+
+    The schema (which tables carry a tenant column) is read from ``system.columns`` and kept
+    for ``schema_ttl_s`` seconds, so tables added by later migrations are picked up.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        limits: AccessSettings | None = None,
+        *,
+        schema_ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.database = database
+        self.limits = limits or AccessSettings()
+        self._ttl = schema_ttl_s
+        self._clock = clock
+        self._schema: tuple[float, Schema] | None = None
+        self._lock = threading.Lock()
+
+    def schema(self) -> Schema:
+        with self._lock:
+            now = self._clock()
+            if self._schema is None or now - self._schema[0] > self._ttl:
+                self._schema = (now, Schema.load(self.client, self.database))
+            return self._schema[1]
+
+    def scoped(self, sql: str, scope: Scope, params: Mapping[str, Any] | None = None) -> ScopedQuery:
+        """``sql`` rewritten for ``scope`` (or `Refused`), without running it."""
+        return scope_sql(
+            sql,
+            scope,
+            self.schema(),
+            params=params,
+            system_tables=self.limits.system_tables,
+            tenant_column=self.limits.tenant_column,
+        )
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        return scoped_settings(self.limits, **overrides)
+
+    def query(self, sql: str, scope: Scope, params: Mapping[str, Any] | None = None, **limits: Any) -> QueryResult:
+        """Run ``sql`` scoped to ``scope``; ``limits`` override settings (never ``readonly``)."""
+        scoped = self.scoped(sql, scope, params)
+        return self.client.query(scoped.sql, parameters=scoped.params, settings=self.settings(**limits))
+
+    def query_arrow(self, sql: str, scope: Scope, params: Mapping[str, Any] | None = None, **limits: Any) -> pa.Table:
+        scoped = self.scoped(sql, scope, params)
+        return self.client.query_arrow(scoped.sql, parameters=scoped.params, settings=self.settings(**limits))
