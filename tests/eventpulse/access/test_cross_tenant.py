@@ -305,9 +305,9 @@ def test_scoped_queries_run_with_the_limits(tenants_data) -> None:
         settings
     )
     assert scoped.query("SELECT getSetting('readonly')", Scope.of(ATTACKER)).result_rows[0][0] in (1, 2)
-    with pytest.raises(DatabaseError, match="396|TOO_MANY_ROWS"):
+    with pytest.raises(DatabaseError, match=r"396|TOO_MANY_ROWS"):
         scoped.query("SELECT number FROM numbers(10)", Scope.of(ATTACKER), max_result_rows=2)
-    with pytest.raises(DatabaseError, match="241|MEMORY_LIMIT"):
+    with pytest.raises(DatabaseError, match=r"241|MEMORY_LIMIT"):
         scoped.query(
             "SELECT groupArray(number) FROM numbers(10000000)", Scope.of(ATTACKER), max_memory_usage=10_000_000
         )
