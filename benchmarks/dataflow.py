@@ -242,9 +242,7 @@ def _flow_env(broker: BrokerSettings, warehouse: WarehouseSettings, **stream: st
         PYTHONPATH=str(REPO),
         EVENTPULSE_BROKER_BOOTSTRAP=broker.bootstrap,
         EVENTPULSE_BROKER_EVENTS_TOPIC=broker.events_topic,
-        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
-        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
-        EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE=str(warehouse.credentials_file),
+        **warehouse.environment(),
     )
     env.update({f"EVENTPULSE_STREAM_{k.upper()}": v for k, v in stream.items()})
     return env

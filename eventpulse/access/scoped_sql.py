@@ -43,8 +43,8 @@ from eventpulse.access.statements import (
     Refused,
     check_tokens,
     is_read,
-    mentioned,
     parse,
+    referenced,
     table_function_name,
 )
 from eventpulse.config.access import AccessSettings
@@ -118,7 +118,7 @@ def scope_sql(
         raise Refused(ACCESS_DENIED, f"Parameter names starting with {_RESERVED_PREFIX!r} are reserved: {reserved}")
     parsed = parse(sql.strip().rstrip(";"))
     check_tokens(parsed.tokens, HOST_ACCESS_FUNCTIONS | CROSS_TABLE_FUNCTIONS)
-    if name := mentioned(parsed.tokens, SECRET_TABLES):
+    if name := referenced(parsed, SECRET_TABLES):
         raise Refused(ACCESS_DENIED, f"{name} holds credentials: not readable here")
     tree = parsed.tree
     if tree is None:

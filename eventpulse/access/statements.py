@@ -158,6 +158,25 @@ def mentioned(tokens: Sequence[Token], names: Iterable[str]) -> str | None:
     return None
 
 
+def referenced(parsed: Parsed, names: Iterable[str]) -> str | None:
+    """The first reference to a table in ``names`` (lower case): ``FROM t``, ``JOIN db.t``, ``IN t``.
+
+    With a tree, only table positions count (a column alias ``users`` is not the table); without
+    one (statements sqlglot keeps as text, e.g. ``SHOW``/``EXPLAIN``), any identifier token does.
+    """
+    wanted = {name.lower() for name in names}
+    if parsed.tree is None or isinstance(parsed.tree, exp.Command):
+        return mentioned(parsed.tokens, wanted)
+    for table in parsed.tree.find_all(exp.Table):
+        if table_function_name(table) is None and table.name.lower() in wanted:
+            return table.name
+    for node in parsed.tree.find_all(exp.In):
+        field = node.args.get("field")
+        if isinstance(field, exp.Column | exp.Table) and field.name.lower() in wanted:
+            return field.name
+    return None
+
+
 def table_function_name(table: exp.Table) -> str | None:
     """``numbers`` for ``FROM numbers(3)``; ``None`` for a table reference."""
     if isinstance(table.this, exp.Func):

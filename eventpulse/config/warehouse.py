@@ -79,3 +79,17 @@ class WarehouseSettings(Section):
             found = read_users_file(self.credentials_file)[role]
             return Credentials(role, user or found.user, found.password)
         return Credentials(role, user or self.user, self.password.get_secret_value())
+
+    def environment(self) -> dict[str, str]:
+        """The ``EVENTPULSE_WAREHOUSE_*`` variables that point a child process at this warehouse,
+        as these users (URL, database, credentials file and any per-role user and password)."""
+        env = {"EVENTPULSE_WAREHOUSE_URL": self.url, "EVENTPULSE_WAREHOUSE_DATABASE": self.database}
+        if self.credentials_file is not None:
+            env["EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE"] = str(self.credentials_file)
+        for role in ("admin", "writer", "reader"):
+            user, password = getattr(self, f"{role}_user"), getattr(self, f"{role}_password")
+            if user is not None:
+                env[f"EVENTPULSE_WAREHOUSE_{role.upper()}_USER"] = user
+            if password is not None:
+                env[f"EVENTPULSE_WAREHOUSE_{role.upper()}_PASSWORD"] = password.get_secret_value()
+        return env

@@ -33,8 +33,8 @@ from eventpulse.access.statements import (
     Refused,
     check_tokens,
     is_read,
-    mentioned,
     parse,
+    referenced,
     table_functions,
     written_tables,
 )
@@ -78,7 +78,7 @@ def _authorize(role: Role, sql: str, refused_functions: frozenset[str]) -> None:
     check_tokens(parsed.tokens, refused_functions)
     if role == "admin":
         return
-    if role == "reader" and (name := mentioned(parsed.tokens, SECRET_TABLES)):
+    if role == "reader" and (name := referenced(parsed, SECRET_TABLES)):
         raise Refused(ACCESS_DENIED, f"Not enough privileges to read {name}")
     tree = parsed.tree
     if tree is None:
