@@ -74,6 +74,9 @@ def build_services(settings: Settings) -> GatewayServices:
     def warehouse_client():
         return create_client(settings.warehouse, role="writer", autogenerate_session_id=False)
 
+    def reader_client():  # the live stream reads as the warehouse's reader, through the scoped path
+        return create_client(settings.warehouse, role="reader", autogenerate_session_id=False)
+
     producer = AckingProducer(
         producer_config(
             settings.broker,
@@ -96,6 +99,6 @@ def build_services(settings: Settings) -> GatewayServices:
         dead_letters=DeadLetterWriter(warehouse_client, gw.dead_letter_flush_s, gw.dead_letter_queue),
         recent_ids=RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant),
         readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
-        stream=StreamHub(warehouse_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+        stream=StreamHub(reader_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
         metrics=metrics,
     )
