@@ -13,6 +13,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("eventpulse.cli.up", "up"),
     ("eventpulse.cli.traffic", "traffic"),
     ("eventpulse.cli.keys", "keys"),
+    ("eventpulse.cli.access", "access"),
 )
 
 

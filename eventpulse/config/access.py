@@ -24,4 +24,9 @@ class AccessSettings(Section):
         ("one", "numbers", "functions", "data_type_families", "formats", "time_zones"),
         description="system.* tables a scoped query may read (none of them holds tenant data).",
     )
+    quota_queries_per_minute: int = Field(
+        6000,
+        gt=0,
+        description="ClickHouse quota of each reader user (``eventpulse access apply``): queries per minute.",
+    )
     tenant_column: str = Field("tenant", description="The column every tenant table carries.")
