@@ -25,7 +25,7 @@ from gateway.handlers import IngestHandlers
 from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
-from gateway.routes import health, stream
+from gateway.routes import health, query, stream
 from gateway.services import build_services
 
 _encode = msgspec.json.Encoder().encode
@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Route("/metrics", health.metrics_prometheus, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/api/stream", stream.sse, methods=["GET"]),
+            Route("/api/sql", query.sql, methods=["POST"]),
+            Route("/api/metrics/query", query.metrics_query, methods=["GET"]),
             WebSocketRoute("/ws/events", stream.websocket),
         ],
         lifespan=lifespan,

@@ -16,6 +16,7 @@ from gateway.auth import KeyCache
 from gateway.dead_letters import DeadLetterWriter
 from gateway.metrics import GatewayMetrics
 from gateway.producer import AckingProducer
+from gateway.query import QueryService
 from gateway.rate_limit import TenantLimiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
@@ -36,6 +37,7 @@ class GatewayServices:
     recent_ids: RecentIds
     readiness: ReadinessProbe
     stream: StreamHub
+    query: QueryService
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     async def start(self) -> None:
@@ -51,6 +53,7 @@ class GatewayServices:
 
     async def stop(self) -> None:
         await self.stream.stop()
+        self.query.close()
         left = await self.producer.close(10.0)
         await self.dead_letters.stop()
         await self.keys.stop()
@@ -100,5 +103,13 @@ def build_services(settings: Settings) -> GatewayServices:
         recent_ids=RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant),
         readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
         stream=StreamHub(reader_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+        query=QueryService(
+            reader_client,
+            settings.access,
+            cache_ttl_s=gw.query_cache_ttl_s,
+            cache_entries=gw.query_cache_entries,
+            rate_per_s=gw.query_rate_per_s,
+            burst=gw.query_burst,
+        ),
         metrics=metrics,
     )

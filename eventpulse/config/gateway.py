@@ -54,6 +54,13 @@ class GatewaySettings(Section):
     stream_poll_s: float = Field(1.0, gt=0, description="How often a tenant's window aggregates are re-read.")
     stream_rows: int = Field(500, gt=0, description="Latest window rows read per poll.")
     stream_queue: int = Field(32, gt=0, description="Messages buffered per live subscriber before it is dropped.")
+    # Query API (/api/sql, /api/metrics/query).
+    query_rate_per_s: float = Field(20.0, gt=0, description="Queries per second per read key (token bucket refill).")
+    query_burst: int = Field(40, gt=0, description="Query bucket size per read key.")
+    query_cache_ttl_s: float = Field(
+        1.0, ge=0, description="Seconds a query API answer is reused (the stream re-emits windows about every second)."
+    )
+    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in the cache.")
     # HTTP connections (see gateway/server.py).
     header_timeout_s: float = Field(
         10.0,
