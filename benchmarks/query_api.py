@@ -100,6 +100,7 @@ def direct_run(settings: WarehouseSettings, plan: list[list[tuple[int, dict[str,
                 datetime.fromisoformat(params["end"]),
                 int(params["granularity"]),
                 params["breakdown"],
+                window_s=60,  # what the gateway picks for hourly buckets
             )
             sql, bound = query.sql()
             sql = sql.replace("WHERE ", "WHERE tenant = {tenant:String} AND ", 1)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,8 @@ class MetricQuery:
     breakdown: str | None = None
     types: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    window_s: int = 60
+    """The tumbling window family read (the service picks the longest that divides the granularity)."""
 
     def validate(self, max_buckets: int) -> None:
         if self.metric not in METRICS:
@@ -69,10 +71,10 @@ class MetricQuery:
     def sql(self) -> tuple[str, dict[str, Any]]:
         """SQL over the tumbling windows of ``window_aggregates`` and its bound parameters."""
         dt = "DateTime64(3, 'UTC')"
-        params: dict[str, Any] = {"start": self.start, "end": self.end, "g": self.granularity_s}
+        params: dict[str, Any] = {"start": self.start, "end": self.end, "g": self.granularity_s, "ws": self.window_s}
         where = [
-            "window_seconds = slide_seconds",
-            "window_seconds = (SELECT min(window_seconds) FROM window_aggregates WHERE window_seconds = slide_seconds)",
+            "window_seconds = {ws:UInt32}",
+            "slide_seconds = {ws:UInt32}",
             f"window_start >= {{start:{dt}}}",
             f"window_start < {{end:{dt}}}",
         ]
@@ -141,6 +143,7 @@ class QueryService:
         cache_entries: int,
         rate_per_s: float,
         burst: int,
+        window_lengths: Sequence[int] = (60,),
         max_buckets: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -152,6 +155,7 @@ class QueryService:
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.max_buckets = max_buckets
+        self._windows = sorted(set(window_lengths))
 
     def allow(self, key_id: str) -> bool:
         """Charge one query to ``key_id``'s bucket (called on the event loop)."""
@@ -171,10 +175,19 @@ class QueryService:
         """Free SQL for ``tenant`` (raises `eventpulse.access.statements.Refused` or a driver error)."""
         return self._run(tenant, sql, dict(params or {}))
 
-    def metric(self, tenant: str, query: MetricQuery) -> QueryAnswer:
+    def metric_sql(self, query: MetricQuery) -> tuple[str, dict[str, Any]]:
+        """The SQL of a metric query (raises `BadQuery`), over the longest window dividing its buckets."""
         query.validate(self.max_buckets)
-        sql, params = query.sql()
-        return self._run(tenant, sql, params)
+        fitting = [w for w in self._windows if query.granularity_s % w == 0] or self._windows[:1]
+        return replace(query, window_s=fitting[-1]).sql()
+
+    def metric(self, tenant: str, query: MetricQuery) -> QueryAnswer:
+        return self._run(tenant, *self.metric_sql(query))
+
+    def cached(self, tenant: str, sql: str, params: Mapping[str, Any]) -> QueryAnswer | None:
+        """A cached answer, without touching the warehouse (cheap: call it on the event loop)."""
+        hit = self._cache.get(_cache_key(tenant, sql, dict(params)))
+        return None if hit is None else QueryAnswer(hit[0], hit[1], True, 0.0)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -182,7 +195,7 @@ class QueryService:
 
     def _run(self, tenant: str, sql: str, params: dict[str, Any]) -> QueryAnswer:
         started = time.perf_counter()
-        key = (tenant, sql, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        key = _cache_key(tenant, sql, params)
         hit = self._cache.get(key)
         if hit is not None:
             columns, rows = hit
@@ -194,6 +207,10 @@ class QueryService:
         rows = [[_plain(value) for value in row] for row in result.result_rows]
         self._cache.put(key, (columns, rows))
         return QueryAnswer(columns, rows, False, (time.perf_counter() - started) * 1000)
+
+
+def _cache_key(tenant: str, sql: str, params: dict[str, Any]) -> tuple:
+    return (tenant, sql, tuple(sorted((k, repr(v)) for k, v in params.items())))
 
 
 def _plain(value: Any) -> Any:

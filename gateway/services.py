@@ -110,6 +110,7 @@ def build_services(settings: Settings) -> GatewayServices:
             cache_entries=gw.query_cache_entries,
             rate_per_s=gw.query_rate_per_s,
             burst=gw.query_burst,
+            window_lengths=[w for w in settings.stream.window_seconds],
         ),
         metrics=metrics,
     )

@@ -43,9 +43,14 @@ def _answer(answer: QueryAnswer) -> Response:
     return json_response(body)
 
 
-async def _run(call, *args) -> Response:
+async def _run(request: Request, tenant: str, sql: str, params: dict) -> Response:
+    """A cached answer straight from the event loop; otherwise the query, in a worker thread."""
+    service = services(request).query
+    hit = service.cached(tenant, sql, params)
+    if hit is not None:
+        return _answer(hit)
     try:
-        return _answer(await asyncio.to_thread(call, *args))
+        return _answer(await asyncio.to_thread(service.sql, tenant, sql, params))
     except Refused as exc:
         return json_response(ErrorBody("refused", exc.message), 400)
     except BadQuery as exc:
@@ -62,7 +67,7 @@ async def sql(request: Request) -> Response:
         body = _decode_sql.decode(await request.body())
     except msgspec.DecodeError as exc:
         return json_response(ErrorBody("invalid_body", str(exc)), 400)
-    return await _run(services(request).query.sql, key.tenant, body.sql, body.params)
+    return await _run(request, key.tenant, body.sql, dict(body.params))
 
 
 def _time(value: str | None, name: str) -> datetime:
@@ -96,6 +101,7 @@ async def metrics_query(request: Request) -> Response:
             types=_list(request, "type"),
             sources=_list(request, "source"),
         )
+        sql, params = services(request).query.metric_sql(query)
     except (BadQuery, ValueError) as exc:
         return json_response(ErrorBody("bad_query", str(exc)), 400)
-    return await _run(services(request).query.metric, key.tenant, query)
+    return await _run(request, key.tenant, sql, params)
