@@ -187,6 +187,7 @@ def test_sessions_belong_to_their_user(warehouse_url: str) -> None:
     reader.close()
 
 
+@pytest.mark.integration  # starts its own warehouse server
 def test_users_file_is_private_generated_once_and_rotated_live(tmp_path: Path) -> None:
     users_file = tmp_path / "wh-users.json"
     port = free_port()
