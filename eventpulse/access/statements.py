@@ -142,7 +142,7 @@ def parse(sql: str) -> Parsed:
     tokens = tokenize(sql)
     try:
         trees = [tree for tree in sqlglot.parse(sql, read=DIALECT) if tree is not None]
-    except (ParseError, TokenError, ValueError):
+    except (ParseError, TokenError, ValueError, RecursionError):  # what sqlglot cannot read, nobody vouches for
         return Parsed(tokens, None)
     if len(trees) > 1:
         raise Refused(SYNTAX_ERROR, "Multi-statements are not allowed")

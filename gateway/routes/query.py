@@ -11,7 +11,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import msgspec
-from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.exceptions import Error as DriverError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -55,7 +55,7 @@ async def _run(request: Request, tenant: str, sql: str, params: dict) -> Respons
         return json_response(ErrorBody("refused", exc.message), 400)
     except BadQuery as exc:
         return json_response(ErrorBody("bad_query", str(exc)), 400)
-    except DatabaseError as exc:
+    except (DriverError, TypeError, ValueError) as exc:  # the warehouse's refusal, or parameters it cannot bind
         return json_response(ErrorBody("query_failed", str(exc).split(" (for url")[0][-2000:]), 400)
 
 
