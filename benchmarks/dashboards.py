@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
 from eventpulse.warehouse.schema import migrate  # noqa: E402
@@ -105,6 +106,8 @@ def local_server():
                         break
                 except OSError:
                     time.sleep(0.1)
+            # the server generated its users there; this process and the pages read them
+            os.environ["EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE"] = str(users_file_for(Path(f"{tmp}/data")))
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()
@@ -113,7 +116,7 @@ def local_server():
 
 def fill(settings: WarehouseSettings, rate: float, hours: int) -> dict[str, int]:
     """Write the day of aggregates (and the rest) the pages read; return row counts per table."""
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     now = time.time()
     end_s = int(now) // 60 * 60 + 60
     start_s = end_s - hours * 3600

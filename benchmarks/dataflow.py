@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from devstack.ports import free_port, wait_for_http, wait_for_port  # noqa: E402
 from devstack.traffic.broker_sender import send_to_topic  # noqa: E402
 from devstack.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
@@ -241,8 +242,7 @@ def _flow_env(broker: BrokerSettings, warehouse: WarehouseSettings, **stream: st
         PYTHONPATH=str(REPO),
         EVENTPULSE_BROKER_BOOTSTRAP=broker.bootstrap,
         EVENTPULSE_BROKER_EVENTS_TOPIC=broker.events_topic,
-        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
-        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        **warehouse.environment(),
     )
     env.update({f"EVENTPULSE_STREAM_{k.upper()}": v for k, v in stream.items()})
     return env
@@ -283,7 +283,7 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
     producer.flush(60)
     time.sleep(4)
     _stop(flow)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     rows = client.query(
         "SELECT metric, quantileExact(0.5)(value), max(value) FROM pipeline_metrics "
         "WHERE time >= fromUnixTimestamp64Milli({t:Int64}) AND (metric LIKE 'freshness%' "
@@ -344,7 +344,9 @@ def main() -> None:
         for f in admin.create_topics([NewTopic(t, args.partitions, 1) for t in (topic, empty)]).values():
             f.result()
         broker = BrokerSettings(bootstrap=bootstrap, events_topic=topic)
-        warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wport}", database="bench")
+        warehouse = WarehouseSettings(
+            url=f"http://127.0.0.1:{wport}", database="bench", credentials_file=users_file_for(work / "warehouse")
+        )
         migrate(warehouse)
 
         factory = EventFactory(PROFILE, seed=1)
@@ -369,7 +371,7 @@ def main() -> None:
         ours_argv = [sys.executable, "-m", "bytewax.run", "flows.dataflow:flow"]
         empty_broker = broker.model_copy(update={"events_topic": empty})
         ours_fixed, _ = _run_flow(ours_argv, _flow_env(empty_broker, warehouse, tail="false"), 0, "ours start-up")
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         ours_took, _ = _run_flow(
             ours_argv,
             _flow_env(broker, warehouse, tail="false"),

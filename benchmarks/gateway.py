@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.ports import free_port  # noqa: E402
+from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.api_keys import create_key  # noqa: E402
 from eventpulse.config.warehouse import WarehouseSettings  # noqa: E402
 from eventpulse.warehouse.client import create_client  # noqa: E402
@@ -303,15 +304,18 @@ def main() -> None:
             )
         )
         wait_http(f"http://127.0.0.1:{wh_port}/ping")
-        warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wh_port}", database="bench")
+        warehouse = WarehouseSettings(
+            url=f"http://127.0.0.1:{wh_port}", database="bench", credentials_file=users_file_for(tmp / "wh")
+        )
         migrate(warehouse)
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         key = create_key(client, "bench", rate_per_s=1e9, burst=10**9)[1]
         client.close()
         env = {
             "EVENTPULSE_BROKER_BOOTSTRAP": f"127.0.0.1:{broker_port}",
             "EVENTPULSE_WAREHOUSE_URL": warehouse.url,
             "EVENTPULSE_WAREHOUSE_DATABASE": "bench",
+            "EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE": str(warehouse.credentials_file),
             "EVENTPULSE_GATEWAY_PORT": str(gw_port),
             "EVENTPULSE_GATEWAY_MAX_QUEUED_EVENTS": "1000000",
             "EVENTPULSE_GATEWAY_WORKERS": str(args.workers),

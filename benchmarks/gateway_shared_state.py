@@ -60,7 +60,7 @@ def main() -> None:
         wait_for_port("127.0.0.1", redis, 30)
         warehouse = WarehouseSettings(url=f"http://127.0.0.1:{wh}", database="bench")
         migrate(warehouse)
-        client = create_client(warehouse)
+        client = create_client(warehouse, role="admin")
         key = create_key(client, "bench", rate_per_s=1e9, burst=10**9)[1]
         client.close()
         gateways: dict[str, tuple[str, subprocess.Popen]] = {}

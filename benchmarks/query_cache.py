@@ -52,7 +52,7 @@ SQL = """
 def fill(warehouse: WarehouseSettings, rate: float, hours: int) -> int:
     """``hours`` of 60 s windows for 20 tenants x (10 types x 5 sources + the tenant-wide row), as
     ``benchmarks/dashboards.py`` writes them (its other tables are not read here)."""
-    client = create_client(warehouse.model_copy(update={"query_timeout_s": 3600.0}))
+    client = create_client(warehouse.model_copy(update={"query_timeout_s": 3600.0}), role="admin")
     end_s = int(time.time()) // 60 * 60 + 60
     per_tenant = TYPES * SOURCES + 1
     keys = TENANTS * per_tenant
@@ -71,7 +71,7 @@ def run(cache: QueryCache, warehouse: WarehouseSettings, clients: int, queries: 
     start = end - timedelta(hours=hours)
 
     def client_loop(number: int) -> list[float]:
-        client = create_client(warehouse, autogenerate_session_id=False)
+        client = create_client(warehouse, role="admin", autogenerate_session_id=False)
         out = []
         for i in range(queries):
             params = {"tenant": f"tenant-{(number + i) % TENANTS:02d}", "start": start, "end": end}
@@ -81,7 +81,7 @@ def run(cache: QueryCache, warehouse: WarehouseSettings, clients: int, queries: 
         client.close()
         return out
 
-    client = create_client(warehouse, autogenerate_session_id=False)
+    client = create_client(warehouse, role="admin", autogenerate_session_id=False)
     for tenant in range(TENANTS):  # warm-up, not measured: the steady state of a dashboard in use
         params = {"tenant": f"tenant-{tenant:02d}", "start": start, "end": end}
         cache.frame(client, SQL, params, {"max_execution_time": 30})

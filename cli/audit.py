@@ -62,7 +62,7 @@ def audit(
     """List who did what (newest first), or follow new rows (oldest first) with --follow."""
     query = AuditQuery(actor, action, tenant, result or "", _since(since), _since(until), limit)
     show = _json if as_json else _line
-    client = create_client(Settings().warehouse)
+    client = create_client(Settings().warehouse, role="reader")
     try:
         if not follow:
             for entry in read_audit(client, query):

@@ -15,6 +15,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.keys", "keys"),
     ("cli.audit", "audit"),
     ("cli.users", "users"),
+    ("cli.access", "access"),
 )
 
 

@@ -17,7 +17,7 @@ def migrate(database: str | None, show_status: bool) -> None:
     settings = Settings().warehouse
     db = database or settings.database
     if show_status:
-        client = create_client(settings, database=db)
+        client = create_client(settings, role="admin", database=db)
         drifted = False
         for item in migrator.status(client, migrator.load_migrations(), settings.cluster):
             state = "DRIFTED" if item.drifted else ("applied" if item.applied else "pending")

@@ -61,7 +61,7 @@ def _create_key(settings: Settings, tenant: str) -> str:
     from eventpulse.audit import Actor, AuditWriter
     from eventpulse.warehouse.client import create_client
 
-    client = create_client(settings.warehouse)
+    client = create_client(settings.warehouse, role="admin")
     try:
         audit = AuditWriter(client, Actor.local_cli("eventpulse traffic"))
         row, key = create_key(client, tenant, description="eventpulse traffic --create-key", audit=audit)

@@ -13,8 +13,10 @@ from devstack.stack_services import (
     prepare_dagster_home,
     stack_environment,
     stack_services,
+    stack_users_file,
 )
 from devstack.supervisor import StartupError, Supervisor
+from eventpulse.access.credentials import ensure_users_file
 from eventpulse.settings import Settings
 
 
@@ -50,6 +52,7 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     if "redis" not in options.without and shutil.which("redis-server") is None:
         raise click.UsageError("redis-server is not installed: run `make redis`, or `eventpulse up --without redis`")
     ensure_recovery(settings)
+    ensure_users_file(stack_users_file(settings))  # the warehouse's users, generated on the first `up`
     if "dagster" not in options.without:
         prepare_dagster_home(settings, Path.cwd())
     try:
@@ -58,7 +61,9 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
         raise click.UsageError(str(exc)) from exc
     # restarts go to this stack's warehouse (the one its services are pointed at)
     stack_url = stack_environment(settings, "redis" not in options.without)["EVENTPULSE_WAREHOUSE_URL"]
-    metrics = RestartMetrics(settings.warehouse.model_copy(update={"url": stack_url}))
+    metrics = RestartMetrics(
+        settings.warehouse.model_copy(update={"url": stack_url, "credentials_file": stack_users_file(settings)})
+    )
     supervisor = Supervisor(services, on_event=metrics.record)
     try:
         code = supervisor.run()

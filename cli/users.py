@@ -15,7 +15,7 @@ from eventpulse.warehouse.client import create_client
 
 
 def _client():
-    return create_client(Settings().warehouse)
+    return create_client(Settings().warehouse, role="admin")
 
 
 def _audit(client) -> AuditWriter:

@@ -7,6 +7,11 @@ process and warehouse (`client`), with no HTTP session, so Streamlit's threads c
 
 Pages read aggregates and rollups only; the one query over raw events (`search_events`) is
 paginated, bounded by time and backed by the text index of migration 0040.
+
+Every tenant-facing query (live, historical, search, dead letters, late events, alerts, the SQL
+console) runs through `tenant_frame`: the scoped read path (`eventpulse.access.scoped_sql`)
+rewrites each table reference to the selected tenant's rows or refuses the query. Operator pages
+(pipeline health, archive runs) read platform tables without a tenant column through `frame`.
 """
 
 from collections.abc import Sequence
@@ -20,6 +25,7 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 
 from dashboards.sources import TABLES, Segment, as_utc, plan_sources
+from eventpulse.access.scoped_sql import Scope, ScopedReader
 from eventpulse.aggregation.spec import ALL
 from eventpulse.cache.client import sync_client
 from eventpulse.cache.query_cache import QueryCache
@@ -41,7 +47,7 @@ def _client_for(url: str, database: str) -> Client:
     settings = Settings().warehouse
     if (settings.url, settings.database) != (url, database):  # settings changed between the two reads
         settings = settings.model_copy(update={"url": url, "database": database})
-    return create_client(settings, autogenerate_session_id=False)
+    return create_client(settings, role="reader", autogenerate_session_id=False)
 
 
 def client() -> Client:
@@ -67,8 +73,38 @@ def query_cache() -> QueryCache:
 
 def frame(sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame:
     """Run ``sql`` with bound ``params`` (or take its result from the query cache, when the tables it
-    reads have not changed since) and return the result as a polars frame."""
+    reads have not changed since) and return the result as a polars frame (operator pages)."""
     return query_cache().frame(client(), sql, params or {}, {**_QUERY_SETTINGS, **(settings or {})})
+
+
+@st.cache_resource(show_spinner=False)
+def _scoped_for(url: str, database: str) -> ScopedReader:
+    return ScopedReader(_client_for(url, database), database, Settings().access)
+
+
+def scoped_reader() -> ScopedReader:
+    """The process's scoped read path for the configured warehouse."""
+    settings = Settings().warehouse
+    return _scoped_for(settings.url, settings.database)
+
+
+def scope_for(tenant: str) -> Scope:
+    """The tenant selector's choice as a scope: one tenant, or every tenant ("" = the operator view).
+
+    Until the dashboards have sign-in (issue 14, item 5) whoever reaches them is an operator;
+    the signed-in user's own scope will replace "every tenant" here.
+    """
+    return Scope.of(tenant) if tenant else Scope.everyone()
+
+
+def tenant_frame(
+    sql: str, tenant: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Run a tenant-facing query scoped to ``tenant`` (every table filtered, or `Refused`)."""
+    reader = scoped_reader()
+    scoped = reader.scoped(sql, scope_for(tenant), params)
+    limits = reader.settings(**{**_QUERY_SETTINGS, **(settings or {})})
+    return query_cache().frame(reader.client, scoped.sql, scoped.params, limits)  # keyed by the scoped SQL
 
 
 def _tenant_clause(column: str = "tenant") -> str:
@@ -152,7 +188,7 @@ def live_windows(tenant: str, window_seconds: int, start: datetime, end: datetim
           AND window_start >= {{start:{_DT}}} AND window_start < {{end:{_DT}}}
           AND type = '{ALL}' AND source = '{ALL}' AND {_tenant_clause()}"""
     params = {"ws": window_seconds, "start": start, "end": end, "tenant": tenant}
-    df = frame(_window_rows_sql(where), params)
+    df = tenant_frame(_window_rows_sql(where), tenant, params)
     return df.with_columns((pl.col("events") / window_seconds).alias("events_per_s"))
 
 
@@ -171,7 +207,9 @@ def live_top(tenant: str, window_seconds: int, start: datetime, end: datetime, d
         GROUP BY {dim}
         ORDER BY events DESC, {dim}
         LIMIT {{limit:UInt32}}"""
-    return frame(sql, {"ws": window_seconds, "start": start, "end": end, "tenant": tenant, "limit": limit})
+    return tenant_frame(
+        sql, tenant, {"ws": window_seconds, "start": start, "end": end, "tenant": tenant, "limit": limit}
+    )
 
 
 # ---------------------------------------------------------------------------------- historical
@@ -253,7 +291,7 @@ def history_series(tenant: str, start: datetime, end: datetime, bucket_seconds: 
         )
         GROUP BY bucket
         ORDER BY bucket"""
-    return frame(sql, params)
+    return tenant_frame(sql, tenant, params)
 
 
 @st.cache_data(ttl=HISTORY_TTL, show_spinner=False)
@@ -279,7 +317,7 @@ def history_breakdown(tenant: str, start: datetime, end: datetime, bucket_second
         FROM ({rows})
         GROUP BY {dim}
         ORDER BY events DESC, {dim}"""
-    df = frame(sql, params).rename({"lat_n": "latency_count"})
+    df = tenant_frame(sql, tenant, params).rename({"lat_n": "latency_count"})
     total = df["events"].sum() if df.height else 0
     return df.with_columns((pl.col("events") / max(total, 1)).alias("share"))
 
@@ -296,7 +334,7 @@ def dead_letter_reasons(tenant: str, start: datetime, end: datetime) -> pl.DataF
         WHERE received_at >= {{start:{_DT}}} AND received_at < {{end:{_DT}}} AND {_tenant_clause()}
         GROUP BY stage, reason
         ORDER BY letters DESC, stage, reason"""
-    return frame(sql, {"start": start, "end": end, "tenant": tenant})
+    return tenant_frame(sql, tenant, {"start": start, "end": end, "tenant": tenant})
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
@@ -308,7 +346,7 @@ def recent_dead_letters(tenant: str, start: datetime, end: datetime, limit: int 
         WHERE received_at >= {{start:{_DT}}} AND received_at < {{end:{_DT}}} AND {_tenant_clause()}
         ORDER BY received_at DESC
         LIMIT {{limit:UInt32}}"""
-    return frame(sql, {"start": start, "end": end, "tenant": tenant, "limit": limit})
+    return tenant_frame(sql, tenant, {"start": start, "end": end, "tenant": tenant, "limit": limit})
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
@@ -427,7 +465,7 @@ def late_event_summary(tenant: str, start: datetime, end: datetime) -> pl.DataFr
         WHERE timestamp >= {{start:{_DT}}} AND timestamp < {{end:{_DT}}} AND {_tenant_clause()}
         GROUP BY window_seconds, slide_seconds
         ORDER BY window_seconds, slide_seconds"""
-    return frame(sql, {"start": start, "end": end, "tenant": tenant})
+    return tenant_frame(sql, tenant, {"start": start, "end": end, "tenant": tenant})
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
@@ -436,7 +474,7 @@ def late_event_count(tenant: str, start: datetime, end: datetime) -> int:
     sql = f"""
         SELECT uniqExact(id) AS n FROM late_events FINAL
         WHERE timestamp >= {{start:{_DT}}} AND timestamp < {{end:{_DT}}} AND {_tenant_clause()}"""
-    return int(frame(sql, {"start": start, "end": end, "tenant": tenant})["n"][0])
+    return int(tenant_frame(sql, tenant, {"start": start, "end": end, "tenant": tenant})["n"][0])
 
 
 @dataclass(frozen=True)
@@ -477,7 +515,7 @@ def alert_history(tenant: str, start: datetime, end: datetime, limit: int = 500)
         WHERE fired_at >= {{start:{_DT}}} AND fired_at < {{end:{_DT}}} AND {_tenant_clause()}
         ORDER BY fired_at DESC
         LIMIT {{limit:UInt32}}"""
-    return frame(sql, {"start": start, "end": end, "tenant": tenant, "limit": limit})
+    return tenant_frame(sql, tenant, {"start": start, "end": end, "tenant": tenant, "limit": limit})
 
 
 # ---------------------------------------------------------------------------------- search
@@ -534,7 +572,7 @@ def search_events(q: EventQuery, page: int, page_size: int) -> pl.DataFrame:
         WHERE {_search_where(q, params)}
         ORDER BY timestamp DESC, id
         LIMIT {{limit:UInt32}} OFFSET {{offset:UInt64}}"""
-    return frame(sql, params)
+    return tenant_frame(sql, q.tenant, params)
 
 
 @st.cache_data(ttl=STATUS_TTL, show_spinner=False)
@@ -542,15 +580,15 @@ def count_events(q: EventQuery, cap: int) -> int:
     """How many raw events match, counting no further than ``cap`` (for the pager)."""
     params: dict[str, Any] = {"cap": cap}
     sql = f"SELECT count() AS n FROM (SELECT 1 FROM events FINAL WHERE {_search_where(q, params)} LIMIT {{cap:UInt64}})"
-    return int(frame(sql, params)["n"][0])
+    return int(tenant_frame(sql, q.tenant, params)["n"][0])
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
-def event_types() -> list[str]:
-    """Event types seen in the last 30 days of aggregates (the search's type filter)."""
+def event_types(tenant: str = "") -> list[str]:
+    """Event types ``tenant`` sent in the last 30 days of aggregates (the search's type filter)."""
     sql = f"""SELECT DISTINCT type FROM window_aggregates
               WHERE window_start >= now64(3) - INTERVAL 30 DAY AND type != '{ALL}' ORDER BY type"""
-    return frame(sql)["type"].to_list()
+    return tenant_frame(sql, tenant)["type"].to_list()
 
 
 # ---------------------------------------------------------------------------------- SQL console
@@ -566,12 +604,10 @@ class ConsoleResult:
 
 
 def readonly_settings(max_execution_s: float, max_result_rows: int, max_rows_to_read: int) -> dict[str, Any]:
-    """ClickHouse settings that make a query read-only and bounded.
+    """The console's limits as ClickHouse settings (on top of the scoped path's memory limit).
 
-    ``readonly=1`` refuses writes, DDL, ``SET``, table functions that reach outside
-    (``file``, ``url``) and any ``SETTINGS`` clause that would loosen these limits. It comes last
-    because the local warehouse server applies URL settings in order, and after ``readonly=1``
-    no other setting may change (a ClickHouse server checks them all against the user's profile).
+    Read-only is the reader user's (the warehouse refuses its writes, DDL and ``SET`` of
+    ``readonly``); the scoped path refuses ``SETTINGS`` clauses that would loosen these limits.
     """
     return {
         "max_execution_time": max_execution_s,
@@ -580,17 +616,24 @@ def readonly_settings(max_execution_s: float, max_result_rows: int, max_rows_to_
         "read_overflow_mode": "throw",
         "max_result_rows": max_result_rows,
         "result_overflow_mode": "break",
-        "readonly": 1,
     }
 
 
-def run_readonly(sql: str, *, max_execution_s: float, max_result_rows: int, max_rows_to_read: int) -> ConsoleResult:
-    """Run a user's query under `readonly_settings` (never cached: each run is explicit)."""
+def run_readonly(
+    sql: str, *, tenant: str, max_execution_s: float, max_result_rows: int, max_rows_to_read: int
+) -> ConsoleResult:
+    """Run a user's query scoped to ``tenant`` ("" = every tenant) under `readonly_settings`.
+
+    Never cached: each run is explicit. Raises `eventpulse.access.statements.Refused` for a
+    query the scoped path will not run (other tenants' data, files, system tables...).
+    """
     import time
 
     started = time.perf_counter()
-    settings = readonly_settings(max_execution_s, max_result_rows, max_rows_to_read)
-    table = client().query_arrow(sql.strip().rstrip(";"), settings=settings)
+    reader = scoped_reader()
+    scoped = reader.scoped(sql, scope_for(tenant))
+    settings = reader.settings(**readonly_settings(max_execution_s, max_result_rows, max_rows_to_read))
+    table = reader.client.query_arrow(scoped.sql, parameters=scoped.params, settings=settings)
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     # `break` stops at a block boundary, so a few more rows than the limit may arrive.

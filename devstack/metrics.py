@@ -124,7 +124,7 @@ class RestartMetrics:
         if not self._reachable():
             return  # quietly: the client would log a warning per attempt while the server restarts
         try:
-            self._client = self._client or create_client(self.warehouse)
+            self._client = self._client or create_client(self.warehouse, role="writer")
             self._client.insert_arrow("pipeline_metrics", table)
         except Exception as exc:  # down, not migrated yet, restarting: try again later
             log.info("service restart metrics not written yet: %s", exc)

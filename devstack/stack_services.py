@@ -13,6 +13,7 @@ from pathlib import Path
 
 from devstack.broker.objectstore import READY_LINE, object_store_argv
 from devstack.supervisor import RestartPolicy, ServiceSpec
+from eventpulse.access.credentials import users_file_for
 from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 
@@ -40,9 +41,15 @@ def prepare_dagster_home(settings: Settings, repo_root: Path) -> Path:
     return home
 
 
+def stack_users_file(settings: Settings) -> Path:
+    """The users file of this stack's warehouse (the server's ``--users-file``)."""
+    configured = settings.warehouse.credentials_file
+    return (configured or users_file_for(settings.warehouse_path())).resolve()
+
+
 def stack_environment(settings: Settings, shared_state: bool = True) -> dict[str, str]:
-    """Variables that point every child at this stack's broker, warehouse, Redis (unless
-    ``shared_state`` is off: `eventpulse up --without redis`) and data directory."""
+    """Variables that point every child at this stack's broker, warehouse (and its users file), Redis
+    (unless ``shared_state`` is off: `eventpulse up --without redis`) and data directory."""
     data_dir = settings.data_dir.resolve()
     r = settings.redis
     return {
@@ -51,6 +58,7 @@ def stack_environment(settings: Settings, shared_state: bool = True) -> dict[str
         "EVENTPULSE_BROKER_BOOTSTRAP": f"{settings.broker.host}:{settings.broker.port}",
         "EVENTPULSE_WAREHOUSE_URL": f"{_scheme(settings.warehouse.tls_certfile)}://"
         f"{settings.warehouse.host}:{settings.warehouse.port}",
+        "EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE": str(stack_users_file(settings)),
         "DAGSTER_HOME": str(data_dir / "dagster"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -161,6 +169,7 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             [
                 *(py, "-m", "devstack.warehouse_server", "--host", w.host, "--port", str(w.port)),
                 *("--path", str(settings.warehouse_path().resolve())),
+                *("--users-file", str(stack_users_file(settings))),
             ],
             env,
             w.host,

@@ -150,7 +150,7 @@ class IncidentLog:
             if not self._incidents and not self._incarnations:
                 return True
             try:
-                self._client = self._client or create_client(self._warehouse)
+                self._client = self._client or create_client(self._warehouse, role="writer")
                 insert_incidents(self._client, self._incidents)
                 self._incidents.clear()
                 insert_incarnations(self._client, self._incarnations)

@@ -8,10 +8,13 @@ code at docker-compose or production.
 """
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from eventpulse.access.credentials import users_file_for
+from eventpulse.config.access import AccessSettings
 from eventpulse.config.base import Section
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.dashboard import DashboardSettings
@@ -39,6 +42,15 @@ class Settings(Section):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+
+    @model_validator(mode="after")
+    def _local_credentials(self) -> Self:
+        """Without ``EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE``, use the local stack's users file."""
+        if self.warehouse.credentials_file is None:
+            located = self.warehouse.model_copy(update={"credentials_file": users_file_for(self.warehouse_path())})
+            object.__setattr__(self, "warehouse", located)  # frozen: set once, while validating
+        return self
 
     def warehouse_path(self) -> Path:
         """The chDB directory the local warehouse server opens."""

@@ -119,7 +119,7 @@ class PipelineMetrics:
             return
         now_ms = time.time_ns() // 1_000_000
         try:
-            self._client = self._client or create_client(self._warehouse)
+            self._client = self._client or create_client(self._warehouse, role="writer")
             metric, label, value = zip(*rows, strict=True)
             table = pa.table(
                 {

@@ -13,6 +13,7 @@ per micro-batch for all newly touched windows of its bucket), through a `SeedRea
   under Bytewax's ``TestingSource`` without a warehouse.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -69,10 +70,11 @@ class WarehouseSeedReader:
     def __init__(
         self,
         settings: WarehouseSettings,
-        factory: Callable[[WarehouseSettings], Client] = create_client,
+        factory: Callable[[WarehouseSettings], Client] | None = None,
         retry_s: float = 60.0,
     ) -> None:
-        self._settings, self._factory, self._retry_s = settings, factory, retry_s
+        self._settings, self._retry_s = settings, retry_s
+        self._factory = factory or functools.partial(create_client, role="writer")
         self._client: Client | None = None
         self._lock = threading.Lock()  # one clickhouse-connect client runs one query at a time
 

@@ -83,7 +83,7 @@ class _Inserter(Generic[X]):
         while True:
             try:
                 if self._client is None:
-                    self._client = create_client(sink.warehouse, compress=sink.compress)
+                    self._client = create_client(sink.warehouse, role="writer", compress=sink.compress)
                 started = time.perf_counter()
                 self._client.insert_arrow(sink.table, block, settings=settings)
                 if sink.on_insert is not None:

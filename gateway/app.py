@@ -25,7 +25,7 @@ from gateway.handlers import IngestHandlers
 from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
-from gateway.routes import health, stream, table
+from gateway.routes import health, query, stream, table
 from gateway.services import build_services
 
 _encode = msgspec.json.Encoder().encode
@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Route(table.METRICS_PROMETHEUS.path, health.metrics_prometheus, methods=[table.METRICS_PROMETHEUS.method]),
             Route(table.OPENAPI.path, openapi, methods=[table.OPENAPI.method]),
             Route(table.STREAM_SSE.path, stream.sse, methods=[table.STREAM_SSE.method]),
+            Route(table.SQL.path, query.sql, methods=[table.SQL.method]),
+            Route(table.METRICS_QUERY.path, query.metrics_query, methods=[table.METRICS_QUERY.method]),
             WebSocketRoute(table.STREAM_WEBSOCKET.path, stream.websocket),
         ],
         lifespan=lifespan,

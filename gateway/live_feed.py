@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.access.scoped_sql import Scope, ScopedReader
 from gateway.schemas import StreamMessage, WindowRow
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class StreamHub:
     def __init__(self, client_factory: Callable[[], Client], poll_s: float, rows: int, queue_size: int) -> None:
         self._client_factory = client_factory
         self._client: Client | None = None
+        self._reader: ScopedReader | None = None
         self._poll_s = poll_s
         self._rows = rows
         self._queue_size = queue_size
@@ -142,8 +144,12 @@ class StreamHub:
     def _query(self, tenant: str) -> list[WindowRow]:
         if self._client is None:
             self._client = self._client_factory()
+            self._reader = ScopedReader(self._client, self._client.database or "default")
         try:
-            result = self._client.query(LATEST_WINDOWS_SQL, parameters={"tenant": tenant, "limit": self._rows})
+            # through the scoped read path: the rows are the tenant's whatever the SQL says
+            params = {"tenant": tenant, "limit": self._rows}
+            assert self._reader is not None
+            result = self._reader.query(LATEST_WINDOWS_SQL, Scope.of(tenant), params)
         except Exception:
             self._client = None
             raise

@@ -141,6 +141,8 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
         schemas.Readiness,
         schemas.MetricsSnapshot,
         schemas.StreamMessage,
+        schemas.SqlRequest,
+        schemas.QueryResult,
     ]
     _, components = msgspec.json.schema_components(structs, ref_template=_REF)
     components["Event"] = event_schema(limits)
@@ -251,6 +253,68 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
                             "description": "Prometheus exposition format.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         }
+                    },
+                }
+            },
+            "/api/sql": {
+                "post": {
+                    "summary": "Run one SELECT over the key's tenant's data",
+                    "description": "Needs the `read` scope. Every table is filtered to the key's tenant, or the query "
+                    "is refused (files, system tables, other databases, key tables, SETTINGS, INTO OUTFILE). "
+                    "Answers are cached for a second; each key has a query rate limit.",
+                    "operationId": "sql",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SqlRequest"}}},
+                    },
+                    "responses": {
+                        "200": _answer("The rows.", "QueryResult"),
+                        "400": _answer("Refused by the scoped read path, or rejected by the warehouse.", "ErrorBody"),
+                        **_common("read"),
+                        "429": _answer("The key's query rate limit is spent.", "ErrorBody"),
+                    },
+                }
+            },
+            "/api/metrics/query": {
+                "get": {
+                    "summary": "One metric of the key's tenant over a time range, in buckets",
+                    "description": "Needs the `read` scope. Reads the shortest tumbling windows of window_aggregates.",
+                    "operationId": "metricsQuery",
+                    "parameters": [
+                        {"name": "metric", "in": "query", "schema": {"type": "string", "default": "event_count"}},
+                        {
+                            "name": "start",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "ISO 8601 or milliseconds since the epoch.",
+                        },
+                        {"name": "end", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "granularity",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 60},
+                            "description": "Bucket length (s).",
+                        },
+                        {"name": "breakdown", "in": "query", "schema": {"type": "string", "enum": ["type", "source"]}},
+                        {
+                            "name": "type",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "Comma separated event types.",
+                        },
+                        {
+                            "name": "source",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "Comma separated sources.",
+                        },
+                    ],
+                    "responses": {
+                        "200": _answer("Columns bucket[, type|source], value.", "QueryResult"),
+                        "400": _answer("Unknown metric, bad range or granularity.", "ErrorBody"),
+                        **_common("read"),
+                        "429": _answer("The key's query rate limit is spent.", "ErrorBody"),
                     },
                 }
             },

@@ -3,6 +3,8 @@ from them, so the schema and the answers cannot drift apart."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from eventpulse.cache.client import SharedState
@@ -135,3 +137,20 @@ class StreamMessage(msgspec.Struct):
     kind: str
     tenant: str
     rows: list[WindowRow]
+
+
+class SqlRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/sql``: one SELECT, with optional bound parameters (``{name:Type}`` in the SQL)."""
+
+    sql: str
+    params: dict[str, str | int | float | bool | list[str | int | float] | None] = {}
+
+
+class QueryResult(msgspec.Struct):
+    """A query API answer: column names and rows, scoped to the key's tenant."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    cached: bool
+    elapsed_ms: float

@@ -19,6 +19,7 @@ from gateway.dead_letters import DeadLetterWriter
 from gateway.live_feed import StreamHub
 from gateway.metrics import GatewayMetrics
 from gateway.producer import AckingProducer
+from gateway.query import QueryService
 from gateway.rate_limit import Limiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
@@ -40,6 +41,7 @@ class GatewayServices:
     recent_ids: RecentIds | SharedRecentIds
     readiness: ReadinessProbe
     stream: StreamHub
+    query: QueryService
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     redis: Any = None  # redis.asyncio.Redis when EVENTPULSE_REDIS_URL is set
 
@@ -56,6 +58,7 @@ class GatewayServices:
 
     async def stop(self) -> None:
         await self.stream.stop()
+        self.query.close()
         left = await self.producer.close(10.0)
         await self.dead_letters.stop()
         await self.keys.stop()
@@ -84,7 +87,10 @@ def build_services(settings: Settings) -> GatewayServices:
     redis = async_client(settings.redis)
 
     def warehouse_client():
-        return create_client(settings.warehouse, autogenerate_session_id=False)
+        return create_client(settings.warehouse, role="writer", autogenerate_session_id=False)
+
+    def reader_client():  # the live stream reads as the warehouse's reader, through the scoped path
+        return create_client(settings.warehouse, role="reader", autogenerate_session_id=False)
 
     producer = AckingProducer(
         producer_config(
@@ -108,7 +114,16 @@ def build_services(settings: Settings) -> GatewayServices:
         dead_letters=DeadLetterWriter(warehouse_client, gw.dead_letter_flush_s, gw.dead_letter_queue),
         recent_ids=build_recent_ids(settings, redis, metrics),
         readiness=ReadinessProbe(lambda: admin_client(settings.broker), warehouse_client),
-        stream=StreamHub(warehouse_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+        stream=StreamHub(reader_client, gw.stream_poll_s, gw.stream_rows, gw.stream_queue),
+        query=QueryService(
+            reader_client,
+            settings.access,
+            cache_ttl_s=gw.query_cache_ttl_s,
+            cache_entries=gw.query_cache_entries,
+            rate_per_s=gw.query_rate_per_s,
+            burst=gw.query_burst,
+            window_lengths=[w for w in settings.stream.window_seconds],
+        ),
         metrics=metrics,
         redis=redis,
     )

@@ -63,7 +63,7 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def client(self) -> Iterator[Client]:
         """A client for the run; closed afterwards."""
-        client = create_client(self.settings())
+        client = create_client(self.settings(), role="writer")
         try:
             yield client
         finally:

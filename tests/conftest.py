@@ -11,12 +11,28 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from eventpulse.access.credentials import ensure_users_file
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.redis import RedisSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
 from tests.support.services import run_broker, run_redis, run_warehouse
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warehouse_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's warehouse users (admin, writer, reader), provisioned before anything starts.
+
+    Exported as ``EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE``: every warehouse server a test starts
+    authenticates against it and every client and child process reads its role's password there.
+    """
+    path = tmp_path_factory.mktemp("access") / "warehouse-users.json"
+    ensure_users_file(path)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE", str(path))
+    yield path
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +102,7 @@ def warehouse(warehouse_url: str) -> WarehouseSettings:
 
 @pytest.fixture
 def warehouse_client(warehouse: WarehouseSettings):
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     yield client
     client.close()
 

@@ -28,7 +28,7 @@ with st.form("search", border=True):
     mode = cols[0].radio("Match", ["words (indexed)", "substring"], key="q_mode", horizontal=True)
     event_id = cols[1].text_input("Event id", key="q_id")
     user_id = cols[2].text_input("User id", key="q_user")
-    event_type = cols[3].selectbox("Type", [ANY, *queries.event_types()], key="q_type")
+    event_type = cols[3].selectbox("Type", [ANY, *queries.event_types(picked.tenant)], key="q_type")
     st.form_submit_button("Search", icon=":material/search:", type="primary")
 
 q = queries.EventQuery(

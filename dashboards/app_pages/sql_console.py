@@ -1,12 +1,18 @@
-"""SQL console: read-only queries with row and time limits enforced by ClickHouse settings."""
+"""SQL console: read-only queries scoped to the selected tenant, with row, memory and time limits.
+
+The query goes through the scoped read path (`eventpulse.access.scoped_sql`): every table is
+filtered to the tenant picked in the sidebar, and files, system tables, other databases, key
+tables, ``SETTINGS`` and ``INTO OUTFILE`` are refused before anything reaches the warehouse.
+"""
 
 import re
 
 import streamlit as st
 from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
-from dashboards import audit, queries, readonly
+from dashboards import audit, controls, queries, readonly
 from dashboards import formatting as fmt
+from eventpulse.access.statements import Refused
 from eventpulse.settings import Settings
 
 EXAMPLE = """SELECT tenant, sum(event_count) AS events, round(sum(error_count) / events, 4) AS error_rate
@@ -35,9 +41,10 @@ def explain_error(exc: Exception, settings) -> tuple[str, str]:
 
 
 settings = Settings().dashboard
+picked = controls.filters()
 st.title("SQL console")
 st.caption(
-    f"Read-only (`readonly=1`) · at most {fmt.count(settings.sql_max_result_rows)} rows returned, "
+    f"{picked.tenant_label} only · read-only · at most {fmt.count(settings.sql_max_result_rows)} rows returned, "
     f"{fmt.count(settings.sql_max_rows_to_read)} rows read and {settings.sql_max_execution_s:g} s per query · "
     f"database `{Settings().warehouse.database}`"
 )
@@ -53,12 +60,15 @@ if run or st.session_state.get("sql_ran"):
             readonly.check_statement(sql)
             result = queries.run_readonly(
                 sql,
+                tenant=picked.tenant,
                 max_execution_s=settings.sql_max_execution_s,
                 max_result_rows=settings.sql_max_result_rows,
                 max_rows_to_read=settings.sql_max_rows_to_read,
             )
     except readonly.RefusedStatement as exc:
         st.error(f"Refused: {exc}", icon=":material/block:")
+    except Refused as exc:
+        st.error(f"Refused: {exc.message}", icon=":material/block:")
     except DriverError as exc:
         headline, message = explain_error(exc, settings)
         st.error(headline, icon=":material/error:")

@@ -27,9 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from devstack.warehouse_server import responses
+from devstack.warehouse_server.auth import Authenticator, Principal
 from devstack.warehouse_server.codecs import Encoder, encoder_for
 from devstack.warehouse_server.engine import Connection, Engine, Insert, Stream
 from devstack.warehouse_server.errors import QUERY_IS_TOO_LARGE, STD_EXCEPTION, SYNTAX_ERROR, ClickHouseError
+from devstack.warehouse_server.grants import Grants
 from devstack.warehouse_server.pool import ConnectionPool, Sessions
 from devstack.warehouse_server.protocol import (
     ClientGone,
@@ -75,17 +77,24 @@ _HEAD_LIMIT = 1 << 20  # an INSERT's inline data must start within the first MiB
 
 
 class WarehouseApp:
-    """ClickHouse's HTTP interface over an open `Engine` (which the caller closes)."""
+    """ClickHouse's HTTP interface over an open `Engine` (which the caller closes).
+
+    Every request but ``/ping`` authenticates (`auth`) and every statement is checked against
+    its user's grants (`grants`) before the engine sees it.
+    """
 
     def __init__(
         self,
         engine: Engine,
         *,
+        authenticator: Authenticator,
         workers: int = 16,
         insert_batch_bytes: int = 1 << 20,
         max_query_bytes: int = 256 << 20,
     ) -> None:
         self.engine = engine
+        self._authenticator = authenticator
+        self._grants = Grants(engine.table_functions)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="chdb")
         self._pool = ConnectionPool(engine, max_idle=workers)
         self._sessions = Sessions(engine)
@@ -123,8 +132,9 @@ class WarehouseApp:
 
         try:
             options = parse_request(scope)
+            principal = self._authenticator.authenticate(scope)
             body.use_encoding(options.content_encoding)
-            await self._query(options, body, receive, tracked_send)
+            await self._query(principal, options, body, receive, tracked_send)
         except ClientGone:
             return
         except Exception as exc:
@@ -173,30 +183,36 @@ class WarehouseApp:
             except Incomplete:
                 continue
 
-    async def _lease(self, options: RequestOptions, settings: dict[str, str]) -> _Lease:
+    async def _lease(self, principal: Principal, options: RequestOptions, settings: dict[str, str]) -> _Lease:
         self._sessions.expire()
         if "readonly" in settings:  # cannot be undone on a connection: use a throwaway one
             conn = self.engine.connect()
             conn.reusable = False
             return _Lease(conn, conn.close)
-        if options.session_id:
-            session_id, timeout = options.session_id, options.session_timeout
+        if options.session_id:  # sessions belong to their user: another user's id is another session
+            session_id, timeout = f"{principal.user}/{options.session_id}", options.session_timeout
             conn = await self._sessions.acquire(session_id, options.session_check)
             return _Lease(conn, lambda: self._sessions.release(session_id, timeout))
         conn = self._pool.lease()
         return _Lease(conn, lambda: self._pool.release(conn))
 
-    async def _query(self, options: RequestOptions, body: RequestBody, receive: Receive, send: Send) -> None:
+    async def _query(
+        self, principal: Principal, options: RequestOptions, body: RequestBody, receive: Receive, send: Send
+    ) -> None:
         statement, text = await self._read_statement(options, body)
         if not statement.kind:
             if options.method in ("GET", "HEAD") and not text.strip():
                 await _plain(send, 200, _OK)
                 return
             raise ClickHouseError(SYNTAX_ERROR, "Empty query")
+        checked = statement.insert_head if statement.has_inline_data else text
+        assert checked is not None
+        await self._run(self._grants.authorize, principal.role, principal.user, checked.decode("utf-8", "replace"))
         settings = dict(options.settings)
-        if options.method == "GET":  # as ClickHouse: GET requests cannot change data
+        # as ClickHouse: GET requests cannot change data; the reader never can (engine-enforced too)
+        if options.method == "GET" or principal.role == "reader":
             settings["readonly"] = "1" if settings.get("readonly") == "1" else "2"
-        lease = await self._lease(options, settings)
+        lease = await self._lease(principal, options, settings)
         try:
             if statement.has_inline_data and options.params:
                 # chDB's streaming insert binds no parameters: run the statement whole instead.

@@ -17,7 +17,14 @@ import click
     help="chDB data directory [default: EVENTPULSE_WAREHOUSE_PATH or <EVENTPULSE_DATA_DIR>/warehouse].",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=16, show_default=True, help="Threads running queries.")
-def serve(host: str | None, port: int | None, path: Path | None, workers: int) -> None:
+@click.option(
+    "--users-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Users file (admin, writer, reader), generated if missing [default: EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE "
+    "or <path>-users.json].",
+)
+def serve(host: str | None, port: int | None, path: Path | None, workers: int, users_file: Path | None) -> None:
     """Serve the chDB warehouse until Ctrl-C or SIGTERM (then close it cleanly)."""
     from devstack.ports import PortInUseError
     from devstack.warehouse_server.engine import EngineOpenError
@@ -25,14 +32,18 @@ def serve(host: str | None, port: int | None, path: Path | None, workers: int) -
     from eventpulse.settings import Settings
 
     settings = Settings()
+    path = path if path is not None else settings.warehouse_path()
+    if users_file is None and settings.warehouse.credentials_file is not None and path == settings.warehouse_path():
+        users_file = settings.warehouse.credentials_file
     try:
         run(
-            path if path is not None else settings.warehouse_path(),
+            path,
             host if host is not None else settings.warehouse.host,
             port if port is not None else settings.warehouse.port,
             workers=workers,
             tls_certfile=settings.warehouse.tls_certfile,
             tls_keyfile=settings.warehouse.tls_keyfile,
+            users_file=users_file,
         )
     except (PortInUseError, EngineOpenError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -248,6 +248,8 @@ class Engine:
         formats = [json.loads(line) for line in rows.bytes().splitlines()]
         self.input_formats = {f["name"].lower(): f["name"] for f in formats if f["is_input"]}
         self.output_formats = {f["name"].lower(): f["name"] for f in formats if f["is_output"]}
+        rows = _run(self._anchor, "SELECT name FROM system.table_functions", "TabSeparated").bytes().splitlines()
+        self.table_functions: frozenset[str] = frozenset(name.decode().lower() for name in rows)
         rows = _run(self._anchor, _CHANGED_SETTINGS, "JSONEachRow").bytes().splitlines()
         self._baseline = {row["name"]: row["value"] for row in map(json.loads, rows)}
 

@@ -14,12 +14,16 @@ import uvicorn
 
 from devstack.ports import PortInUseError
 from devstack.warehouse_server.app import WarehouseApp
+from devstack.warehouse_server.auth import Authenticator
 from devstack.warehouse_server.engine import Engine
+from eventpulse.access.credentials import ensure_users_file, users_file_for
 
 
-def build_app(engine: Engine, **options: Any) -> WarehouseApp:
-    """The ASGI app over an open engine; ``options`` go to `WarehouseApp` (e.g. ``workers``)."""
-    return WarehouseApp(engine, **options)
+def build_app(engine: Engine, users_file: Path, **options: Any) -> WarehouseApp:
+    """The ASGI app over an open engine, authenticating against ``users_file`` (generated with
+    random passwords if missing); ``options`` go to `WarehouseApp` (e.g. ``workers``)."""
+    ensure_users_file(users_file)
+    return WarehouseApp(engine, authenticator=Authenticator(users_file), **options)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -78,18 +82,22 @@ def serve(
     port: int,
     *,
     workers: int = 16,
+    users_file: Path | None = None,
     tls_certfile: Path | None = None,
     tls_keyfile: Path | None = None,
 ) -> None:
     """Serve the chDB warehouse at ``path`` over ClickHouse's HTTP interface until SIGINT/SIGTERM.
 
-    With ``tls_certfile`` and ``tls_keyfile`` (PEM) it serves HTTPS only, as ClickHouse's
-    ``https_port`` does. Raises `PortInUseError` if ``host:port`` is taken and `EngineOpenError`
-    if another process has ``path`` open.
+    Requests authenticate as one of the users in ``users_file`` (default
+    ``<path>-users.json``, generated with mode 0600 on first start). With ``tls_certfile`` and
+    ``tls_keyfile`` (PEM) it serves HTTPS only, as ClickHouse's ``https_port`` does. Raises
+    `PortInUseError` if ``host:port`` is taken and `EngineOpenError` if another process has
+    ``path`` open.
     """
     path = Path(path).resolve()
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: the warehouse server has no authentication and listens on {host}", flush=True)
+    users_file = Path(users_file).resolve() if users_file is not None else users_file_for(path)
+    if host not in ("127.0.0.1", "localhost", "::1") and not tls_certfile:
+        print(f"warning: the warehouse server listens on {host} over plain HTTP", flush=True)
     with _deferred_signals() as received:
         sock = _listen(host, port)
         try:
@@ -97,7 +105,12 @@ def serve(
         except BaseException:
             sock.close()
             raise
-        app = build_app(engine, workers=workers)
+        try:
+            app = build_app(engine, users_file, workers=workers)
+        except BaseException:
+            sock.close()
+            engine.close()
+            raise
         try:
             tls: dict[str, Any] = (
                 {"ssl_certfile": str(tls_certfile), "ssl_keyfile": str(tls_keyfile)} if tls_certfile else {}

@@ -16,6 +16,7 @@ import orjson
 import uuid_utils
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.access.credentials import Role
 from eventpulse.audit.model import COLUMNS, FAILURE, SUCCESS, Action, Actor, AuditEntry, redact
 from eventpulse.config.warehouse import WarehouseSettings
 
@@ -121,11 +122,12 @@ class AuditWriter:
         self.close()
 
 
-def create_audit_writer(settings: WarehouseSettings, actor: Actor) -> AuditWriter:
-    """A writer with its own client for ``settings`` (closed by `AuditWriter.close`)."""
+def create_audit_writer(settings: WarehouseSettings, actor: Actor, role: Role = "writer") -> AuditWriter:
+    """A writer with its own client for ``settings`` (closed by `AuditWriter.close`), connected as
+    ``role`` (the writer user may insert into ``audit_log``; the reader may not)."""
     from eventpulse.warehouse.client import create_client
 
-    return AuditWriter(create_client(settings, autogenerate_session_id=False), actor, owns_client=True)
+    return AuditWriter(create_client(settings, role=role, autogenerate_session_id=False), actor, owns_client=True)
 
 
 def record_sign_in(

@@ -77,6 +77,13 @@ class GatewaySettings(Section):
         description="A compressed body (Content-Encoding gzip, zstd, deflate) may decompress to at most this many"
         " times its size (and never past the route's byte limit); more is refused with 413 as a decompression bomb.",
     )
+    # Query API (/api/sql, /api/metrics/query).
+    query_rate_per_s: float = Field(20.0, gt=0, description="Queries per second per read key (token bucket refill).")
+    query_burst: int = Field(40, gt=0, description="Query bucket size per read key.")
+    query_cache_ttl_s: float = Field(
+        1.0, ge=0, description="Seconds a query API answer is reused (the stream re-emits windows about every second)."
+    )
+    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in the cache.")
     # HTTP connections (see gateway/server.py).
     header_timeout_s: float = Field(
         10.0,

@@ -17,12 +17,12 @@ def migrate(
     platform process).
     """
     db = database or settings.database
-    admin = create_client(settings, database=None)
+    admin = create_client(settings, role="admin", database=None)
     try:
         migrator.ensure_database(admin, db, settings.cluster)
     finally:
         admin.close()
-    client = create_client(settings, database=db)
+    client = create_client(settings, role="admin", database=db)
     try:
         return apply_all(client, settings, actor=actor)
     finally:

@@ -25,6 +25,8 @@ METRICS_JSON = RouteSpec("/api/metrics", "GET")
 METRICS_PROMETHEUS = RouteSpec("/metrics", "GET")
 OPENAPI = RouteSpec("/openapi.json", "GET", documented=False)  # the document itself
 STREAM_SSE = RouteSpec("/api/stream", "GET")
+SQL = RouteSpec("/api/sql", "POST")
+METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
 
 INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
@@ -38,6 +40,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     METRICS_PROMETHEUS,
     OPENAPI,
     STREAM_SSE,
+    SQL,
+    METRICS_QUERY,
     STREAM_WEBSOCKET,
 )
 PATHS = frozenset(route.path for route in ROUTES)

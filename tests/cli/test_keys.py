@@ -16,7 +16,7 @@ def test_create_list_revoke(warehouse, monkeypatch):
     key = created.stdout.strip().splitlines()[-1]
     key_id = key_id_of(key)
     assert key_id and len(key) > 50
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     stored = client.query("SELECT key_hash, scopes, rate_per_s FROM api_keys FINAL").result_rows
     assert stored == [(hash_key(key), ["ingest"], 500.0)]  # the key itself is nowhere
     listed = runner.invoke(cli, ["keys", "list", "acme"])

@@ -107,7 +107,7 @@ def use_warehouse(monkeypatch: pytest.MonkeyPatch, warehouse: WarehouseSettings)
 @pytest.fixture
 def sql(filled: Filled):
     """Run a direct query on the filled database: ``sql(query, **params) -> rows``."""
-    client = create_client(filled.warehouse)
+    client = create_client(filled.warehouse, role="admin")
 
     def run(query: str, **params):
         return client.query(query, parameters=params).result_rows

@@ -13,7 +13,7 @@ def test_alerts_page_shows_firings_and_rules(dashboard_env, sql):
         AlertRule(name="any_errors", metric="error_rate", threshold=0.0, lookback_s=1800, severity="critical"),
         AlertRule(name="busy_tenant", metric="event_count", threshold=500, lookback_s=1800),
     ]
-    client = create_client(dashboard_env.warehouse)
+    client = create_client(dashboard_env.warehouse, role="admin")
     firings, _ = run_rules(client, rules, DeliveryPolicy(urls=(), attempts=1, backoff_s=0, timeout_s=1))
     client.close()
     assert firings

@@ -44,8 +44,7 @@ def _traffic(bootstrap: str, topic: str, stop_event: threading.Event, rate_per_s
 def _serve_streamlit(port: int, warehouse, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_")}
     env.update(
-        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
-        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        **warehouse.environment(),
         EVENTPULSE_DASHBOARD_GATEWAY_URL="http://127.0.0.1:9",
     )
     argv = [sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true", "--server.port", str(port)]

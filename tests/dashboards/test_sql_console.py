@@ -1,5 +1,6 @@
-"""The SQL console: reads work; writes, DDL and setting changes are refused by ClickHouse itself;
-runaway queries are stopped by the limits."""
+"""The SQL console: reads work, scoped to the tenant picked in the sidebar; writes, DDL, files and
+setting changes are refused by the scoped read path and again by the warehouse; runaway queries
+are stopped by the limits."""
 
 import time
 
@@ -7,6 +8,8 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from dashboards import queries, readonly
+from eventpulse.access.statements import Refused
+from eventpulse.warehouse.client import create_client
 from tests.dashboards.apptest import open_page
 from tests.dashboards.conftest import use_warehouse
 
@@ -58,10 +61,57 @@ def test_console_refuses_writes_and_ddl(dashboard_env, sql, statement):
 )
 def test_readonly_is_enforced_by_the_server_not_only_the_precheck(monkeypatch, warehouse, warehouse_client, statement):
     use_warehouse(monkeypatch, warehouse)
-    with pytest.raises(DatabaseError, match=r"Code: 164\b"):  # READONLY, from ClickHouse
-        queries.run_readonly(statement, max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9)
+    with pytest.raises(Refused):  # the first wall: the scoped read path
+        queries.run_readonly(statement, tenant="", max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9)
+    if "max_execution_time" not in statement:  # a reader may change limits; only the scoped path refuses that
+        reader = create_client(warehouse, role="reader")
+        with pytest.raises(DatabaseError, match=r"Code: (164|497)\b"):  # the second wall: READONLY/ACCESS_DENIED
+            reader.query(statement)
+        reader.close()
     assert warehouse_client.query("SELECT count() FROM events").result_rows[0][0] == 0
-    assert not warehouse_client.query("EXISTS TABLE sneaky").result_rows[0][0]
+    sneaky = "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'sneaky'"
+    assert not warehouse_client.query(sneaky).result_rows[0][0]
+
+
+def test_console_honours_the_tenant_selector(dashboard_env, sql):
+    tenants = [row[0] for row in sql("SELECT DISTINCT tenant FROM events ORDER BY tenant")]
+    assert len(tenants) >= 2
+    picked = tenants[1]
+    at = open_page("sql_console", tenant=picked)
+    # every spelling that tries to reach the other tenants still shows the picked one only
+    for query in (
+        "SELECT tenant, count() AS n FROM events GROUP BY tenant",
+        f"SELECT tenant, count() AS n FROM events WHERE tenant = '{tenants[0]}' GROUP BY tenant",
+        "SELECT e.tenant, count() AS n FROM events AS e JOIN window_aggregates AS w ON e.tenant = w.tenant GROUP BY 1",
+        "SELECT tenant, 1 AS n FROM dead_letters UNION ALL SELECT tenant, 2 FROM late_events",
+    ):
+        at = run(at, query)
+        shown = set(at.dataframe[0].value["tenant"]) if at.dataframe else set()
+        assert shown <= {picked}, (query, shown)
+    at = run(at, "SELECT tenant, count() AS n FROM events GROUP BY tenant")
+    assert [tuple(r) for r in at.dataframe[0].value.itertuples(index=False)] == sql(
+        "SELECT tenant, count() AS n FROM events WHERE tenant = {t:String} GROUP BY tenant", t=picked
+    )
+    assert any(f"{picked} only" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM events INTO OUTFILE '{target}' TRUNCATE",
+        "SELECT * FROM events INTO OUTFILE '{target}' APPEND",
+        "select 1 /* */ into OutFile '{target}'",
+        "SELECT * FROM api_keys",
+        "SELECT * FROM system.tables",
+        "SELECT * FROM url('http://127.0.0.1:9/', 'CSV', 'a String')",
+    ],
+)
+def test_console_never_writes_files_nor_reads_secrets(dashboard_env, tmp_path, statement):
+    target = tmp_path / "console-out.csv"
+    at = run(open_page("sql_console"), statement.format(target=target))
+    assert at.error and "Refused" in at.error[0].value
+    assert not at.dataframe
+    assert not target.exists()
 
 
 def test_runaway_query_is_stopped_by_the_time_limit(dashboard_env, monkeypatch):

@@ -25,7 +25,7 @@ ROWS = """
 
 
 def _rows(settings: WarehouseSettings) -> list[tuple]:
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         return [tuple(r) for r in client.query(ROWS).result_rows]
     finally:

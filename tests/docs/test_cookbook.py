@@ -219,7 +219,7 @@ def filled(warehouse_url: str) -> Iterator[tuple[Client, Known]]:
     """A fresh migrated database on the session's warehouse server, filled once for every query."""
     settings = WarehouseSettings(url=warehouse_url, database=f"t_{uuid.uuid4().hex[:12]}")
     migrate(settings)
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         yield client, _fill(client)
     finally:

@@ -33,7 +33,7 @@ def _database(warehouse_url: str) -> WarehouseSettings:
 
 def _check(settings: WarehouseSettings, valid: int) -> tuple[int, list]:
     """(raw events FINAL, differences between window_aggregates FINAL and the batch recompute)."""
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         raw = client.query("SELECT count() FROM events FINAL").result_rows[0][0]
         assert raw == valid
@@ -43,7 +43,7 @@ def _check(settings: WarehouseSettings, valid: int) -> tuple[int, list]:
 
 
 def _duplicates(settings: WarehouseSettings) -> float:
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         rows = client.query(
             "SELECT max(value) FROM pipeline_metrics WHERE metric = 'duplicates_dropped_total'"
@@ -81,7 +81,7 @@ def test_the_same_ids_twice_on_the_topic_count_once(
     _, differences = _check(control, valid)
     counts = [d for d in differences if d.metric == "event_count"]
     assert counts and all(d.left > d.right for d in counts), [d.as_dict() for d in differences[:10]]
-    client = create_client(control)
+    client = create_client(control, role="admin")
     try:
         tenant_rows = "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*'"
         assert client.query(tenant_rows).result_rows[0][0] == 2 * raw  # the issue's 3,010 -> 6,010

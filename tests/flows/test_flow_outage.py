@@ -23,7 +23,7 @@ N = 150_000
 
 
 def _count(settings: WarehouseSettings) -> int:
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         return client.query("SELECT count() FROM events").result_rows[0][0]
     finally:
@@ -53,7 +53,7 @@ def test_flow_survives_a_warehouse_outage(broker_settings: BrokerSettings, tmp_p
         assert retries > 0, "the outage should have made the sinks retry"
     finally:
         stop(flow)
-        client = create_client(settings)
+        client = create_client(settings, role="admin")
         valid = sum(m.valid for m in messages)
         try:
             assert client.query("SELECT count(), uniqExact(id) FROM events FINAL").result_rows[0] == (valid, valid)

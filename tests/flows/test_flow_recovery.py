@@ -54,7 +54,7 @@ def _run_with_kills(
     """
     init_recovery(recovery)
     env = {"EVENTPULSE_STREAM_BATCH_SIZE": "5000", **(extra_env or {})}
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     kills: list[float] = []
     try:
         for low, high in ((0.1, 0.3), (0.35, 0.55), (0.6, 0.8)):
@@ -76,7 +76,7 @@ def _run_with_kills(
 
 
 def _final_rows(settings: WarehouseSettings) -> list[dict]:
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     try:
         return [row for w in FAMILIES for row in stream_rows(client, w, *EVERYTHING)]
     finally:
@@ -97,7 +97,7 @@ def test_kill9_recovery_is_exactly_once(broker_settings: BrokerSettings, warehou
     )
     print(f"uninterrupted run {took:.1f}s, killed with {kills} of the events written")
 
-    client = create_client(killed)
+    client = create_client(killed, role="admin")
     try:
         assert client.query("SELECT count(), uniqExact(id) FROM events FINAL").result_rows[0] == (valid, valid)
         differences = reconcile(client, FAMILIES, *EVERYTHING)
@@ -122,7 +122,7 @@ def test_kill9_recovery_is_exactly_once(broker_settings: BrokerSettings, warehou
         valid,
         extra_env={"EVENTPULSE_STREAM_SNAPSHOT_WINDOWS": "false", "EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE": "false"},
     )
-    client = create_client(control)
+    client = create_client(control, role="admin")
     try:
         assert client.query("SELECT count() FROM events FINAL").result_rows[0][0] == valid  # raw is idempotent
         assert reconcile(client, FAMILIES, *EVERYTHING), "the negative control should have lost window state"

@@ -153,7 +153,7 @@ def test_two_workers_give_the_same_results(broker_settings: BrokerSettings, ware
             timeout=180,
             log=tmp_path / f"w{workers}.log",
         )
-        client = create_client(settings)
+        client = create_client(settings, role="admin")
         families = window_specs((10, 60), ((300, 60),))
         assert not reconcile(client, families, *EVERYTHING)
         results.append(([r for w in families for r in stream_rows(client, w, *EVERYTHING)], client))

@@ -55,7 +55,7 @@ def test_resume_beyond_the_end_of_a_recreated_topic_processes_the_new_log(
     recreate_topic(admin_client(broker_settings), topic, 4)  # the saved offsets (~500 a partition) now lie past the end
     second = _messages(2, 200)
     produce(broker_settings.bootstrap, topic, second)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         before = partition_lag(log_end_offsets(broker_settings, topic), processed_offsets(client, topic))
         assert all(not lag.valid and lag.lag is None for lag in before.values()), before  # not 0: invalid
@@ -139,7 +139,7 @@ def test_a_position_past_the_end_under_the_same_topic_id_resets_by_policy(
         assert state.incarnation in incarnations and state.next_offset == batches[-1].last_offset + 1
     finally:
         part.close()
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         rows = client.query(
             "SELECT kind, expected_offset, log_start, log_end, action FROM pipeline_incidents FINAL"
@@ -210,7 +210,7 @@ def test_a_running_flow_goes_on_after_a_memory_broker_restart(warehouse: Warehou
     init_recovery(recovery)
     env = {"EVENTPULSE_STREAM_POSITION_CHECK_S": "1", "EVENTPULSE_STREAM_RAW_INSERT_MIN_ROWS": "0"}
     flow = start_flow(broker, warehouse, tail=True, recovery_dir=recovery, extra_env=env, log=flow_log)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         first, second = _messages(1, 600), _messages(2, 300)
         produce(broker.bootstrap, broker.events_topic, first)
@@ -261,7 +261,7 @@ def test_a_position_deleted_by_broker_retention_is_an_incident_and_the_flow_goes
             assert {b.incarnation for b in batches} == {tid}  # same log: same incarnation
         finally:
             part.close()
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         rows = client.query("SELECT kind, expected_offset, log_start FROM pipeline_incidents FINAL").result_rows
     finally:

@@ -78,7 +78,7 @@ def test_recreated_topic_loses_nothing_and_control_loses_the_second_log(
 
     warehouse = _database(warehouse_url)
     ids = _two_incarnations(broker, warehouse, tmp_path, env)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         stored = {row[0] for row in client.query("SELECT id FROM events FINAL").result_rows}
         assert stored == ids, f"{len(ids - stored)} of {len(ids)} events lost"
@@ -92,7 +92,7 @@ def test_recreated_topic_loses_nothing_and_control_loses_the_second_log(
     # Negative control: tokens without the incarnation -> the second log's batch is dropped.
     control = _database(warehouse_url)
     ids = _two_incarnations(broker, control, tmp_path, {**env, "EVENTPULSE_STREAM_TOKEN_INCARNATION": "false"})
-    client = create_client(control)
+    client = create_client(control, role="admin")
     try:
         stored = {row[0] for row in client.query("SELECT id FROM events FINAL").result_rows}
     finally:

@@ -50,7 +50,7 @@ events = st.lists(
 def chdb_client(chdb_path):
     settings = WarehouseSettings(url=f"chdb://{chdb_path}", database=f"p_{uuid.uuid4().hex[:10]}")
     migrate(settings)
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     yield client
     client.close()
 

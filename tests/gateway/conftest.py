@@ -110,7 +110,7 @@ def gateway(start_gateway) -> Iterator[RunningGateway]:
 @pytest.fixture
 def make_key(warehouse: WarehouseSettings) -> Callable[..., str]:
     """``make_key("acme", scopes=("ingest",))`` stores a key and returns it."""
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
 
     def make(tenant: str, scopes=DEFAULT_SCOPES, **kwargs: Any) -> str:
         return create_key(client, tenant, scopes, **kwargs)[1]

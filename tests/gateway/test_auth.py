@@ -1,10 +1,16 @@
 """API keys: 401 without a valid key, 403 without the scope, revocation within seconds, tenants apart."""
 
+import json
 import time
 
-from eventpulse.api_keys import list_keys, revoke_key
+import httpx
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from eventpulse.api_keys import create_key, hash_key, list_keys, new_key, revoke_key
 from eventpulse.warehouse.client import create_client
 from tests.gateway.conftest import event, read_topic, wait_for_key
+from tests.support.services import session_auth
 
 
 def test_missing_wrong_and_forbidden_keys(gateway, make_key):
@@ -28,7 +34,7 @@ def test_missing_wrong_and_forbidden_keys(gateway, make_key):
 def test_revoked_key_stops_working_within_five_seconds(gateway, make_key, warehouse):
     key = make_key("acme")
     wait_for_key(gateway, key)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     (row,) = list_keys(client, "acme")
     with gateway.client(key) as http:
         assert http.post("/api/events", json=event("before")).status_code == 202
@@ -55,3 +61,33 @@ def test_a_key_only_ever_writes_its_own_tenant(gateway, make_key):
     tenants = {v["id"]: v["tenant"] for _, v in messages}
     assert tenants == {**{f"a-{i}": "tenant-a" for i in range(5)}, "b-0": "tenant-b"}
     assert all(k.startswith(b"tenant-a:") for k, v in messages if v["id"].startswith("a-"))
+
+
+def test_a_key_forged_over_the_warehouse_port_never_works(gateway, make_key, warehouse):
+    """The measured attack: an ``api_keys`` row inserted over the warehouse port became a working
+    key for another tenant. Only the admin user may write that table now; the gateway's own user
+    (writer), the reader and anonymous requests are refused, and the forged key stays unknown."""
+    key_id, key = new_key()
+    row = {"key_id": key_id, "tenant": "victim", "key_hash": hash_key(key), "scopes": ["ingest"], "version": 1}
+    insert = f"INSERT INTO api_keys FORMAT JSONEachRow {json.dumps(row)}"
+    db = {"database": warehouse.database}
+    anonymous = httpx.post(f"{warehouse.url}/", params=db, content=insert, timeout=30)
+    assert anonymous.headers["X-ClickHouse-Exception-Code"] == "516"
+    for role in ("writer", "reader"):
+        forged = httpx.post(f"{warehouse.url}/", params=db, content=insert, auth=session_auth(role), timeout=30)
+        assert forged.status_code != 200 and forged.headers["X-ClickHouse-Exception-Code"] in ("164", "497"), role
+        client = create_client(warehouse, role=role)
+        with pytest.raises(DatabaseError):
+            create_key(client, "victim", ("ingest",))
+        client.close()
+    time.sleep(2 * gateway.settings.gateway.key_refresh_s + 0.5)  # past the gateway's next key reload
+    with gateway.client(key) as http:
+        assert http.post("/api/events", json=event("forged")).status_code == 401
+    admin = create_client(warehouse, role="admin")
+    assert [k.tenant for k in list_keys(admin)] == []
+    admin.close()
+    # control: the same path as admin does make a working key, so the refusal above is what protects
+    real = make_key("victim", scopes=("ingest",))
+    wait_for_key(gateway, real)
+    with gateway.client(real) as http:
+        assert http.post("/api/events", json=event("real")).status_code == 202

@@ -17,7 +17,7 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 
 def dead_letters(warehouse, expect: int, timeout: float = 15.0) -> list[tuple]:
     """(reason, field, detail, payload) of the gateway's dead letters, once ``expect`` are written."""
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     try:
         deadline = time.monotonic() + timeout
         while True:

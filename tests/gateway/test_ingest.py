@@ -77,7 +77,7 @@ def test_retries_are_deduplicated_downstream_without_the_cache(start_gateway, ma
             rows.append(parsed.raw_row(msg.partition(), msg.offset()))
     consumer.close()
     assert len(rows) == 150  # produced three times...
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     from eventpulse.events import RAW_EVENT_COLUMNS
 
     data = [list(r) for r in rows]
@@ -127,7 +127,7 @@ def test_partly_invalid_batch_answers_207_and_dead_letters_the_rest(gateway, mak
     messages = read_topic(gateway.settings.broker.bootstrap, gateway.settings.broker.events_topic, expect=3)
     assert sorted(v["id"] for _, v in messages) == ["ok-1", "ok-2", "ok-3"]
     # Rejected events reach the dead-letter table in the background.
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         rows = client.query("SELECT tenant, stage, reason, field, payload FROM dead_letters FINAL").result_rows

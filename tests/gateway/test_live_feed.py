@@ -39,7 +39,7 @@ def _insert(warehouse, rows):
     now = datetime.now(UTC)
     start = datetime.fromtimestamp(int(time.time()) // 10 * 10, UTC)
     end = datetime.fromtimestamp(start.timestamp() + 10, UTC)
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     data = [[t, 10, 10, start, end, ty, src, n, 0, 0.0, 1, 0, 0.0, 0, "stream", v, now] for t, ty, src, n, v in rows]
     client.insert("window_aggregates", data, column_names=COLUMNS)
     client.close()

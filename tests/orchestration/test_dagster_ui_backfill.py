@@ -62,8 +62,7 @@ def dagster_url(warehouse, broker_bootstrap, tmp_path: Path):
     env.update(
         DAGSTER_HOME=str(home),
         EVENTPULSE_DATA_DIR=str(tmp_path),
-        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
-        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        **warehouse.environment(),
         EVENTPULSE_BROKER_BOOTSTRAP=broker_bootstrap,
         PYTHONPATH=str(REPO),
     )

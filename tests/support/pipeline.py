@@ -69,8 +69,7 @@ def flow_env(
         EVENTPULSE_BROKER_BOOTSTRAP=broker.bootstrap,
         EVENTPULSE_BROKER_EVENTS_TOPIC=broker.events_topic,
         EVENTPULSE_BROKER_DEAD_LETTER_TOPIC=broker.dead_letter_topic,
-        EVENTPULSE_WAREHOUSE_URL=warehouse.url,
-        EVENTPULSE_WAREHOUSE_DATABASE=warehouse.database,
+        **warehouse.environment(),
         EVENTPULSE_STREAM_TAIL="true" if tail else "false",
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
     )

@@ -153,10 +153,33 @@ def run_broker(
         yield processes.bootstrap
 
 
-def start_warehouse(path: Path, port: int, log: Path) -> subprocess.Popen:
-    """Start the warehouse server on ``port`` over chDB at ``path`` and wait for /ping."""
+def session_users_file() -> Path | None:
+    """The test session's warehouse users file (tests/conftest.py exports it for every process)."""
+    value = os.environ.get("EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE")
+    return Path(value) if value else None
+
+
+def session_auth(role: str = "admin") -> tuple[str, str]:
+    """(user, password) of ``role`` in the session's users file, for raw HTTP requests."""
+    from eventpulse.access.credentials import read_users_file
+
+    path = session_users_file()
+    assert path is not None, "tests/conftest.py exports the session's users file"
+    credentials = read_users_file(path)[role]  # type: ignore[index]
+    return credentials.user, credentials.password
+
+
+def start_warehouse(path: Path, port: int, log: Path, users_file: Path | None = None) -> subprocess.Popen:
+    """Start the warehouse server on ``port`` over chDB at ``path`` and wait for /ping.
+
+    Its users are those of ``users_file`` (default: the session's, so every server of the
+    session takes the same credentials), generated if the file is missing.
+    """
     argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--path", str(path)]
+    users_file = users_file or session_users_file()
+    if users_file is not None:
+        argv += ["--users-file", str(users_file)]
     out = log.open("ab")
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     out.close()

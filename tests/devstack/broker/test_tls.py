@@ -78,7 +78,7 @@ def test_producer_and_the_dataflow_over_tls(tls_broker, warehouse, tmp_path):
     assert producer.flush(30) == 0
     env = {"EVENTPULSE_BROKER_SECURITY_PROTOCOL": "SSL", "EVENTPULSE_BROKER_SSL_CA_LOCATION": str(tls.ca)}
     run_flow_until_drained(broker, warehouse, extra_env=env, timeout=120, log=tmp_path / "flow.log")
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     valid = {(m.tenant, m.event["id"]) for m in messages if m.valid}
     stored = set(client.query("SELECT tenant, id FROM events FINAL").result_rows)
     dead = client.query("SELECT count() FROM dead_letters").result_rows[0][0]

@@ -35,7 +35,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from devstack.warehouse_server import codecs, sql
-from tests.support.services import free_port, start_warehouse, stop
+from tests.support.services import free_port, session_auth, start_warehouse, stop
 
 Connect = Callable[..., Client]
 
@@ -54,7 +54,10 @@ def connect(backend: str, warehouse_url: str, chdb_path: Path) -> Iterator[Conne
     def make(database: str | None = database, **kwargs: object) -> Client:
         if backend == "http":
             url = urlsplit(warehouse_url)
-            client = clickhouse_connect.get_client(host=url.hostname, port=url.port, database=database, **kwargs)
+            user, password = session_auth("admin")
+            client = clickhouse_connect.get_client(
+                host=url.hostname, port=url.port, database=database, username=user, password=password, **kwargs
+            )
         else:
             kwargs.pop("compress", None)
             client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}", database=database, **kwargs)
@@ -76,7 +79,7 @@ def client(connect: Connect) -> Client:
 
 @pytest.fixture
 def http(warehouse_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=warehouse_url, timeout=30) as http_client:
+    with httpx.Client(base_url=warehouse_url, timeout=30, auth=session_auth("admin")) as http_client:
         yield http_client
 
 
@@ -319,7 +322,7 @@ def test_a_long_query_does_not_block_ping_or_other_queries(http: httpx.Client, w
     slow_done = threading.Event()
 
     def slow() -> None:
-        with httpx.Client(base_url=warehouse_url, timeout=30) as other:
+        with httpx.Client(base_url=warehouse_url, timeout=30, auth=session_auth("admin")) as other:
             _ok(other.post("/", content="SELECT sleepEachRow(0.5) FROM numbers(4) SETTINGS max_block_size = 1"))
         slow_done.set()
 
@@ -337,7 +340,9 @@ def test_a_long_query_does_not_block_ping_or_other_queries(http: httpx.Client, w
 def test_a_client_leaving_mid_stream_stops_its_query(http: httpx.Client, warehouse_url: str) -> None:
     endless = "SELECT number, repeat('x', 100) FROM numbers(10000000000) FORMAT Native"
     for _ in range(3):
-        with httpx.stream("POST", f"{warehouse_url}/", content=endless, timeout=30) as response:
+        with httpx.stream(
+            "POST", f"{warehouse_url}/", content=endless, timeout=30, auth=session_auth("admin")
+        ) as response:
             assert len(next(response.iter_raw())) > 0
     deadline = time.monotonic() + 10
     while _ok(http.post("/", content="SELECT count() FROM system.processes")).text != "1\n":
@@ -466,7 +471,7 @@ def test_sessions_are_exclusive(http: httpx.Client, warehouse_url: str) -> None:
     assert missing.headers["x-clickhouse-exception-code"] == "372"
 
     def busy() -> None:
-        with httpx.Client(base_url=warehouse_url, timeout=30) as other:
+        with httpx.Client(base_url=warehouse_url, timeout=30, auth=session_auth("admin")) as other:
             _ok(other.post("/", params=session, content="SELECT sleep(2.5)"))
 
     thread = threading.Thread(target=busy)
@@ -488,10 +493,18 @@ def test_port_in_use_and_clean_shutdown(warehouse_url: str, tmp_path: Path) -> N
     try:
         _ok(
             httpx.post(
-                f"http://127.0.0.1:{port}/", content="CREATE TABLE default.kept (a UInt8) ENGINE = MergeTree ORDER BY a"
+                f"http://127.0.0.1:{port}/",
+                auth=session_auth("admin"),
+                content="CREATE TABLE default.kept (a UInt8) ENGINE = MergeTree ORDER BY a",
             )
         )
-        _ok(httpx.post(f"http://127.0.0.1:{port}/", content="INSERT INTO default.kept VALUES (1), (2)"))
+        _ok(
+            httpx.post(
+                f"http://127.0.0.1:{port}/",
+                auth=session_auth("admin"),
+                content="INSERT INTO default.kept VALUES (1), (2)",
+            )
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
@@ -500,7 +513,14 @@ def test_port_in_use_and_clean_shutdown(warehouse_url: str, tmp_path: Path) -> N
     # chDB was closed cleanly: a new server opens the same path and finds the data
     proc = start_warehouse(tmp_path / "wh", port, log)
     try:
-        assert _ok(httpx.post(f"http://127.0.0.1:{port}/", content="SELECT sum(a) FROM default.kept")).text == "3\n"
+        assert (
+            _ok(
+                httpx.post(
+                    f"http://127.0.0.1:{port}/", auth=session_auth("admin"), content="SELECT sum(a) FROM default.kept"
+                )
+            ).text
+            == "3\n"
+        )
     finally:
         stop(proc)
 

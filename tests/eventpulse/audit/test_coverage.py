@@ -119,7 +119,7 @@ def test_migrations_through_the_cli(warehouse_url):
     settings = WarehouseSettings(url=warehouse_url, database=f"t_{uuid.uuid4().hex[:12]}")
     result = _cli(settings, "migrate")
     assert result.exit_code == 0, result.output
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     rows = _rows(client, Action.MIGRATION_APPLY)
     expected = [f"{m.version:04d}_{m.name}" for m in migrator.load_migrations()]
     assert [r.target for r in rows] == expected  # one row per applied file, in order

@@ -25,7 +25,7 @@ def _insert(client, value: float) -> None:
 
 
 def test_results_are_shared_and_invalidated_when_newer_rows_land(warehouse, redis_settings: RedisSettings):
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     redis = sync_client(redis_settings)
     first, second = (QueryCache(redis, prefix=redis_settings.key_prefix, ttl_s=60) for _ in range(2))
     try:
@@ -61,7 +61,7 @@ def test_queries_on_the_clock_or_system_tables_are_not_cached(warehouse, redis_s
     assert tables_read("SELECT count() FROM window_aggregates WHERE window_start > now64(3) - 60") is None
     assert tables_read("SELECT * FROM system.parts") is None
     assert tables_read("SELECT * FROM numbers(3)") is None
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     cache = QueryCache(sync_client(redis_settings), prefix=redis_settings.key_prefix, ttl_s=60)
     try:
         for _ in range(2):
@@ -72,7 +72,7 @@ def test_queries_on_the_clock_or_system_tables_are_not_cached(warehouse, redis_s
 
 
 def test_without_redis_or_with_it_down_queries_run_uncached(warehouse):
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     dead = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", retry_s=30)
     caches = [QueryCache(None, prefix="x:", ttl_s=60), QueryCache(sync_client(dead), prefix="x:", ttl_s=60)]
     try:
@@ -90,7 +90,7 @@ def test_without_redis_or_with_it_down_queries_run_uncached(warehouse):
 def test_a_shared_data_version_shows_new_rows_within_its_period(warehouse, redis_settings: RedisSettings):
     """With ``version_s`` the data version is read once per period for every process: new rows show
     within that period (and not before it: the bound is real, not a lucky timing)."""
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     redis = sync_client(redis_settings)
     params = {"m": "version_test"}
     sql = SQL.replace("cache_test", "version_test")

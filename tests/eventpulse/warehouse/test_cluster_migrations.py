@@ -229,7 +229,7 @@ def test_invalid_cluster_names_are_refused() -> None:
 
 
 def test_the_engine_parses_every_cluster_statement(chdb_warehouse: WarehouseSettings) -> None:
-    client = create_client(chdb_warehouse)
+    client = create_client(chdb_warehouse, role="admin")
     statements = all_statements(bundled_plan())
     swap = "ALTER TABLE window_aggregates REPLACE PARTITION '2026-11-02' FROM window_aggregates_staging"
     statements.append(cluster.partition_command(swap, CLUSTER))
@@ -249,7 +249,7 @@ def test_the_engine_parses_every_cluster_statement(chdb_warehouse: WarehouseSett
 
 def test_the_parse_check_catches_a_broken_rendering(chdb_warehouse: WarehouseSettings) -> None:
     """Negative control: a statement the renderer got wrong (engine argument list cut) does not parse."""
-    client = create_client(chdb_warehouse)
+    client = create_client(chdb_warehouse, role="admin")
     good = bundled_plan()[1][0]
     broken = good.replace("'{replica}', ingested_at)", "'{replica}', ingested_at")
     assert broken != good

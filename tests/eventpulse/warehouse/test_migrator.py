@@ -18,7 +18,7 @@ def test_bundled_files_are_ordered_and_well_named() -> None:
 
 
 def test_migrate_creates_tables_and_second_run_changes_nothing(warehouse: WarehouseSettings) -> None:
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     tables = {row[0] for row in client.query("SHOW TABLES").result_rows}
     assert {"events", "dead_letters", "window_aggregates", "schema_migrations"} <= tables
     applied_before = client.query("SELECT version, checksum FROM schema_migrations ORDER BY version").result_rows
@@ -29,7 +29,7 @@ def test_migrate_creates_tables_and_second_run_changes_nothing(warehouse: Wareho
 
 
 def test_raw_events_table_has_day_partitions_ordering_and_ttl(warehouse: WarehouseSettings) -> None:
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     engine = client.command(
         "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = 'events'",
         parameters={"db": warehouse.database},
@@ -45,7 +45,7 @@ def test_drifted_migration_is_refused(warehouse: WarehouseSettings, tmp_path: Pa
         (tmp_path / f"{m.version:04d}_{m.name}.sql").write_text(m.text)
     first = sorted(tmp_path.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- edited after it ran\n")
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     statuses = migrator.status(client, migrator.load_migrations(tmp_path))
     assert [s.drifted for s in statuses].count(True) == 1
     with pytest.raises(migrator.MigrationError, match="changed since they ran"):
@@ -69,6 +69,6 @@ def test_statements_split_and_placeholders_fill() -> None:
 
 
 def test_invalid_database_name_is_refused(warehouse: WarehouseSettings) -> None:
-    client = create_client(warehouse)
+    client = create_client(warehouse, role="admin")
     with pytest.raises(migrator.MigrationError):
         migrator.ensure_database(client, "x`; DROP DATABASE y")

@@ -53,7 +53,7 @@ def test_clickhouse_connect_migrates_inserts_and_queries_over_tls(tls_warehouse)
     url, tls = tls_warehouse
     settings = WarehouseSettings(url=url, ca_cert=tls.ca, database=f"tls_{uuid.uuid4().hex[:8]}")
     assert migrate(settings)  # the whole schema, over HTTPS
-    client = create_client(settings)
+    client = create_client(settings, role="admin")
     entry = AuditWriter(client, Actor("ci", "operator")).record(Action.RETENTION_RUN, target="over-tls")
     rows = client.query(
         "SELECT actor, target FROM audit_log WHERE event_id = {id:String}", parameters={"id": entry.event_id}
@@ -75,7 +75,9 @@ def test_without_the_ca_or_without_tls_nothing_gets_through(tls_warehouse, case)
         "plain http": (WarehouseSettings(url=url.replace("https://", "http://")), "Connection"),
     }[case]
     with pytest.raises(OperationalError, match=reason):
-        create_client(settings.model_copy(update={"connect_timeout_s": 2.0, "query_timeout_s": 5.0}), database=None)
+        create_client(
+            settings.model_copy(update={"connect_timeout_s": 2.0, "query_timeout_s": 5.0}), role="admin", database=None
+        )
 
 
 def test_the_server_refuses_a_certificate_without_its_key():
