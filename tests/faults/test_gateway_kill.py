@@ -1,0 +1,78 @@
+"""(a) Gateway kill -9 ×3 under load, the client resending failed batches with the same ids.
+
+A batch the broker acknowledged just before the kill never got its answer: the client sends it
+again, and the restarted gateway (its recent-id memory gone with the process) produces it a second
+time. The topic then holds those events twice; the raw table deduplicates by id, and the stream must
+count each once too (issue 12 item 3). Negative control: the same topic through a flow with
+``EVENTPULSE_STREAM_DEDUP=false`` counts the duplicates in the windows.
+"""
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.warehouse.setup import migrate
+from tests.support.faults import FLOW_ENV, Pipeline, families, measure
+from tests.support.load import LoadDriver
+from tests.support.pipeline import run_flow_until_drained
+from eventpulse.warehouse.client import create_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+KILLS = 3
+PER_PHASE = 500  # events acknowledged between two kills
+
+
+def test_gateway_kill_9_three_times_with_client_retries(
+    broker_settings: BrokerSettings, warehouse: WarehouseSettings, tmp_path: Path, record
+) -> None:
+    pipeline = Pipeline(tmp_path, broker_settings, warehouse)
+    try:
+        pipeline.start_flow()
+        pipeline.start_gateway()
+        keys = [pipeline.key("acme"), pipeline.key("globex")]
+        load = LoadDriver(pipeline.url, keys, run=f"a{uuid.uuid4().hex[:6]}", rate_per_s=800, batch_size=40)
+        with load:
+            for _ in range(KILLS):
+                load.wait_for(len(load.acknowledged) + PER_PHASE)
+                pipeline.kill(pipeline.gateway)  # requests in flight: some produced, none answered
+                pipeline.start_gateway()
+            load.wait_for(len(load.acknowledged) + PER_PHASE)
+        result = pipeline.check(load)
+        recover = pipeline.recovery_s(load)
+    finally:
+        pipeline.close()
+    assert load.stats.gave_up == 0
+    resent = load.stats.retries
+
+    # Negative control: the same topic (with its duplicates), counted without the stream's dedup.
+    control = WarehouseSettings(url=warehouse.url, database=f"t_{uuid.uuid4().hex[:12]}")
+    migrate(control)
+    run_flow_until_drained(
+        broker_settings,
+        control,
+        extra_env={**FLOW_ENV, "EVENTPULSE_STREAM_DEDUP": "false"},
+        timeout=120,
+        log=tmp_path / "control.log",
+    )
+    client = create_client(control)
+    try:
+        without_dedup = measure(client, load.acknowledged, load.sent, families(), f"{load.run}-")
+    finally:
+        client.close()
+    overcounted = [d for d in without_dedup.differences if d.metric == "event_count" and d.left > d.right]
+    twice = max((d.left - d.right for d in overcounted), default=0)
+
+    record(
+        f"(a) gateway kill -9 ×{KILLS}, client retries",
+        result,
+        recover,
+        f"{resent} batches resent; control (dedup off): {len(without_dedup.differences)} window differences",
+    )
+    assert result.exact, result.describe()
+    assert overcounted and twice > 0, f"the control should count the duplicates: {without_dedup.describe()}"
+    assert without_dedup.missing == without_dedup.duplicates == 0  # the raw table is exact either way
