@@ -139,6 +139,15 @@ class Exactness:
         )
 
 
+def overcount(differences: list[Difference], window: WindowSpec = WindowSpec(60, 60)) -> int:
+    """Events the stream counted beyond the batch recompute in ``window``'s tenant-wide rows."""
+    return sum(
+        d.left - d.right
+        for d in differences
+        if d.metric == "event_count" and d.key[1:3] == (window.seconds, window.slide_seconds) and d.key[4:] == ("*", "*")
+    )
+
+
 def measure(
     client: Client,
     acknowledged: Collection[str],

@@ -127,6 +127,17 @@ class LoadDriver:
                 raise TimeoutError(f"{len(self.acknowledged)} of {count} events acknowledged after {timeout}s")
             time.sleep(0.05)
 
+    def send_now(self, count: int) -> list[str]:
+        """Send one batch of ``count`` events from the calling thread (retried until acknowledged); its ids."""
+        size, self.batch_size = self.batch_size, count
+        try:
+            key, ids, body = self._batch()
+        finally:
+            self.batch_size = size
+        with httpx.Client(base_url=self.url, timeout=self._timeout) as client:
+            self._send(client, key, ids, body)
+        return ids
+
     def acknowledged_after(self, moment: float) -> list[str]:
         """Ids acknowledged after the wall-clock time ``moment``."""
         with self._lock:
