@@ -126,6 +126,7 @@ class Exactness:
     duplicates: int
     unexpected: int  # stored ids never sent
     differences: list[Difference] = field(default_factory=list)
+    missing_ids: frozenset[str] = frozenset()
 
     @property
     def exact(self) -> bool:
@@ -169,18 +170,22 @@ def measure(
         acknowledged=len(acked),
         stored=sum(counts.values()),
         missing=len(acked - counts.keys()),
+        missing_ids=frozenset(acked - counts.keys()),
         duplicates=sum(n - 1 for n in counts.values()),
         unexpected=len(counts.keys() - set(sent)),
         differences=reconcile(client, windows, *EVERYTHING, final_only=False),
     )
 
 
-def wait_until_exact(measure_once: Callable[[], Exactness], timeout: float) -> Exactness:
-    """Measure until the warehouse is exact or ``timeout`` seconds passed; return the last measurement."""
+def wait_until_exact(
+    measure_once: Callable[[], Exactness], timeout: float, done: Callable[[Exactness], bool] | None = None
+) -> Exactness:
+    """Measure until ``done`` (default: the warehouse is exact) or ``timeout`` seconds passed; return the
+    last measurement."""
     deadline = time.monotonic() + timeout
     while True:
         result = measure_once()
-        if result.exact or time.monotonic() > deadline:
+        if (done(result) if done else result.exact) or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
 
@@ -255,14 +260,35 @@ class Pipeline:
     def client(self) -> Client:
         return create_client(self.warehouse)
 
-    def check(self, load: LoadDriver, timeout: float = 60.0) -> Exactness:
-        """Wait (up to ``timeout``) until the warehouse is exact for ``load``; return the last measurement."""
+    def check(
+        self, load: LoadDriver, timeout: float = 60.0, done: Callable[[Exactness], bool] | None = None
+    ) -> Exactness:
+        """Wait (up to ``timeout``) until the warehouse is exact for ``load`` (or ``done``); return the last
+        measurement."""
         windows = families(self.flow_env)
         client = self.client()
         try:
             return wait_until_exact(
-                lambda: measure(client, load.acknowledged, load.sent, windows, f"{load.run}-"), timeout
+                lambda: measure(client, load.acknowledged, load.sent, windows, f"{load.run}-"), timeout, done
             )
+        finally:
+            client.close()
+
+    def wait_stored(self, load: LoadDriver, timeout: float = 60.0) -> None:
+        """Block until every event ``load`` has acknowledged so far is in ``events`` (the flow caught up)."""
+        ids = list(load.acknowledged)
+        client = self.client()
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                stored = client.query(
+                    "SELECT uniqExact(id) FROM events WHERE id IN {ids:Array(String)}", parameters={"ids": ids}
+                ).result_rows[0][0]
+                if stored == len(ids):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{stored} of {len(ids)} acknowledged events stored after {timeout}s")
+                time.sleep(0.2)
         finally:
             client.close()
 

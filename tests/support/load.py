@@ -65,7 +65,7 @@ class LoadDriver:
         workers: int = 4,
         timestamp_lag_s: tuple[float, float] = (0.0, 2.0),
         retry_pause_s: float = 0.2,
-        timeout_s: float = 10.0,
+        timeout_s: float = 15.0,  # above the gateway's 10 s ack timeout: its 503 arrives
         seed: int = 0,
     ) -> None:
         self.url, self.keys, self.run = url, list(keys), run
@@ -177,7 +177,7 @@ class LoadDriver:
                     continue
                 key, ids, body = self._batch()
                 self._send(client, key, ids, body)
-                next_at += self._interval
+                next_at = max(next_at + self._interval, time.monotonic())  # no catching up after an outage
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
     def _send(self, client: httpx.Client, key: str, ids: list[str], body: bytes) -> None:
