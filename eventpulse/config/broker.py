@@ -1,8 +1,9 @@
 """Broker (Kafka API: Tansu locally, Redpanda in docker-compose and production)."""
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from eventpulse.config.base import Section
@@ -14,7 +15,17 @@ class BrokerSettings(Section):
     Environment: ``EVENTPULSE_BROKER_BOOTSTRAP``, ``EVENTPULSE_BROKER_EVENTS_TOPIC``,
     ``EVENTPULSE_BROKER_DEAD_LETTER_TOPIC``, ``EVENTPULSE_BROKER_PARTITIONS``,
     ``EVENTPULSE_BROKER_REPLICATION_FACTOR``, ``EVENTPULSE_BROKER_HOST``, ``EVENTPULSE_BROKER_PORT``,
-    ``EVENTPULSE_BROKER_COMPRESSION``.
+    ``EVENTPULSE_BROKER_COMPRESSION``; the local broker's storage: ``EVENTPULSE_BROKER_STORAGE``,
+    ``EVENTPULSE_BROKER_STORE_HOST``, ``EVENTPULSE_BROKER_STORE_PORT``, ``EVENTPULSE_BROKER_STORE_BUCKET``,
+    ``EVENTPULSE_BROKER_STORE_ACCESS_KEY``, ``EVENTPULSE_BROKER_STORE_SECRET_KEY``,
+    ``EVENTPULSE_BROKER_STORE_REGION``, ``EVENTPULSE_BROKER_STORE_PATH``; its retention:
+    ``EVENTPULSE_BROKER_RETENTION_MS``, ``EVENTPULSE_BROKER_RETENTION_BYTES``,
+    ``EVENTPULSE_BROKER_RETENTION_CHECK_S``.
+
+    ``storage="s3"`` (the default, chosen by ``benchmarks/broker_storage.py``: see
+    ``eventpulse/broker/README.md``) keeps the local broker's log in an object store on disk
+    (s3rver under ``<data_dir>/broker``), so acknowledged events survive a broker kill -9 and a
+    restart of the stack; ``"memory"`` keeps it in the broker process (lost on every restart).
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTPULSE_BROKER_")
@@ -33,3 +44,30 @@ class BrokerSettings(Section):
             "'lz4' where bytes cost: over a network and on Redpanda's disks (~3x smaller)."
         ),
     )
+    storage: Literal["s3", "memory"] = Field(
+        "s3",
+        description="Local broker storage: 's3' (durable, an object store on disk) or 'memory' (lost on restart).",
+    )
+    store_host: str = Field("127.0.0.1", description="Listen address of the local object store (s3rver).")
+    store_port: int = Field(9000, description="Listen port of the local object store (s3rver).")
+    store_bucket: str = Field("tansu", description="Bucket that holds the local broker's log.")
+    store_access_key: str = Field("S3RVER", description="Access key of the object store (s3rver accepts S3RVER).")
+    store_secret_key: SecretStr = Field(SecretStr("S3RVER"), description="Secret key of the object store.")
+    store_region: str = Field("us-east-1", description="Region name given to S3 clients of the object store.")
+    store_path: Path | None = Field(None, description="Directory of the object store; default <data_dir>/broker.")
+    retention_ms: int = Field(
+        6 * 3600 * 1000,
+        ge=0,
+        description="Keep at least this long (ms) of each partition's log; older batches may be deleted. 0: no limit.",
+    )
+    retention_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of record batches kept per partition; the oldest go first. 0: no limit.",
+    )
+    retention_check_s: float = Field(30.0, gt=0, description="Seconds between two retention passes of the broker.")
+
+    def store_endpoint(self) -> str:
+        """The object store's URL (``http://host:port``), for S3 clients and Tansu's ``AWS_ENDPOINT``."""
+        host = "127.0.0.1" if self.store_host in ("0.0.0.0", "::", "") else self.store_host
+        return f"http://{host}:{self.store_port}"

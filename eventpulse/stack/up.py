@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from eventpulse.broker.objectstore import READY_LINE, object_store_argv
 from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 from eventpulse.stack.supervisor import RestartPolicy, ServiceSpec
@@ -118,15 +119,20 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
     py = sys.executable
     env = stack_environment(settings)
     b, w, g, o, d = settings.broker, settings.warehouse, settings.gateway, settings.orchestration, settings.dashboard
+    durable = b.storage == "s3"
     services = [
         ServiceSpec(
             "broker",
-            [py, "-m", "eventpulse.broker", "--host", b.host, "--port", str(b.port), "--partitions", str(b.partitions)],
+            [
+                *(py, "-m", "eventpulse.broker", "--host", b.host, "--port", str(b.port)),
+                *("--partitions", str(b.partitions), "--storage", b.storage, "--store-port", str(b.store_port)),
+            ],
             env=env,
             port=b.port,
             host=b.host,
             ready_line="broker ready on",
             timeout=30,
+            depends_on=["objectstore"] if durable else [],
         ),
         _http_service(
             "warehouse",
@@ -144,6 +150,17 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
         ServiceSpec("migrate", [py, "-m", "eventpulse", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
+    if durable:  # the broker's log lives here: started first, kept under <data_dir>/broker
+        store = ServiceSpec(
+            "objectstore",
+            object_store_argv(b, settings.broker_store_path().resolve()),
+            env=env,
+            port=b.store_port,
+            host=b.store_host,
+            ready_line=READY_LINE,
+            timeout=30,
+        )
+        services.insert(0, store)
     optional = {
         "gateway": _http_service(
             "gateway", [py, "-m", "gateway"], env, g.host, g.port, "/api/health", depends_on=["broker", "migrate"]

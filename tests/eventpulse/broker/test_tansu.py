@@ -245,7 +245,7 @@ def test_python_m_broker_serves_topics_until_sigterm() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_BROKER_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "eventpulse.broker", "--port", str(port), "--partitions", "2"],
+        [sys.executable, "-m", "eventpulse.broker", "--port", str(port), "--partitions", "2", "--storage", "memory"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -253,7 +253,7 @@ def test_python_m_broker_serves_topics_until_sigterm() -> None:
     )
     try:
         out = _read_until(proc, "broker ready", timeout=20)
-        assert f"broker ready on 127.0.0.1:{port} (topics: events×2, events.dead_letters×2)" in out
+        assert f"broker ready on 127.0.0.1:{port} (storage: memory; topics: events×2, events.dead_letters×2)" in out
         children = _children(proc.pid)
         assert children and all(_alive(pid) for pid in children)
         admin = admin_client(BrokerSettings(bootstrap=f"127.0.0.1:{port}"), **QUIET)

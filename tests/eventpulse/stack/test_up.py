@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.stack import StackSettings
 from eventpulse.settings import Settings
 from eventpulse.stack.ports import port_is_free
@@ -28,7 +29,10 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     services = stack_services(settings, StackOptions(traffic=True))
     names = [s.name for s in services]
-    assert names == ["broker", "warehouse", "migrate", "flow", "gateway", "dagster", "dashboard", "traffic"]
+    assert names == [
+        *("objectstore", "broker", "warehouse", "migrate", "flow"),
+        *("gateway", "dagster", "dashboard", "traffic"),
+    ]
     envs = {s.name: dict(s.env) for s in services}
     assert all(env == envs["broker"] for env in envs.values())
     assert envs["flow"]["EVENTPULSE_BROKER_BOOTSTRAP"] == f"127.0.0.1:{settings.broker.port}"
@@ -42,7 +46,19 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
 def test_optional_services_can_be_left_out(tmp_path: Path) -> None:
     options = StackOptions(without=frozenset({"gateway", "dagster", "dashboard"}))
     names = [s.name for s in stack_services(Settings(data_dir=tmp_path), options)]
-    assert names == ["broker", "warehouse", "migrate", "flow"]
+    assert names == ["objectstore", "broker", "warehouse", "migrate", "flow"]
+
+
+def test_the_durable_broker_keeps_its_log_under_the_data_dir_and_memory_storage_needs_no_store(
+    tmp_path: Path,
+) -> None:
+    by_name = {s.name: s for s in stack_services(Settings(data_dir=tmp_path), StackOptions())}
+    store, broker = by_name["objectstore"], by_name["broker"]
+    assert str(tmp_path.resolve() / "broker") in store.argv and store.port == 9000
+    assert broker.depends_on == ["objectstore"] and "s3" in broker.argv
+    memory = Settings(data_dir=tmp_path, broker=BrokerSettings(storage="memory"))
+    by_name = {s.name: s for s in stack_services(memory, StackOptions())}
+    assert "objectstore" not in by_name and "memory" in by_name["broker"].argv
 
 
 def _count(port: int, sql: str) -> int:
@@ -53,7 +69,7 @@ def _count(port: int, sql: str) -> int:
 
 @pytest.mark.slow
 def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
     env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
     env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
     argv = [sys.executable, "-m", "eventpulse", "up", "--traffic", "--rate", "500"]
@@ -82,7 +98,7 @@ def test_up_fills_the_warehouse_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         log.close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output[-4000:]
-    for prefix in ("broker", "warehouse", "migrate", "flow", "traffic"):
+    for prefix in ("objectstore", "broker", "warehouse", "migrate", "flow", "traffic"):
         assert f"{prefix}" in output
     assert all(port_is_free("127.0.0.1", port) for port in ports.values())
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
@@ -128,7 +144,8 @@ def test_traffic_can_go_through_the_gateway(tmp_path: Path) -> None:
 
 def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
     deps = {s.name: set(s.depends_on) for s in stack_services(Settings(data_dir=tmp_path), StackOptions(traffic=True))}
-    assert deps["broker"] == set() and deps["warehouse"] == set()
+    assert deps["objectstore"] == set() and deps["warehouse"] == set()
+    assert deps["broker"] == {"objectstore"}
     assert deps["migrate"] == {"warehouse"}
     assert deps["dagster"] == deps["dashboard"] == {"migrate"}
     assert deps["gateway"] == {"broker", "migrate"}
@@ -152,7 +169,7 @@ def _started(log: Path) -> dict[str, int]:
 def test_up_restarts_a_killed_flow_and_leaves_nothing_behind_when_killed_itself(tmp_path: Path) -> None:
     """kill -9 of the flow: it restarts (counted in pipeline_metrics), the rest keeps its pids and
     events keep arriving; then kill -9 of `eventpulse up`: every process and port goes with it."""
-    ports = {"BROKER": free_port(), "WAREHOUSE": free_port()}
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
     env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data"), "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.5"}
     env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
     argv = [sys.executable, "-m", "eventpulse", "up", "--traffic", "--rate", "200"]
