@@ -85,16 +85,6 @@ def _spawn(argv: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Pop
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=REPO, start_new_session=True)
 
 
-def start_broker(port: int, log: Path, partitions: int = 4, env: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """``python -m eventpulse.broker`` on ``port`` (it creates the platform topics); waits for "broker ready"."""
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--partitions", str(partitions)]
-    mark = log.stat().st_size if log.exists() else 0
-    proc = _spawn(argv, log, {**os.environ, **(env or {})})
-    _wait(lambda: b"broker ready on" in log.read_bytes()[mark:], proc, "broker", log, 60)
-    return proc
-
-
 def start_gateway(
     broker: BrokerSettings, warehouse: WarehouseSettings, port: int, log: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen:
