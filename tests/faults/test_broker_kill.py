@@ -100,4 +100,6 @@ def test_broker_kill_9_and_restart(storage: str, warehouse: WarehouseSettings, t
     assert incidents["offset_resets_total"] > 0
     assert result.duplicates == result.unexpected == 0 and not result.differences, result.describe()
     missing_after = result.missing_ids & after
-    assert not missing_after, f"{len(missing_after)} events acknowledged after the restart are missing: the flow stalled"
+    assert not missing_after, (
+        f"{len(missing_after)} events acknowledged after the restart are missing: the flow stalled"
+    )

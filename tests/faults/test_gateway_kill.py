@@ -7,7 +7,6 @@ count each once too (issue 12 item 3). Negative control: the same topic through 
 ``EVENTPULSE_STREAM_DEDUP=false`` counts the duplicates in the windows.
 """
 
-import time
 import uuid
 from pathlib import Path
 
@@ -15,11 +14,11 @@ import pytest
 
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.setup import migrate
 from tests.support.faults import FLOW_ENV, Pipeline, families, measure, overcount
 from tests.support.load import LoadDriver
 from tests.support.pipeline import run_flow_until_drained
-from eventpulse.warehouse.client import create_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -7,8 +7,10 @@ reconciliation behind orchestration's ``stream_matches_batch`` check, `eventpuls
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,21 +48,23 @@ FLOW_ENV = {
     "EVENTPULSE_STREAM_RAW_INSERT_MIN_ROWS": "0",
 }
 """Short windows and quick reactions for the fault scenarios (flows started by the tests and by `eventpulse up`)."""
+MINUTE = WindowSpec(60, 60)
 
 
 def families(env: Mapping[str, str] = FLOW_ENV) -> tuple[WindowSpec, ...]:
     """The window families a flow started with ``env`` writes."""
-    names = {"window_seconds": "EVENTPULSE_STREAM_WINDOW_SECONDS", "sliding_windows": "EVENTPULSE_STREAM_SLIDING_WINDOWS"}
+    names = {
+        "window_seconds": "EVENTPULSE_STREAM_WINDOW_SECONDS",
+        "sliding_windows": "EVENTPULSE_STREAM_SLIDING_WINDOWS",
+    }
     stream = StreamSettings.model_validate({f: json.loads(env[v]) for f, v in names.items() if v in env})
     return window_specs(stream.window_seconds, stream.sliding_windows)
 
 
 def kill_group(proc: subprocess.Popen) -> None:
     """kill -9 the process and its whole group (the Tansu binary under ``python -m eventpulse.broker``, say)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(30)
 
 
@@ -82,7 +86,9 @@ def _wait(check: Callable[[], bool], proc: subprocess.Popen, what: str, log: Pat
 
 def _spawn(argv: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
     with log.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=REPO, start_new_session=True)
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=REPO, start_new_session=True
+        )
 
 
 def start_gateway(
@@ -130,12 +136,14 @@ class Exactness:
         )
 
 
-def overcount(differences: list[Difference], window: WindowSpec = WindowSpec(60, 60)) -> int:
+def overcount(differences: list[Difference], window: WindowSpec = MINUTE) -> int:
     """Events the stream counted beyond the batch recompute in ``window``'s tenant-wide rows."""
     return sum(
         d.left - d.right
         for d in differences
-        if d.metric == "event_count" and d.key[1:3] == (window.seconds, window.slide_seconds) and d.key[4:] == ("*", "*")
+        if d.metric == "event_count"
+        and d.key[1:3] == (window.seconds, window.slide_seconds)
+        and d.key[4:] == ("*", "*")
     )
 
 
@@ -190,6 +198,34 @@ def recovery_seconds(client: Client, acknowledged: Mapping[str, float], fault_at
         parameters={"ids": after},
     ).result_rows[0][0]
     return max(0.0, first / 1000 - fault_at) if first else None
+
+
+def check(
+    warehouse: WarehouseSettings,
+    load: LoadDriver,
+    windows: tuple[WindowSpec, ...],
+    timeout: float = 60.0,
+    done: Callable[[Exactness], bool] | None = None,
+) -> Exactness:
+    """Wait (up to ``timeout``) until the warehouse is exact for ``load`` (or ``done``); the last measurement."""
+    client = create_client(warehouse)
+    try:
+        return wait_until_exact(
+            lambda: measure(client, load.acknowledged, load.sent, windows, f"{load.run}-"), timeout, done
+        )
+    finally:
+        client.close()
+
+
+def worst_recovery(warehouse: WarehouseSettings, load: LoadDriver, faults: list[float]) -> float | None:
+    """The worst `recovery_seconds` over the faults injected at ``faults`` (wall-clock times)."""
+    client = create_client(warehouse)
+    try:
+        times = [recovery_seconds(client, load.acknowledged, at) for at in faults]
+    finally:
+        client.close()
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 class Pipeline:
@@ -253,16 +289,7 @@ class Pipeline:
     def check(
         self, load: LoadDriver, timeout: float = 60.0, done: Callable[[Exactness], bool] | None = None
     ) -> Exactness:
-        """Wait (up to ``timeout``) until the warehouse is exact for ``load`` (or ``done``); return the last
-        measurement."""
-        windows = families(self.flow_env)
-        client = self.client()
-        try:
-            return wait_until_exact(
-                lambda: measure(client, load.acknowledged, load.sent, windows, f"{load.run}-"), timeout, done
-            )
-        finally:
-            client.close()
+        return check(self.warehouse, load, families(self.flow_env), timeout, done)
 
     def wait_stored(self, load: LoadDriver, timeout: float = 60.0) -> None:
         """Block until every event ``load`` has acknowledged so far is in ``events`` (the flow caught up)."""
@@ -283,16 +310,109 @@ class Pipeline:
             client.close()
 
     def recovery_s(self, load: LoadDriver) -> float | None:
-        """The worst `recovery_seconds` over the faults injected."""
-        client = self.client()
-        try:
-            times = [recovery_seconds(client, load.acknowledged, at) for at in self.faults]
-        finally:
-            client.close()
-        known = [t for t in times if t is not None]
-        return max(known) if known else None
+        return worst_recovery(self.warehouse, load, self.faults)
 
     def close(self) -> None:
         for proc in (self.gateway, self.flow):
             if proc is not None and proc.poll() is None:
                 kill_group(proc)
+
+
+class Up:
+    """``eventpulse up`` (broker, warehouse, flow, gateway; no Dagster, no dashboard) on free ports.
+
+    ``data_dir`` holds the broker's store and the flow's recovery store; ``warehouse_path`` the chDB
+    directory (two stacks can share it one after the other: "a second `eventpulse up` on one warehouse").
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        data_dir: Path,
+        warehouse_path: Path,
+        env: Mapping[str, str] | None = None,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.workdir, self.data_dir, self.warehouse_path = workdir, data_dir, warehouse_path
+        names = ("BROKER", "BROKER_STORE", "WAREHOUSE", "GATEWAY")
+        self.ports = dict(ports) if ports else {name: free_port() for name in names}
+        self.env = {**FLOW_ENV, "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.2", **(env or {})}
+        self.log = workdir / f"up-{self.ports['GATEWAY']}.log"
+        self.proc: subprocess.Popen | None = None
+        self.faults: list[float] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['GATEWAY']}"
+
+    @property
+    def warehouse(self) -> WarehouseSettings:
+        return WarehouseSettings(url=f"http://127.0.0.1:{self.ports['WAREHOUSE']}")
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def start(self, timeout: float = 120.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_")}
+        env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in self.ports.items()}
+        env |= {"EVENTPULSE_DATA_DIR": str(self.data_dir), "EVENTPULSE_WAREHOUSE_PATH": str(self.warehouse_path)}
+        env |= self.env
+        argv = [sys.executable, "-m", "eventpulse", "up", "--without", "dagster", "--without", "dashboard"]
+        mark = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        _wait(
+            lambda: "all services ready" in self.log.read_text(errors="replace")[mark:],
+            self.proc,
+            "up",
+            self.log,
+            timeout,
+        )
+
+    def pids(self) -> dict[str, int]:
+        """``{service: pid}`` of the latest start of each service (each leads its process group)."""
+        found = re.findall(r"started (\w+)(?: again \(restart \d+\))? \(pid (\d+)\)", self.text())
+        return {name: int(pid) for name, pid in found}
+
+    def crash(self, service: str, timeout: float = 60.0) -> float:
+        """kill -9 a service's process group; wait until the supervisor has it ready again; its downtime (s)."""
+        before = self.text().count(f"{service} is ready again")
+        self.faults.append(time.time())
+        os.killpg(self.pids()[service], signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.text().count(f"{service} is ready again") == before:
+            assert self.proc is not None and self.proc.poll() is None, self.text()[-4000:]
+            assert time.monotonic() < deadline, f"{service} not restarted:\n{self.text()[-4000:]}"
+            time.sleep(0.1)
+        return time.time() - self.faults[-1]
+
+    def key(self, tenant: str) -> str:
+        client = create_client(self.warehouse)
+        try:
+            return create_key(client, tenant, DEFAULT_SCOPES)[1]
+        finally:
+            client.close()
+
+    def check(
+        self, load: LoadDriver, timeout: float = 60.0, done: Callable[[Exactness], bool] | None = None
+    ) -> Exactness:
+        return check(self.warehouse, load, families(self.env), timeout, done)
+
+    def recovery_s(self, load: LoadDriver) -> float | None:
+        return worst_recovery(self.warehouse, load, self.faults)
+
+    def stop(self) -> int:
+        """Ctrl-C (SIGINT) and wait; the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(60)
+
+    def kill(self) -> None:
+        """Whatever is left of this stack, killed (clean-up after a failed test)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pgid in self.pids().values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)

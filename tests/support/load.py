@@ -90,6 +90,9 @@ class LoadDriver:
     # -- control ---------------------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start sending (again, after `stop`: the same ids are never reused)."""
+        self._stop.clear()
+        self._drain_deadline = float("inf")
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, args=(n,), name=f"load-{self.run}-{n}", daemon=True)
             thread.start()
