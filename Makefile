@@ -50,6 +50,9 @@ test: install browser ## Lint, then run every test (unit, integration on the loc
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 	$(VENV)/bin/pytest
 
+test-faults: install ## The fault suite alone (tests/faults: kill -9 and restarts under load); prints its figures table
+	$(VENV)/bin/pytest tests/faults -m faults
+
 test-unit: install ## The fast tier: every test that needs no broker or warehouse (under a minute)
 	$(VENV)/bin/pytest -m "not integration" -q
 
@@ -78,4 +81,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade browser run test test-unit lint format migrate bench clean
+.PHONY: help install lock upgrade browser run test test-faults test-unit lint format migrate bench clean
