@@ -1,4 +1,4 @@
-"""Retention for the durable local broker: delete whole record batches older than the policy.
+"""Retention and compaction for the durable local broker's log in the object store.
 
 Tansu 0.6's S3 storage has no retention of its own (its ``maintain`` is empty, ``DeleteRecords``
 is unimplemented and drops the connection), so the log would grow for ever. It keeps each
@@ -16,6 +16,9 @@ and each partition's log start and end in ``…/partitions/<partition:010>/water
   are the batches below it deleted. A pass that dies in between leaves batches below ``low``,
   deleted by the next pass.
 
+Each pass then merges runs of small batches (`eventpulse.broker.compaction`), so the objects per
+partition, which Tansu lists on every fetch, stay near ``bytes / compact_bytes``.
+
 Like Kafka, retention does not wait for consumers: a reader whose position was deleted starts
 again at the log start (the flow's source records that as an offset-reset incident). Whatever
 lies inside the window stays readable.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from eventpulse.broker.compaction import MTIME_HEADER, RecordBatch, merge
 from eventpulse.broker.objectstore import s3_client
 from eventpulse.config.broker import BrokerSettings
 
@@ -46,10 +51,11 @@ class RetentionPolicy:
 
     retention_ms: int = 0
     retention_bytes: int = 0
+    compact_bytes: int = 0  # merge runs of batches up to this size (0: never)
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings) -> RetentionPolicy:
-        return cls(settings.retention_ms, settings.retention_bytes)
+        return cls(settings.retention_ms, settings.retention_bytes, settings.compact_bytes)
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Batch:
     base_offset: int
     size: int
     modified: datetime
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class PartitionPass:
     kept: int
     kept_bytes: int
     log_start: int
+    merged: int = 0  # objects folded into others by compaction
 
 
 def expired_prefix(batches: list[Batch], policy: RetentionPolicy, now: datetime) -> int:
@@ -119,7 +127,7 @@ class Retention:
                 name = obj["Key"].rsplit("/", 1)[-1]
                 if name.endswith(_BATCH_SUFFIX):
                     offset = int(name[: -len(_BATCH_SUFFIX)])
-                    found.append(Batch(obj["Key"], offset, obj["Size"], obj["LastModified"]))
+                    found.append(Batch(obj["Key"], offset, obj["Size"], obj["LastModified"], obj.get("ETag", "")))
         return sorted(found, key=lambda b: b.base_offset)
 
     def enforce_partition(self, partition: str, now: datetime) -> PartitionPass:
@@ -129,13 +137,73 @@ class Retention:
         start = batches[count].base_offset if batches else 0
         if count:
             self._raise_log_start(f"{partition}watermark.json", start)
-            doomed = [{"Key": b.key} for b in batches[:count]]
-            for i in range(0, len(doomed), 1000):
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
+            self._delete(batches[:count])
         gone, kept = batches[:count], batches[count:]
+        merged = self.compact(kept) if self.policy.compact_bytes > 0 else 0
         return PartitionPass(
-            partition, len(gone), sum(b.size for b in gone), len(kept), sum(b.size for b in kept), start
+            partition,
+            len(gone),
+            sum(b.size for b in gone),
+            len(kept) - merged,
+            sum(b.size for b in kept),
+            start,
+            merged,
         )
+
+    def _delete(self, batches: list[Batch]) -> None:
+        doomed = [{"Key": b.key} for b in batches]
+        for i in range(0, len(doomed), 1000):
+            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
+
+    def compact(self, batches: list[Batch]) -> int:
+        """Merge runs of small batches (never the newest); how many objects went away."""
+        merged, run, run_bytes = 0, [], 0
+        for batch in [*batches[:-1], None]:  # None closes the last run
+            if batch is not None and run_bytes + batch.size <= self.policy.compact_bytes:
+                run.append(batch)
+                run_bytes += batch.size
+                continue
+            if len(run) > 1:
+                merged += self._merge_run(run)
+            run, run_bytes = ([batch], batch.size) if batch is not None else ([], 0)
+        return merged
+
+    def _merge_run(self, run: list[Batch]) -> int:
+        """Merge the compatible stretches of ``run``; the number of objects removed."""
+        decoded = []
+        for batch in run:
+            body = self._s3.get_object(Bucket=self.bucket, Key=batch.key)["Body"].read()
+            try:
+                decoded.append((batch, RecordBatch.decode(body, batch.base_offset)))
+            except (ValueError, struct.error) as exc:  # not ours to rewrite: leave it as it is
+                log.warning("compaction skips %s: %s", batch.key, exc)
+                decoded.append((batch, None))
+        removed, stretch = 0, []
+        for batch, record_batch in [*decoded, (None, None)]:
+            if record_batch is not None and stretch and record_batch.follows(stretch[-1][1]):
+                stretch.append((batch, record_batch))
+                continue
+            if len(stretch) > 1:
+                removed += self._write_merged(stretch)
+            stretch = [(batch, record_batch)] if record_batch is not None else []
+        return removed
+
+    def _write_merged(self, stretch: list[tuple[Batch, RecordBatch]]) -> int:
+        from botocore.exceptions import ClientError
+
+        first, last = stretch[0][0], stretch[-1][0]
+        body = merge([record_batch for _, record_batch in stretch]).encode()
+        mtime_ms = str(int(last.modified.timestamp() * 1000))
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket, Key=first.key, Body=body, Metadata={MTIME_HEADER: mtime_ms}, IfMatch=first.etag
+            )
+        except ClientError as exc:  # changed under us (retention, another pass): next time
+            if exc.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                raise
+            return 0
+        self._delete([batch for batch, _ in stretch[1:]])
+        return len(stretch) - 1
 
     def _raise_log_start(self, key: str, start: int, attempts: int = 20) -> None:
         """Set ``low`` in the partition's watermark to ``start`` (never lower it), conditionally."""
@@ -215,7 +283,11 @@ class RetentionWorker:
             except Exception:  # the object store restarting, say: try again next time
                 log.exception("broker retention pass failed")
                 continue
-            deleted = sum(p.deleted for p in passes)
-            if deleted:
+            deleted, merged = sum(p.deleted for p in passes), sum(p.merged for p in passes)
+            if deleted or merged:
                 freed = sum(p.deleted_bytes for p in passes)
-                print(f"retention: deleted {deleted} batches ({freed} bytes) in {len(passes)} partitions", flush=True)
+                print(
+                    f"retention: deleted {deleted} batches ({freed} bytes), merged {merged} small batches "
+                    f"into others, in {len(passes)} partitions",
+                    flush=True,
+                )

@@ -20,7 +20,7 @@ class BrokerSettings(Section):
     ``EVENTPULSE_BROKER_STORE_ACCESS_KEY``, ``EVENTPULSE_BROKER_STORE_SECRET_KEY``,
     ``EVENTPULSE_BROKER_STORE_REGION``, ``EVENTPULSE_BROKER_STORE_PATH``; its retention:
     ``EVENTPULSE_BROKER_RETENTION_MS``, ``EVENTPULSE_BROKER_RETENTION_BYTES``,
-    ``EVENTPULSE_BROKER_RETENTION_CHECK_S``.
+    ``EVENTPULSE_BROKER_RETENTION_CHECK_S``, ``EVENTPULSE_BROKER_COMPACT_BYTES``.
 
     ``storage="s3"`` (the default, chosen by ``benchmarks/broker_storage.py``: see
     ``eventpulse/broker/README.md``) keeps the local broker's log in an object store on disk
@@ -64,6 +64,12 @@ class BrokerSettings(Section):
         256 * 1024 * 1024,
         ge=0,
         description="Most bytes of record batches kept per partition; the oldest go first. 0: no limit.",
+    )
+    compact_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Merge runs of small record batches into objects of up to this many bytes (Tansu lists every "
+        "object of a partition on each fetch). 0: never.",
     )
     retention_check_s: float = Field(30.0, gt=0, description="Seconds between two retention passes of the broker.")
 

@@ -10,6 +10,15 @@
 //   * conditional PUTs: If-Match / If-None-Match are checked against the stored ETag and answered
 //     412 PreconditionFailed on mismatch; writes (and deletes) of one key are serialised, so the
 //     check and the write are atomic with respect to each other;
+//   * listings longer than one page: s3rver encrypts its ListObjectsV2 continuation tokens with DES,
+//     which OpenSSL 3 (Node 17+) no longer offers, so every truncated listing failed with 500 and
+//     Tansu's fetch (it lists a partition's batches) failed once a partition held 1,000 batches;
+//     the tokens are now the same bytes unencrypted (they only need to round-trip);
+//   * listings in linear time: s3rver walks (and stats) the whole bucket for every page of 1,000 keys,
+//     ~1.2 s for the first page of a partition of 30,000 batches and ~59 s for all of it, and Tansu
+//     lists a partition's batches on every fetch; listings are now read from the one directory that
+//     holds the prefix (s3rver's own listing stays for delimiters other than '/');
+//   * kept times: a PUT with x-amz-meta-eventpulse-mtime-ms keeps that Last-Modified (compaction);
 //   * atomic writes: an object is written to a temporary file and renamed into place, and the
 //     response is sent only once the bytes are written (s3rver answers before its write stream
 //     has finished, so a GET right after a PUT could read a partial object).
@@ -23,6 +32,17 @@
 const crypto = require('crypto');
 const fs = require('fs/promises');
 const path = require('path');
+
+// s3rver's continuation tokens: `des` is gone from OpenSSL 3; an identity "cipher" round-trips them.
+const { createCipheriv, createDecipheriv } = crypto;
+const identity = () => ({
+  update: (data, encoding) => (Buffer.isBuffer(data) ? data : Buffer.from(data, encoding)),
+  final: () => Buffer.alloc(0),
+});
+crypto.createCipheriv = (algorithm, ...rest) => (algorithm === 'des' ? identity() : createCipheriv(algorithm, ...rest));
+crypto.createDecipheriv = (algorithm, ...rest) =>
+  algorithm === 'des' ? identity() : createDecipheriv(algorithm, ...rest);
+
 const S3rver = require('s3rver');
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
 
@@ -47,11 +67,16 @@ function parseArgs(argv) {
 
 let tmpCounter = 0;
 
-async function writeAtomically(file, data) {
+async function writeAtomically(file, data, mtimeMs) {
   const tmp = `${file}.tmp-${process.pid}-${++tmpCounter}`;
   await fs.writeFile(tmp, data);
+  if (mtimeMs !== undefined) await fs.utimes(tmp, mtimeMs / 1000, mtimeMs / 1000);
   await fs.rename(tmp, file);
 }
+
+// A PUT may keep an object's time (its Last-Modified): the broker's compactor rewrites batches under
+// their old time, since Tansu finds a partition's first and last batch by Last-Modified.
+const MTIME_HEADER = 'x-amz-meta-eventpulse-mtime-ms';
 
 // Replaces FilesystemStore.putObject: whole body first, then temporary files renamed into place.
 // The .md5 file (the ETag) is removed before the object is replaced and written after it, so a
@@ -74,12 +99,188 @@ async function putObjectAtomically(object) {
   }
   await writeAtomically(metadataPath, JSON.stringify(metadata, null, 2));
   await fs.rm(md5Path, { force: true });
-  await writeAtomically(objectPath, content);
+  const mtime = Number(object.metadata[MTIME_HEADER]);
+  await writeAtomically(objectPath, content, Number.isFinite(mtime) && mtime > 0 ? mtime : undefined);
   await writeAtomically(md5Path, md5);
   return { size: content.length, md5 };
 }
 
-const ALLOWED_METADATA = new Set(require('s3rver/lib/models/object').ALLOWED_METADATA);
+const OBJECT_SUFFIX = '._S3rver_object';
+const S3Object = require('s3rver/lib/models/object');
+
+// The listing index: per bucket and directory ('' or 'a/b/'), its objects and subdirectories, kept
+// up to date by the store's own write paths (hooked below), and each object's listing metadata
+// (size, time, ETag). Record batches are written once and never change, so a listing is served
+// from memory; a directory is read from disk the first time it is listed.
+const index = new Map(); // bucket -> Map(dirKey -> { children: Map(name -> isDirectory), sorted })
+const metadataCache = new Map(); // `${bucket}/${key}` -> metadata
+
+function directories(bucket) {
+  if (!index.has(bucket)) index.set(bucket, new Map());
+  return index.get(bucket);
+}
+
+async function directory(store, bucket, dirKey) {
+  const dirs = directories(bucket);
+  if (dirs.has(dirKey)) return dirs.get(dirKey);
+  const children = new Map();
+  try {
+    for (const entry of await fs.readdir(path.join(store.getBucketPath(bucket), dirKey), { withFileTypes: true })) {
+      if (entry.isDirectory()) children.set(entry.name, true);
+      else if (entry.name.endsWith(OBJECT_SUFFIX)) children.set(entry.name.slice(0, -OBJECT_SUFFIX.length), false);
+    }
+  } catch (err) {
+    if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') throw err;
+  }
+  const dir = { children, sorted: null };
+  dirs.set(dirKey, dir);
+  return dir;
+}
+
+function sortedKeys(dirKey, dir) {
+  if (!dir.sorted) {
+    dir.sorted = [...dir.children].map(([name, isDir]) => [dirKey + name + (isDir ? '/' : ''), isDir]);
+    dir.sorted.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  return dir.sorted;
+}
+
+// [key or common prefix, isDirectory] under dirKey, sorted; recursive listings expand subdirectories.
+async function keysUnder(store, bucket, dirKey, recurse) {
+  const entries = sortedKeys(dirKey, await directory(store, bucket, dirKey));
+  if (!recurse || !entries.some(([, isDir]) => isDir)) return entries;
+  const found = [];
+  for (const [key, isDir] of entries) {
+    if (isDir) found.push(...(await keysUnder(store, bucket, key, true)));
+    else found.push([key, false]);
+  }
+  return found.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function parentOf(key) {
+  const slash = key.lastIndexOf('/', key.endsWith('/') ? key.length - 2 : key.length);
+  return [key.slice(0, slash + 1), key.slice(slash + 1).replace(/\/$/, '')];
+}
+
+// After a write of bucket/key: the object and every directory above it exist.
+function noteWritten(bucket, key) {
+  metadataCache.delete(`${bucket}/${key}`);
+  const dirs = directories(bucket);
+  let [dirKey, name] = parentOf(key);
+  let isDir = false;
+  for (;;) {
+    const dir = dirs.get(dirKey);
+    if (dir && dir.children.get(name) !== isDir) {
+      dir.children.set(name, isDir);
+      dir.sorted = null;
+    }
+    if (!dirKey) return;
+    [dirKey, name] = parentOf(dirKey);
+    isDir = true;
+  }
+}
+
+// After a delete of bucket/key: s3rver removes the directories it left empty; forget them too.
+async function noteDeleted(store, bucket, key) {
+  metadataCache.delete(`${bucket}/${key}`);
+  const dirs = directories(bucket);
+  let [dirKey, name] = parentOf(key);
+  for (;;) {
+    const dir = dirs.get(dirKey);
+    if (dir && dir.children.delete(name)) dir.sorted = null;
+    if (!dirKey) return;
+    const gone = await fs.access(path.join(store.getBucketPath(bucket), dirKey)).then(
+      () => false,
+      () => true,
+    );
+    if (!gone) return;
+    dirs.delete(dirKey);
+    [dirKey, name] = parentOf(dirKey);
+  }
+}
+
+async function listingMetadata(store, bucket, key) {
+  const id = `${bucket}/${key}`;
+  if (!metadataCache.has(id)) {
+    try {
+      metadataCache.set(id, await store.getMetadata(bucket, key));
+    } catch (err) {
+      if (err.code === 'ENOENT') return undefined; // deleted meanwhile
+      throw err;
+    }
+  }
+  return metadataCache.get(id);
+}
+
+async function listObjectsFast(bucket, options) {
+  const { delimiter = '', startAfter = '', prefix = '', maxKeys = Infinity } = options;
+  if (delimiter && delimiter !== '/') return originalListObjects.call(this, bucket, options);
+  const dirKey = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+  const keys = [];
+  const commonPrefixes = [];
+  let isTruncated = false;
+  for (const [key, isDirectory] of await keysUnder(this, bucket, dirKey, !delimiter)) {
+    if (!key.startsWith(prefix) || key <= startAfter) continue;
+    if (isDirectory) {
+      commonPrefixes.push(key);
+      continue;
+    }
+    if (keys.length >= maxKeys) {
+      isTruncated = true;
+      break;
+    }
+    keys.push(key);
+  }
+  const metadata = await Promise.all(keys.map(key => listingMetadata(this, bucket, key)));
+  return {
+    objects: keys
+      .map((key, i) => [key, metadata[i]])
+      .filter(([, meta]) => meta !== undefined)
+      .map(([key, meta]) => new S3Object(bucket, key, null, meta)),
+    commonPrefixes: isTruncated ? commonPrefixes.filter(p => p < keys[keys.length - 1]) : commonPrefixes,
+    isTruncated,
+  };
+}
+
+function hookIndex(proto) {
+  const { putObject, copyObject, deleteObject, putObjectMultipart, putBucket, deleteBucket } = proto;
+  proto.putObject = async function (object) {
+    const result = await putObject.call(this, object);
+    noteWritten(object.bucket, object.key);
+    return result;
+  };
+  proto.copyObject = async function (srcBucket, srcKey, destBucket, destKey, ...rest) {
+    const result = await copyObject.call(this, srcBucket, srcKey, destBucket, destKey, ...rest);
+    noteWritten(destBucket, destKey);
+    return result;
+  };
+  proto.putObjectMultipart = async function (bucket, uploadId, parts) {
+    const result = await putObjectMultipart.call(this, bucket, uploadId, parts);
+    index.delete(bucket); // rare: the key is in the upload's metadata, start this bucket over
+    for (const id of metadataCache.keys()) if (id.startsWith(`${bucket}/`)) metadataCache.delete(id);
+    return result;
+  };
+  proto.deleteObject = async function (bucket, key) {
+    const result = await deleteObject.call(this, bucket, key);
+    await noteDeleted(this, bucket, key);
+    return result;
+  };
+  for (const [name, original] of [
+    ['putBucket', putBucket],
+    ['deleteBucket', deleteBucket],
+  ]) {
+    proto[name] = async function (bucket, ...rest) {
+      const result = await original.call(this, bucket, ...rest);
+      index.delete(bucket);
+      for (const id of metadataCache.keys()) if (id.startsWith(`${bucket}/`)) metadataCache.delete(id);
+      return result;
+    };
+  }
+}
+
+const originalListObjects = FilesystemStore.prototype.listObjects;
+
+const ALLOWED_METADATA = new Set(S3Object.ALLOWED_METADATA);
 
 const unquote = tag => tag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 
@@ -164,6 +365,8 @@ async function main() {
   const options = parseArgs(process.argv.slice(2));
   await fs.mkdir(options.directory, { recursive: true });
   FilesystemStore.prototype.putObject = putObjectAtomically;
+  FilesystemStore.prototype.listObjects = listObjectsFast;
+  hookIndex(FilesystemStore.prototype);
   const server = new S3rver({
     address: options.address,
     port: options.port,
@@ -175,7 +378,9 @@ async function main() {
   server.middleware.splice(2, 0, conditionalWrites(server.store));
   const { address, port } = await server.run();
   console.log(`object store ready on http://${address}:${port} (directory ${options.directory})`);
-  const stop = () => server.close(() => process.exit(0));
+  // Exit at once: every write is a rename, so there is no half-written object to wait for, and
+  // closing the server would wait for the broker's keep-alive connections.
+  const stop = () => process.exit(0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
