@@ -57,16 +57,16 @@ def test_broker_kill_9_and_restart(storage: str, warehouse: WarehouseSettings, t
             keys = [pipeline.key("acme"), pipeline.key("hooli")]
             load = LoadDriver(pipeline.url, keys, run=f"d{uuid.uuid4().hex[:6]}")
             with load:
-                load.wait_for(800)
+                load.wait_for(500)
                 pipeline.wait_stored(load)  # the flow is running and has a position to lose
                 os.killpg(pipeline.flow.pid, signal.SIGSTOP)  # a lagging flow: the broker alone holds what follows
-                load.wait_for(len(load.acknowledged) + 400)
+                load.wait_for(len(load.acknowledged) + 300)
                 pipeline.faults.append(time.time())
                 processes.kill_broker()
                 killed_at = pipeline.faults[-1]
                 processes.start_broker()
                 os.killpg(pipeline.flow.pid, signal.SIGCONT)
-                load.wait_for(len(load.acknowledged) + 800)
+                load.wait_for(len(load.acknowledged) + 500)
             after = set(load.acknowledged_after(killed_at))
             if storage == "s3":
                 result = pipeline.check(load)

@@ -16,7 +16,7 @@ from tests.support.load import LoadDriver
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 KILLS = 2
-PER_PHASE = 700
+PER_PHASE = 400
 
 
 def test_flow_kill_9_twice_under_load(

@@ -1,12 +1,16 @@
 """(a) Gateway kill -9 ×3 under load, the client resending failed batches with the same ids.
 
-A batch the broker acknowledged just before the kill never got its answer: the client sends it
-again, and the restarted gateway (its recent-id memory gone with the process) produces it a second
-time. The topic then holds those events twice; the raw table deduplicates by id, and the stream must
+Each kill comes while the broker is frozen (SIGSTOP) for a moment, so requests are in flight, their
+messages sent to the broker but not yet acknowledged; the broker, resumed, writes them, the killed
+gateway never answers, the client sends them again and the restarted gateway (its recent-id memory
+gone with the process) produces them a second time. The topic then holds those events twice; the raw table deduplicates by id, and the stream must
 count each once too (issue 12 item 3). Negative control: the same topic through a flow with
 ``EVENTPULSE_STREAM_DEDUP=false`` counts the duplicates in the windows.
 """
 
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -19,16 +23,20 @@ from eventpulse.warehouse.setup import migrate
 from tests.support.faults import FLOW_ENV, Pipeline, families, measure, overcount
 from tests.support.load import LoadDriver
 from tests.support.pipeline import run_flow_until_drained
+from tests.support.services import broker_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 KILLS = 3
-PER_PHASE = 500  # events acknowledged between two kills
+PER_PHASE = 400  # events acknowledged between two kills
 
 
-def test_gateway_kill_9_three_times_with_client_retries(
-    broker_settings: BrokerSettings, warehouse: WarehouseSettings, tmp_path: Path, record
-) -> None:
+def test_gateway_kill_9_three_times_with_client_retries(warehouse: WarehouseSettings, tmp_path: Path, record) -> None:
+    with broker_processes(tmp_path) as processes:
+        _scenario(BrokerSettings(bootstrap=processes.bootstrap, partitions=4), processes, warehouse, tmp_path, record)
+
+
+def _scenario(broker_settings, processes, warehouse: WarehouseSettings, tmp_path: Path, record) -> None:
     pipeline = Pipeline(tmp_path, broker_settings, warehouse)
     try:
         pipeline.start_flow()
@@ -38,7 +46,10 @@ def test_gateway_kill_9_three_times_with_client_retries(
         with load:
             for _ in range(KILLS):
                 load.wait_for(len(load.acknowledged) + PER_PHASE)
-                pipeline.kill(pipeline.gateway)  # requests in flight: some produced, none answered
+                os.killpg(processes.broker.pid, signal.SIGSTOP)
+                time.sleep(0.3)  # requests pile up, their messages sent, unacknowledged
+                pipeline.kill(pipeline.gateway)
+                os.killpg(processes.broker.pid, signal.SIGCONT)  # ... and written now: nobody answers
                 pipeline.start_gateway()
             load.wait_for(len(load.acknowledged) + PER_PHASE)
         result = pipeline.check(load)

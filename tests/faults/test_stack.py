@@ -1,10 +1,18 @@
-"""`eventpulse up` under faults: (g) crashed services, (h) `eventpulse up` killed with SIGKILL, then
-started again on the same data directory, and (f) a second `eventpulse up` on one warehouse.
+"""`eventpulse up` under faults, one chain of three stacks (each `eventpulse up` costs ~10 s to start):
+
+1. (g) kill -9 of the gateway, the flow and the broker under load: the supervisor restarts each.
+2. (h) SIGKILL of `eventpulse up`: every process gone, every port free; then
+3. (f) the next `eventpulse up` on the same ports and the same warehouse, with a fresh data directory (a
+   fresh broker log, offsets from 0 again, and a fresh recovery store, no window state), its events lying
+   up to 30 s in the past, in the windows the first stack wrote: every count stays right.
+4. The negative control of (f): the same second stack on a copy of the warehouse with
+   ``EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE=false`` overwrites those windows with fewer events.
 
 The stacks run the broker on its default durable storage, the gateway, the flow and the warehouse
-server (no Dagster, no dashboard), on free ports.
+server (no Dagster, no dashboard).
 """
 
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -32,13 +40,40 @@ def _run(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
 
 
-def test_crashed_services_then_sigkill_of_up_then_up_again(tmp_path: Path, record) -> None:
-    data = tmp_path / "data"
-    up = Up(tmp_path, data, data / "warehouse")
+def _sigkill(up: Up) -> tuple[int, float]:
+    """SIGKILL `eventpulse up`; wait until its services are gone and its ports free: (processes, seconds)."""
+    groups = {name: pgid for name, pgid in up.pids().items() if name != "migrate"}
+    members = [pid for pgid in groups.values() for pid in group_members(pgid)]
+    assert len(members) >= len(groups) + 1  # Tansu under the broker wrapper
+    killed = time.monotonic()
+    up.proc.kill()
+    up.proc.wait()
+    deadline = killed + 20
+    while any(_alive(p) for p in members) or not all(port_is_free("127.0.0.1", p) for p in up.ports.values()):
+        assert time.monotonic() < deadline, [p for p in members if _alive(p)]
+        time.sleep(0.1)
+    return len(members), time.monotonic() - killed
+
+
+def _second_up(tmp: Path, first: Up, warehouse: Path, name: str, keys: list[str], env: dict[str, str]):
+    """A fresh-data-dir `eventpulse up` on ``warehouse`` and ``first``'s ports, under lagged load; (load, up)."""
+    up = Up(tmp, tmp / f"data-{name}", warehouse, env, ports=first.ports)
+    started = time.monotonic()
+    up.start()
+    ready_s = time.monotonic() - started
+    load = LoadDriver(up.url, keys, run=_run(name), timestamp_lag_s=(0.0, 30.0))
+    with load:
+        load.wait_for(800)
+    return load, up, ready_s
+
+
+def test_crashed_services_sigkill_of_up_and_a_second_up_on_one_warehouse(tmp_path: Path, record) -> None:
+    warehouse = tmp_path / "warehouse"
+    up = Up(tmp_path, tmp_path / "data-1", warehouse)
+    second = control_up = None
     try:
         up.start()
         keys = [up.key("acme"), up.key("umbrella")]
-        # (g) kill -9 of a service under load: the supervisor restarts it, the others keep running.
         load = LoadDriver(up.url, keys, run=_run("g"))
         down: dict[str, float] = {}
         with load:
@@ -47,7 +82,7 @@ def test_crashed_services_then_sigkill_of_up_then_up_again(tmp_path: Path, recor
                 before = {k: v for k, v in up.pids().items() if k != service}
                 down[service] = up.crash(service)
                 assert {k: v for k, v in up.pids().items() if k != service} == before  # the others kept running
-                load.wait_for(len(load.acknowledged) + 400)
+                load.wait_for(len(load.acknowledged) + 300)
         crashed = up.check(load)
         record(
             "(g) gateway, flow, broker kill -9 under `eventpulse up`",
@@ -58,85 +93,37 @@ def test_crashed_services_then_sigkill_of_up_then_up_again(tmp_path: Path, recor
         assert load.stats.gave_up == 0
         assert crashed.exact, crashed.describe()
 
-        # (h) SIGKILL of `eventpulse up`: every service goes with it and no port stays bound.
-        groups = {name: pgid for name, pgid in up.pids().items() if name != "migrate"}
-        members = [pid for pgid in groups.values() for pid in group_members(pgid)]
-        assert len(members) >= len(groups) + 1  # Tansu under the broker wrapper
-        killed = time.monotonic()
-        up.proc.kill()
-        up.proc.wait()
-        deadline = killed + 20
-        while any(_alive(p) for p in members) or not all(port_is_free("127.0.0.1", p) for p in up.ports.values()):
-            assert time.monotonic() < deadline, [p for p in members if _alive(p)]
-            time.sleep(0.1)
-        gone_s = time.monotonic() - killed
+        processes, gone_s = _sigkill(up)
+        shutil.copytree(warehouse, tmp_path / "warehouse-control")  # for the control, as the first stack left it
 
-        # ... and the next `eventpulse up` on the same ports and data directory works and counts right.
-        started = time.monotonic()
-        up.start()
-        restart_s = time.monotonic() - started
-        again = LoadDriver(up.url, keys, run=_run("h"))
-        with again:
-            again.wait_for(1000)
-        after = up.check(again)
-        kept = up.check(load, timeout=10)  # what the first run stored is still exact
+        again, second, ready_s = _second_up(tmp_path, up, warehouse, "f", keys, {})
+        result = second.check(again)
+        kept = second.check(load, timeout=10)  # the first stack's events and windows too
         record(
-            "(h) `eventpulse up` SIGKILLed, then `up` again",
-            after,
+            "(h) `eventpulse up` SIGKILLed; (f) a second `up` on its warehouse",
+            result,
             None,
-            f"{len(members)} processes gone, {len(up.ports)} ports free {gone_s:.1f} s after SIGKILL; next `up`"
-            f" ready in {restart_s:.1f} s; first run still exact: {kept.exact}",
+            f"{processes} processes gone, {len(up.ports)} ports free {gone_s:.1f} s after SIGKILL; next `up` (fresh"
+            f" broker log and recovery store) ready in {ready_s:.1f} s; first stack's events still exact: {kept.exact}",
         )
-        assert after.exact, after.describe()
+        assert result.exact, result.describe()
         assert kept.exact, kept.describe()
-        assert up.stop() == 0
-    finally:
-        up.kill()
+        assert second.stop() == 0
 
-
-def _two_ups(tmp: Path, env: dict[str, str]) -> tuple[LoadDriver, Up]:
-    """Two `eventpulse up` runs, one after the other, on one warehouse; each with a fresh data directory
-    (a fresh broker log: offsets from 0 again, and a fresh recovery store: no window state). The
-    second run's events lie up to 30 s in the past, in the windows the first run wrote."""
-    tmp.mkdir(parents=True)
-    warehouse = tmp / "warehouse"
-    first = Up(tmp, tmp / "data-1", warehouse, env)
-    try:
-        first.start()
-        load = LoadDriver(first.url, [first.key("acme"), first.key("umbrella")], run=_run("f"))
-        with load:
-            load.wait_for(800)
-        assert first.check(load).exact
+        control_env = {"EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE": "false"}
+        ctl, control_up, _ = _second_up(tmp_path, up, tmp_path / "warehouse-control", "c", keys, control_env)
+        control_up.check(ctl, 30, lambda r: r.missing == 0)  # the raw events are in ...
+        time.sleep(3)  # ... and the windows emitted (every 1 s) since
+        control = control_up.check(ctl, timeout=0)
     finally:
-        first.stop()
-        first.kill()
-    second = Up(tmp, tmp / "data-2", warehouse, env, ports=first.ports)  # same ports, same keys
-    second.start()
-    load._lag = (0.0, 30.0)
-    with load:
-        load.wait_for(len(load.acknowledged) + 800)
-    return load, second
-
-
-def test_a_second_up_on_one_warehouse_keeps_every_count(tmp_path: Path, record) -> None:
-    load, up = _two_ups(tmp_path / "exact", {})
-    try:
-        result = up.check(load)
-    finally:
-        up.stop()
-        up.kill()
-    load, up = _two_ups(tmp_path / "control", {"EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE": "false"})
-    try:
-        control = up.check(load, timeout=15)
-    finally:
-        up.stop()
-        up.kill()
+        for stack in (up, second, control_up):
+            if stack is not None:
+                stack.kill()
     under = [d for d in control.differences if d.metric == "event_count" and d.left < d.right]
     record(
-        "(f) `eventpulse up` twice on one warehouse (fresh broker + recovery store)",
-        result,
+        "(f) control: second `up` without seeding",
+        control,
         None,
-        f"control (no seeding): {len(control.differences)} window differences, {len(under)} windows under-counted",
+        f"{len(under)} windows under-counted (EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE=false)",
     )
-    assert result.exact, result.describe()
     assert control.missing == 0 and under, control.describe()  # raw exact, windows overwritten with fewer events

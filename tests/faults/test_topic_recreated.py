@@ -26,7 +26,7 @@ from tests.support.load import LoadDriver
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 FIRST = 10  # events in each incarnation's first batch
-PER_PHASE = 600
+PER_PHASE = 400
 
 
 def _query(pipeline: Pipeline, sql: str) -> int:

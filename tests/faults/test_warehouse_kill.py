@@ -35,13 +35,13 @@ def test_warehouse_server_kill_9_and_restart(broker_settings: BrokerSettings, tm
         pipeline.start_gateway()
         load = LoadDriver(pipeline.url, [pipeline.key("acme")], run=f"c{uuid.uuid4().hex[:6]}")
         with load:
-            load.wait_for(800)
+            load.wait_for(500)
             pipeline.kill(server)
             acked_at_kill = len(load.acknowledged)
             time.sleep(DOWN_S)
             acked_while_down = len(load.acknowledged) - acked_at_kill
             server = start_warehouse(path, port, log)
-            load.wait_for(len(load.acknowledged) + 800)
+            load.wait_for(len(load.acknowledged) + 500)
         result = pipeline.check(load)
         recover = pipeline.recovery_s(load)
     finally:
