@@ -94,7 +94,9 @@ def test_crashed_services_sigkill_of_up_and_a_second_up_on_one_warehouse(tmp_pat
         assert crashed.exact, crashed.describe()
 
         processes, gone_s = _sigkill(up)
-        shutil.copytree(warehouse, tmp_path / "warehouse-control")  # for the control, as the first stack left it
+        shutil.copytree(
+            warehouse, tmp_path / "warehouse-control", symlinks=True
+        )  # for the control, as the first stack left it
 
         again, second, ready_s = _second_up(tmp_path, up, warehouse, "f", keys, {})
         result = second.check(again)
