@@ -3,8 +3,8 @@
 1. (g) kill -9 of the gateway, the flow and the broker under load: the supervisor restarts each.
 2. (h) SIGKILL of `eventpulse up`: every process gone, every port free; then
 3. (f) the next `eventpulse up` on the same ports and the same warehouse, with a fresh data directory (a
-   fresh broker log, offsets from 0 again, and a fresh recovery store, no window state), its events lying
-   up to 30 s in the past, in the windows the first stack wrote: every count stays right.
+   fresh broker log, offsets from 0 again, and a fresh recovery store, no window state), its events timed
+   in the first stack's last 20 s, in the windows it wrote: every count stays right.
 4. The negative control of (f): the same second stack on a copy of the warehouse with
    ``EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE=false`` overwrites those windows with fewer events.
 
@@ -55,13 +55,16 @@ def _sigkill(up: Up) -> tuple[int, float]:
     return len(members), time.monotonic() - killed
 
 
-def _second_up(tmp: Path, first: Up, warehouse: Path, name: str, keys: list[str], env: dict[str, str]):
-    """A fresh-data-dir `eventpulse up` on ``warehouse`` and ``first``'s ports, under lagged load; (load, up)."""
+def _second_up(
+    tmp: Path, first: Up, warehouse: Path, name: str, keys: list[str], env: dict[str, str], times: tuple[float, float]
+):
+    """A fresh-data-dir `eventpulse up` on ``warehouse`` and ``first``'s ports, its events timed in ``times``
+    (inside the first stack's windows); (load, up, seconds to ready)."""
     up = Up(tmp, tmp / f"data-{name}", warehouse, env, ports=first.ports)
     started = time.monotonic()
     up.start()
     ready_s = time.monotonic() - started
-    load = LoadDriver(up.url, keys, run=_run(name), timestamp_lag_s=(0.0, 30.0))
+    load = LoadDriver(up.url, keys, run=_run(name), time_range=times)
     with load:
         load.wait_for(800)
     return load, up, ready_s
@@ -99,7 +102,9 @@ def test_crashed_services_sigkill_of_up_and_a_second_up_on_one_warehouse(tmp_pat
             warehouse, tmp_path / "warehouse-control", symlinks=True
         )  # for the control, as the first stack left it
 
-        again, second, ready_s = _second_up(tmp_path, up, warehouse, "f", keys, {})
+        last = max(load.acknowledged.values())
+        times = (last - 20, last)  # the first stack's last 20 s: within the allowed lateness of a fresh flow
+        again, second, ready_s = _second_up(tmp_path, up, warehouse, "f", keys, {}, times)
         result = second.check(again)
         # The first stack's events and windows too (as (g) left them: what it missed stays missed).
         kept = second.check(load, 10, lambda r: r.missing_ids == crashed.missing_ids and not r.differences)
@@ -118,7 +123,7 @@ def test_crashed_services_sigkill_of_up_and_a_second_up_on_one_warehouse(tmp_pat
         assert second.stop() == 0
 
         control_env = {"EVENTPULSE_STREAM_SEED_FROM_WAREHOUSE": "false"}
-        ctl, control_up, _ = _second_up(tmp_path, up, tmp_path / "warehouse-control", "c", keys, control_env)
+        ctl, control_up, _ = _second_up(tmp_path, up, tmp_path / "warehouse-control", "c", keys, control_env, times)
         control_up.check(ctl, 30, lambda r: r.missing == 0)  # the raw events are in ...
         time.sleep(3)  # ... and the windows emitted (every 1 s) since
         control = control_up.check(ctl, timeout=0)

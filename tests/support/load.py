@@ -51,6 +51,7 @@ class LoadDriver:
         keys: API keys; batches go to them in turn (each key is a tenant).
         run: prefix of the event ids, unique per scenario.
         timestamp_lag_s: event times are send time minus a random lag in this range (seconds).
+        time_range: instead, event times drawn from this wall-clock range (``time.time()`` seconds).
         retry_pause_s: pause before a batch is sent again.
     """
 
@@ -64,6 +65,7 @@ class LoadDriver:
         batch_size: int = 50,
         workers: int = 4,
         timestamp_lag_s: tuple[float, float] = (0.0, 2.0),
+        time_range: tuple[float, float] | None = None,
         retry_pause_s: float = 0.2,
         timeout_s: float = 15.0,  # above the gateway's 10 s ack timeout: its 503 arrives
         seed: int = 0,
@@ -71,7 +73,7 @@ class LoadDriver:
         self.url, self.keys, self.run = url, list(keys), run
         self.batch_size, self.workers = batch_size, workers
         self._interval = batch_size * workers / rate_per_s  # seconds between two batches of one worker
-        self._lag = timestamp_lag_s
+        self._lag, self._range = timestamp_lag_s, time_range
         self._retry_pause, self._timeout = retry_pause_s, timeout_s
         self._factory = EventFactory(TrafficProfile(invalid_share=0.0), seed=seed)
         self._rng = random.Random(seed)
@@ -154,8 +156,11 @@ class LoadDriver:
         with self._lock:
             key = self.keys[next(self._seq) % len(self.keys)]
             for _ in range(self.batch_size):
-                lag_ms = int(self._rng.uniform(*self._lag) * 1000)
-                _, event = self._factory.submission(now_ms - lag_ms)
+                if self._range is None:
+                    timestamp = now_ms - int(self._rng.uniform(*self._lag) * 1000)
+                else:
+                    timestamp = int(self._rng.uniform(*self._range) * 1000)
+                _, event = self._factory.submission(timestamp)
                 event["id"] = f"{self.run}-{next(self._seq):07d}"
                 ids.append(event["id"])
                 lines.append(orjson.dumps(event))
