@@ -307,7 +307,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eventpulse-bench-"))
     bport, wport = free_port(), free_port()
     broker_proc = _start(
-        [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(bport), "--partitions", "4"],
+        [
+            sys.executable,
+            "-m",
+            "eventpulse.broker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(bport),
+            "--partitions",
+            "4",
+            "--storage",
+            "memory",
+        ],
         work / "broker.log",
     )
     wh_proc = _start(

@@ -261,7 +261,17 @@ def main() -> None:
         broker_port, wh_port, gw_port, base_port = free_port(), free_port(), free_port(), free_port()
         procs.append(
             start(
-                [sys.executable, "-m", "eventpulse.broker", "--port", str(broker_port), "--partitions", "4"],
+                [
+                    sys.executable,
+                    "-m",
+                    "eventpulse.broker",
+                    "--port",
+                    str(broker_port),
+                    "--partitions",
+                    "4",
+                    "--storage",
+                    "memory",
+                ],
                 tmp / "broker.log",
                 cwd=ROOT,
             )

@@ -196,6 +196,28 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
         if self._on_lag is not None:
             self._on_lag(self._partition, high - offset if high >= 0 else -1)
 
+    def _skipped(self, first: int) -> None:
+        """The consumer delivered offsets above the position: the log start moved past it (broker
+        retention deleted batches before they were read; Tansu then answers from its first kept batch,
+        without OFFSET_OUT_OF_RANGE). Go on, same incarnation (offsets do not repeat), and record it."""
+        incident = Incident(
+            component="flow",
+            kind="position_before_start",
+            topic=self._topic,
+            partition=self._partition,
+            expected_offset=self._next_offset,
+            log_start=first,
+            log_end=-1,
+            action=f"went on from offset {first}: offsets {self._next_offset}-{first - 1} were not read",
+            detail=f"the consumer delivered offset {first} at position {self._next_offset} (broker retention?)",
+        )
+        if self._incidents is not None:
+            self._incidents.record(incident)
+        else:
+            log.error("pipeline incident: %s (%s)", incident.describe(), incident.detail)
+        if self._on_reset is not None:
+            self._on_reset(incident)
+
     def _rewound(self, first: int) -> None:
         """The consumer delivered offsets below the position: something (librdkafka noticing a recreated
         topic, say) moved it back to a new log. Those messages are the new log's: keep them, but as a
@@ -275,6 +297,8 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
         stamps = [msg.timestamp()[1] for msg in messages]
         if offsets[0] < self._next_offset and self._validated:
             self._rewound(offsets[0])
+        elif offsets[0] > self._next_offset:
+            self._skipped(offsets[0])
         self._awake, self._invalid_since, self._validated = None, None, True
         self._next_offset = offsets[-1] + 1
         if self._on_lag is not None:

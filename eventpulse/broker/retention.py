@@ -16,6 +16,10 @@ and each partition's log start and end in ``…/partitions/<partition:010>/water
   are the batches below it deleted. A pass that dies in between leaves batches below ``low``,
   deleted by the next pass.
 
+A topic's own ``retention.ms`` / ``retention.bytes`` (set with IncrementalAlterConfigs or at
+creation: Tansu stores them in ``meta.json`` and answers DescribeConfigs with them, but enforces
+nothing) replace the broker's defaults for that topic, as in Kafka.
+
 Each pass then merges runs of small batches (`eventpulse.broker.compaction`), so the objects per
 partition, which Tansu lists on every fetch, stay near ``bytes / compact_bytes``.
 
@@ -32,7 +36,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +60,17 @@ class RetentionPolicy:
     @classmethod
     def from_settings(cls, settings: BrokerSettings) -> RetentionPolicy:
         return cls(settings.retention_ms, settings.retention_bytes, settings.compact_bytes)
+
+    def with_topic_configs(self, configs: dict[str, str]) -> RetentionPolicy:
+        """This policy with a topic's ``retention.ms`` / ``retention.bytes`` (Kafka: -1 means no limit)."""
+        updates = {}
+        for field, name in (("retention_ms", "retention.ms"), ("retention_bytes", "retention.bytes")):
+            try:
+                value = int(configs[name])
+            except (KeyError, TypeError, ValueError):
+                continue
+            updates[field] = max(value, 0)
+        return replace(self, **updates)
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,23 @@ class Retention:
     def __init__(self, client: Any, bucket: str, cluster: str, policy: RetentionPolicy) -> None:
         self._s3, self.bucket, self.policy = client, bucket, policy
         self.prefix = f"clusters/{cluster}/topics/"
+        self.meta_key = f"clusters/{cluster}/meta.json"
+
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """``{topic: {config: value}}`` from the broker's metadata (empty before the first topic)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            meta = json.loads(self._s3.get_object(Bucket=self.bucket, Key=self.meta_key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return {}
+            raise
+        found = {}
+        for name, topic in (meta.get("topics") or {}).items():
+            configs = (topic.get("topic") or {}).get("configs") or []
+            found[name] = {c["name"]: c.get("value") for c in configs if isinstance(c, dict) and "name" in c}
+        return found
 
     def partitions(self) -> Iterator[str]:
         """Prefixes ``clusters/<c>/topics/<t>/partitions/<p>/`` of every partition in the bucket."""
@@ -130,10 +162,11 @@ class Retention:
                     found.append(Batch(obj["Key"], offset, obj["Size"], obj["LastModified"], obj.get("ETag", "")))
         return sorted(found, key=lambda b: b.base_offset)
 
-    def enforce_partition(self, partition: str, now: datetime) -> PartitionPass:
+    def enforce_partition(self, partition: str, now: datetime, policy: RetentionPolicy | None = None) -> PartitionPass:
         """Apply the policy to one partition: move its log start, then delete what lies below."""
+        policy = policy or self.policy
         batches = self.batches(partition)
-        count = expired_prefix(batches, self.policy, now)
+        count = expired_prefix(batches, policy, now)
         start = batches[count].base_offset if batches else 0
         if count:
             self._raise_log_start(f"{partition}watermark.json", start)
@@ -232,7 +265,14 @@ class Retention:
     def enforce(self, now: datetime | None = None) -> list[PartitionPass]:
         """One pass over every partition of the cluster."""
         now = now or datetime.now(UTC)
-        return [self.enforce_partition(partition, now) for partition in self.partitions()]
+        configs = self.topic_configs()
+        passes = []
+        for partition in self.partitions():
+            topic = partition[len(self.prefix) :].split("/", 1)[0]
+            passes.append(
+                self.enforce_partition(partition, now, self.policy.with_topic_configs(configs.get(topic, {})))
+            )
+        return passes
 
 
 class RetentionWorker:

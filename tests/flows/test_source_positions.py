@@ -168,7 +168,19 @@ def test_a_replay_of_one_incarnation_carries_the_same_tokens(broker_settings: Br
 
 
 def _start_broker(port: int, log: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
+    argv = [
+        sys.executable,
+        "-m",
+        "eventpulse.broker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--partitions",
+        "2",
+        "--storage",
+        "memory",
+    ]
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -218,3 +230,40 @@ def test_a_running_flow_goes_on_after_a_memory_broker_restart(warehouse: Warehou
         stop(proc)
         with contextlib.suppress(ProcessLookupError):  # never leave a Tansu child behind
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_position_deleted_by_broker_retention_is_an_incident_and_the_flow_goes_on(
+    warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    """Durable broker: retention deletes batches the flow has not read yet; Tansu then serves from its
+    first kept batch (no OFFSET_OUT_OF_RANGE): the source reads everything kept and records the gap."""
+    from eventpulse.broker.objectstore import s3_client
+    from eventpulse.broker.retention import Retention, RetentionPolicy
+    from tests.support.services import broker_processes
+
+    with broker_processes(
+        tmp_path, partitions=1, storage="s3", env={"EVENTPULSE_BROKER_RETENTION_CHECK_S": "3600"}
+    ) as bp:
+        settings = BrokerSettings(bootstrap=bp.bootstrap, events_topic="events", partitions=1)
+        for _ in range(6):  # six batches of five
+            produce(bp.bootstrap, "events", [(b"k", b"{}")] * 5)
+        tid = topic_id(admin_client(settings), "events")
+        retention = Retention(s3_client(bp.settings), "tansu", "eventpulse", RetentionPolicy(retention_bytes=1))
+        [deleted] = [p for p in retention.enforce() if "/topics/events/" in p.partition]
+        assert deleted.log_start > 0
+        source = KafkaBatchSource(
+            settings, "events", batch_size=1000, tail=True, idle_ms=10, incidents=IncidentLog(warehouse)
+        )
+        part = source.build_part("kafka", "0", PartitionState(tid, 0, tid))  # saved before retention ran
+        try:
+            batches = _read_some(part, 30 - deleted.log_start)
+            assert batches[0].first_offset == deleted.log_start and batches[-1].last_offset == 29
+            assert {b.incarnation for b in batches} == {tid}  # same log: same incarnation
+        finally:
+            part.close()
+    client = create_client(warehouse)
+    try:
+        rows = client.query("SELECT kind, expected_offset, log_start FROM pipeline_incidents FINAL").result_rows
+    finally:
+        client.close()
+    assert rows == [("position_before_start", 0, deleted.log_start)]

@@ -24,7 +24,19 @@ from tests.support.services import free_port, stop
 def own_broker(workdir: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """A Tansu broker in its own process group (so the whole group can be frozen and resumed)."""
     port = free_port()
-    argv = [sys.executable, "-m", "eventpulse.broker", "--host", "127.0.0.1", "--port", str(port), "--partitions", "2"]
+    argv = [
+        sys.executable,
+        "-m",
+        "eventpulse.broker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--partitions",
+        "2",
+        "--storage",
+        "memory",
+    ]
     with (workdir / "broker.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from eventpulse.broker.compaction import RecordBatch
 from eventpulse.broker.objectstore import s3_client
@@ -30,6 +31,13 @@ def test_expired_prefix_applies_time_and_bytes_and_keeps_the_newest_batch() -> N
     assert expired_prefix(batches, RetentionPolicy(retention_ms=5 * 60_000, retention_bytes=350), now) == 7
     assert expired_prefix(batches, RetentionPolicy(retention_ms=1), now + timedelta(days=1)) == 9  # never the last
     assert expired_prefix(batches[:1], RetentionPolicy(retention_bytes=1), now) == 0
+
+
+def test_a_topics_own_retention_configs_replace_the_defaults() -> None:
+    policy = RetentionPolicy(retention_ms=60_000, retention_bytes=1_000, compact_bytes=10)
+    assert policy.with_topic_configs({}) == policy
+    assert policy.with_topic_configs({"retention.bytes": "50", "retention.ms": "-1"}) == RetentionPolicy(0, 50, 10)
+    assert policy.with_topic_configs({"retention.ms": "soon", "cleanup.policy": "delete"}) == policy
 
 
 def _produce_batches(bootstrap: str, batches: int, per_batch: int, start: int = 0) -> list[bytes]:
@@ -113,6 +121,16 @@ def test_compaction_merges_batches_and_retention_drops_a_prefix_while_the_rest_s
         processes.kill_broker()  # and all of it holds across a broker restart
         processes.start_broker()
         assert _read(bootstrap) == kept
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # a topic's own retention.bytes wins, as in Kafka
+        entry = ConfigEntry("retention.bytes", "1", incremental_operation=AlterConfigOpType.SET)
+        for future in admin.incremental_alter_configs(
+            [ConfigResource("topic", "events", incremental_configs=[entry])]
+        ).values():
+            future.result(10)
+        last = _enforce(processes)  # no limits of its own
+        assert last.deleted > 0 and len(_records(processes)) == 1  # all but the newest batch
+        assert _read(bootstrap) == [(o, v) for o, v in kept if o >= last.log_start]
 
 
 @pytest.mark.integration

@@ -210,7 +210,8 @@ PY = sys.executable
 specs = [
     ServiceSpec("web", [PY, "-m", "http.server", str(web), "--bind", "127.0.0.1"],
                 url=f"http://127.0.0.1:{web}/", timeout=10),
-    ServiceSpec("broker", [PY, "-m", "eventpulse.broker", "--port", str(broker), "--partitions", "1"],
+    ServiceSpec("broker", [PY, "-m", "eventpulse.broker", "--port", str(broker), "--partitions", "1",
+                           "--storage", "memory"],
                 port=broker, ready_line="broker ready on", timeout=30),
     ServiceSpec("tree", [PY, "-c", tree], ready_line="grandchild"),
     ServiceSpec("stubborn", [PY, "-c", stubborn], ready_line="ignoring", grace=0.5),

@@ -232,3 +232,50 @@ def test_up_restarts_a_killed_flow_and_leaves_nothing_behind_when_killed_itself(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert "flow was killed by SIGKILL (signal 9)" in log_path.read_text()
+
+
+def _log_end(bootstrap: str) -> int:
+    """Messages on the events topic (sum of the partitions' high watermarks from fetches)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "check", "enable.partition.eof": True})
+    consumer.assign([TopicPartition("events", p, 0) for p in range(4)])
+    seen, done, deadline = 0, set(), time.monotonic() + 60
+    while len(done) < 4 and time.monotonic() < deadline:
+        for msg in consumer.consume(10_000, 1.0):
+            if msg.error() is None:
+                seen += 1
+            elif msg.error().code() == KafkaError._PARTITION_EOF:
+                done.add(msg.partition())
+    consumer.close()
+    return seen
+
+
+@pytest.mark.slow
+def test_up_stopped_and_started_again_keeps_the_topic(tmp_path: Path) -> None:
+    """The durable broker under `eventpulse up`: the topic survives a stop and start of the stack."""
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
+    env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
+    env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
+    argv = [sys.executable, "-m", "eventpulse", "up", "--traffic", "--rate", "300"]
+    argv += ["--without", "gateway", "--without", "dagster", "--without", "dashboard"]
+    bootstrap = f"127.0.0.1:{ports['BROKER']}"
+    ends = []
+    for run in range(2):
+        log_path = tmp_path / f"up-{run}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[3])
+            try:
+                deadline = time.monotonic() + 90
+                while "all services ready" not in log_path.read_text():
+                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
+                    time.sleep(0.5)
+                if run == 1:  # before any new traffic could make up for a lost log
+                    assert _log_end(bootstrap) >= ends[0] > 0
+                time.sleep(5)
+                ends.append(_log_end(bootstrap))
+            finally:
+                proc.send_signal(signal.SIGINT)
+                assert proc.wait(60) == 0, log_path.read_text()[-4000:]
+    assert ends[1] > ends[0]
+    assert (tmp_path / "data" / "broker" / "tansu" / "clusters").is_dir()
