@@ -55,6 +55,9 @@ test: install redis browser ## Lint, import contracts, types, docs, then run eve
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 	$(VENV)/bin/pytest
 
+test-faults: install ## The fault suite alone (tests/faults: kill -9 and restarts under load); prints its figures table
+	$(VENV)/bin/pytest tests/faults -m faults
+
 test-unit: install ## The fast tier: every test that needs no broker or warehouse (under a minute)
 	$(VENV)/bin/pytest -m "not integration" -q
 
@@ -89,4 +92,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade redis browser run test test-unit lint typecheck hooks format migrate bench clean
+.PHONY: help install lock upgrade redis browser run test test-faults test-unit lint typecheck hooks format migrate bench clean

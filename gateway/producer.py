@@ -40,6 +40,11 @@ _BROKEN_PRODUCER = frozenset(
         KafkaError._FATAL,
     }
 )
+# A message that timed out in librdkafka's queue: the instance may be stuck for good. A Tansu broker
+# restarted with memory storage has forgotten our producer id; librdkafka then bumps the epoch
+# locally and retries UNKNOWN_PRODUCER_ID for ever (every later message times out too), where a new
+# instance gets a new id at once. Found by the fault suite (tests/faults/test_broker_kill.py).
+_STUCK_PRODUCER = _BROKEN_PRODUCER | {KafkaError._MSG_TIMED_OUT}
 
 
 class QueueFull(Exception):
@@ -82,7 +87,7 @@ class _Pending:
         if err is not None:
             self.failed_values.append(msg.value())
             self.errors.append(str(err))
-            if err.fatal() or err.code() in _BROKEN_PRODUCER:
+            if err.fatal() or err.code() in _STUCK_PRODUCER:
                 self.owner._fatal = True
         self.remaining -= 1
         if self.remaining == 0:
@@ -103,7 +108,7 @@ class _PendingOne:
     def __call__(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             self.error = str(err)
-            if err.fatal() or err.code() in _BROKEN_PRODUCER:
+            if err.fatal() or err.code() in _STUCK_PRODUCER:
                 self.owner._fatal = True
         self.owner._waiting.discard(self)  # `_finish`, inlined: this runs once per single event
         if not self.future.done():
@@ -293,8 +298,8 @@ class AckingProducer:
                 self._arm(self._poll_s if self._waiting else self._idle_poll_s)
 
     def _replace_producer(self) -> None:
-        """After a fatal error (e.g. the broker fenced our producer id after an outage) librdkafka's
-        producer is unusable: start a new one and fail what the old one still held (answered 503)."""
+        """After a fatal error (e.g. the broker fenced our producer id after an outage) or a message
+        timeout (`_STUCK_PRODUCER`) librdkafka's producer is unusable: start a new one and fail what the old one still held (answered 503)."""
         self._fatal = False
         self.restarts += 1
         log.warning("producer hit a fatal error; replacing it", extra={"error": self.last_error})

@@ -259,12 +259,13 @@ def topic_id(admin: AdminClient, topic: str, timeout: float = 10.0) -> str | Non
     """The broker's id of ``topic`` (a new one each time the topic is created), or ``None``.
 
     Kafka, Redpanda and Tansu answer DescribeTopics with a topic id; ``None`` when the broker
-    reports none (the all-zero id) or the topic does not exist. Does not create the topic.
+    reports none (the all-zero id), the topic does not exist or the broker did not answer within
+    ``timeout`` (the flow's periodic check must not die of a broker restart). Does not create the topic.
     """
     try:
         future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
         described = future.result(timeout)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:  # TimeoutError: the broker is away (restarting, say)
         log.debug("no topic id for %s: %s", topic, exc)
         return None
     ident = described.topic_id
