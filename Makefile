@@ -8,6 +8,9 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 UV_VERSION := 0.13.9
+# pytest-xdist workers for `make test` (every test starts its own services on free ports); the fault suite runs
+# alone after them, as its kill -9 timings and its figures table want.
+TEST_WORKERS ?= 2
 LOCK := requirements/dev.lock
 
 # Installs come from the committed, hashed lock (requirements/*.lock); `make upgrade` refreshes it.
@@ -53,7 +56,8 @@ test: install redis browser ## Lint, import contracts, types, docs, then run eve
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not faults"
+	$(VENV)/bin/pytest tests/faults -m faults
 
 test-faults: install ## The fault suite alone (tests/faults: kill -9 and restarts under load); prints its figures table
 	$(VENV)/bin/pytest tests/faults -m faults
