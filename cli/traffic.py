@@ -92,5 +92,17 @@ def _to_broker(settings: Settings, batches, bar: tqdm) -> None:
 def _to_gateway(url: str, api_key: str, batches, bar: tqdm) -> None:
     from devstack.traffic.gateway_sender import send_batches
 
+    sent = 0
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent += n
+        bar.update(n)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(send_batches(url, api_key, batches, progress=bar.update))
+        stats = asyncio.run(send_batches(url, api_key, batches, progress=progress))
+        # What the gateway acknowledged, so a run can be checked against the topic (every accepted event on it).
+        click.echo(
+            f"traffic: {sent} sent, {stats.accepted} accepted, {stats.rejected} rejected, "
+            f"{stats.duplicates} duplicates, {stats.failed_batches} batches failed"
+        )

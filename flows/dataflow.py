@@ -18,11 +18,15 @@ Steps::
 """
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
@@ -40,30 +44,53 @@ from flows.windowing import (
     WindowLogic,
 )
 
-__all__ = ["get_flow"]
+__all__ = ["FlowSinks", "build_metrics", "get_flow", "kafka_source", "warehouse_sinks"]
 
 
-def get_flow(settings: Settings | None = None) -> Dataflow:
-    """Build the events dataflow for ``settings`` (default: `Settings()` from the environment)."""
-    settings = settings or Settings()
-    broker, warehouse, stream = settings.broker, settings.warehouse, settings.stream
-    topic = broker.events_topic
-    metrics = PipelineMetrics(warehouse, stream.metrics_interval_s, stream.metrics_port, stream.metrics_host)
-    validator = EventValidator(settings.events)
-    config = WindowConfig(
-        families=window_specs(stream.window_seconds, stream.sliding_windows),
-        partitions=tuple(topic_partition_ids(broker, topic)),
-        bound_ms=int(stream.max_out_of_order_s * 1000),
-        lateness_ms=int(stream.allowed_lateness_s * 1000),
-        idle_timeout_s=stream.idle_partition_timeout_s,
-        interval_s=stream.provisional_interval_s,
-        snapshot_windows=stream.snapshot_windows,
-        key_buckets=stream.key_buckets,
-        dedup=stream.dedup,
-        future_skew_ms=settings.events.max_future_skew_s * 1000,
+@dataclass(frozen=True, slots=True)
+class FlowSinks:
+    """Where the flow's outputs go.
+
+    ``raw_events`` and ``dead_letters`` get ``(part, DecodedBatch)`` items, ``window_aggregates`` and
+    ``late_events`` get ``(part, Emission)`` items (``part`` is `WarehouseSink.PART`), and
+    ``dead_letter_topic`` (None: no such step) gets the ``(key, value)`` dead-letter messages.
+    Production uses `warehouse_sinks`; tests pass Bytewax's ``TestingSink``.
+    """
+
+    raw_events: Sink
+    dead_letters: Sink
+    window_aggregates: Sink
+    late_events: Sink
+    dead_letter_topic: Sink | None = None
+
+
+def build_metrics(settings: Settings) -> PipelineMetrics:
+    """The flow's metrics, written to the warehouse and served on the metrics port of ``settings``."""
+    stream = settings.stream
+    return PipelineMetrics(settings.warehouse, stream.metrics_interval_s, stream.metrics_port, stream.metrics_host)
+
+
+def kafka_source(settings: Settings, metrics: PipelineMetrics) -> KafkaBatchSource:
+    """The production source: micro-batches of every partition of the events topic."""
+    broker, stream = settings.broker, settings.stream
+    return KafkaBatchSource(
+        broker,
+        broker.events_topic,
+        batch_size=stream.batch_size,
+        tail=stream.tail,
+        idle_ms=stream.poll_idle_ms,
+        on_lag=lambda p, lag: metrics.gauge("consumer_lag", lag, str(p)),
+        offset_reset=stream.offset_reset,
+        check_s=stream.position_check_s,
+        token_incarnation=stream.token_incarnation,
+        incidents=IncidentLog(settings.warehouse),
+        on_reset=lambda incident: metrics.inc("offset_resets", 1, str(incident.partition)),
     )
-    seeder = WarehouseSeedReader(warehouse) if stream.seed_from_warehouse else None
-    router = Router(stream.key_buckets)
+
+
+def warehouse_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
+    """The production sinks: the warehouse tables, and the dead-letter topic when it is enabled."""
+    broker, warehouse, stream = settings.broker, settings.warehouse, settings.stream
     raw_options: dict[str, Any] = {
         "min_rows": stream.raw_insert_min_rows,
         "max_delay_s": stream.raw_insert_max_delay_s,
@@ -78,12 +105,6 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         "on_insert": lambda table, rows, seconds: metrics.observe(f"insert_ms_{table}", [seconds * 1000]),
         "on_snapshot": lambda table, seconds: metrics.observe(f"snapshot_wait_ms_{table}", [seconds * 1000]),
     }
-
-    def decode(batches: list) -> list[DecodedBatch]:
-        sizes = [len(b.offsets) for b in batches]
-        metrics.inc("events_in", sum(sizes))
-        metrics.observe("batch_size", sizes)
-        return [decode_batches(validator, batches, stream.dead_letter_payload_bytes)]
 
     def raw_written(items: list[DecodedBatch], rows: int) -> None:
         metrics.inc("events_out", rows)
@@ -100,31 +121,8 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             if e.broker_ts.size:
                 metrics.observe("freshness_broker_ms", now - e.broker_ts.astype(np.float64))
 
-    warm_up()
-    flow = Dataflow("eventpulse_events")
-    batches = op.input(
-        "kafka",
-        flow,
-        KafkaBatchSource(
-            broker,
-            topic,
-            batch_size=stream.batch_size,
-            tail=stream.tail,
-            idle_ms=stream.poll_idle_ms,
-            on_lag=lambda p, lag: metrics.gauge("consumer_lag", lag, str(p)),
-            offset_reset=stream.offset_reset,
-            check_s=stream.position_check_s,
-            token_incarnation=stream.token_incarnation,
-            incidents=IncidentLog(warehouse),
-            on_reset=lambda incident: metrics.inc("offset_resets", 1, str(incident.partition)),
-        ),
-    )
-    decoded = op.flat_map_batch("decode", batches, decode)
-    keyed = op.key_on("for_warehouse", decoded, _sink_part)
-    op.output(
-        "raw_events",
-        keyed,
-        WarehouseSink(
+    return FlowSinks(
+        raw_events=WarehouseSink(
             warehouse,
             "events",
             lambda d: (d.raw_events, d.token),
@@ -132,11 +130,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             **sink_options,
             **raw_options,
         ),
-    )
-    op.output(
-        "dead_letters",
-        keyed,
-        WarehouseSink(
+        dead_letters=WarehouseSink(
             warehouse,
             "dead_letters",
             lambda d: (d.dead_letters, d.token),
@@ -144,30 +138,79 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             **sink_options,
             **raw_options,
         ),
-    )
-    if stream.dead_letters_to_topic:
-        payloads = op.flat_map("dead_letter_messages", decoded, lambda d: d.dead_payloads)
-        op.output("dead_letter_topic", payloads, TopicSink(broker, broker.dead_letter_topic))
-    slices = op.flat_map("route", decoded, router.route)
-    # The builder gets only the resume state: the logic names its bucket from it or from the first slice.
-    emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic(None, config, metrics, state, seeder))
-    emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), _sink_part)
-    op.output(
-        "window_aggregates",
-        emissions,
-        WarehouseSink(
+        window_aggregates=WarehouseSink(
             warehouse,
             "window_aggregates",
             lambda e: (e.rows, f"{e.bucket}:{e.version}"),
             after_write=aggregates_written,
             **sink_options,
         ),
+        late_events=WarehouseSink(warehouse, "late_events", lambda e: (e.late_rows, _late_token(e)), **sink_options),
+        dead_letter_topic=TopicSink(broker, broker.dead_letter_topic) if stream.dead_letters_to_topic else None,
     )
-    op.output(
-        "late_events",
-        emissions,
-        WarehouseSink(warehouse, "late_events", lambda e: (e.late_rows, _late_token(e)), **sink_options),
+
+
+def get_flow(
+    settings: Settings | None = None,
+    *,
+    source: Source | None = None,
+    sinks: FlowSinks | None = None,
+    partitions: Sequence[int] | None = None,
+    metrics: PipelineMetrics | None = None,
+) -> Dataflow:
+    """Build the events dataflow for ``settings`` (default: `Settings()` from the environment).
+
+    Every part the production flow takes from the broker and the warehouse can be passed in (tests
+    use Bytewax's ``TestingSource``/``TestingSink``): ``source`` yields `SourceBatch` items (default
+    `kafka_source`), ``sinks`` takes the outputs (default `warehouse_sinks`), ``partitions`` are the
+    topic partitions the watermark waits for (default: asked of the broker), ``metrics`` counts
+    (default `build_metrics`). Window seeding still follows ``stream.seed_from_warehouse``.
+    """
+    settings = settings or Settings()
+    stream = settings.stream
+    metrics = metrics or build_metrics(settings)
+    source = source or kafka_source(settings, metrics)
+    sinks = sinks or warehouse_sinks(settings, metrics)
+    if partitions is None:
+        partitions = topic_partition_ids(settings.broker, settings.broker.events_topic)
+    validator = EventValidator(settings.events)
+    config = WindowConfig(
+        families=window_specs(stream.window_seconds, stream.sliding_windows),
+        partitions=tuple(partitions),
+        bound_ms=int(stream.max_out_of_order_s * 1000),
+        lateness_ms=int(stream.allowed_lateness_s * 1000),
+        idle_timeout_s=stream.idle_partition_timeout_s,
+        interval_s=stream.provisional_interval_s,
+        snapshot_windows=stream.snapshot_windows,
+        key_buckets=stream.key_buckets,
+        dedup=stream.dedup,
+        future_skew_ms=settings.events.max_future_skew_s * 1000,
     )
+    seeder = WarehouseSeedReader(settings.warehouse) if stream.seed_from_warehouse else None
+    router = Router(stream.key_buckets)
+
+    def decode(batches: list) -> list[DecodedBatch]:
+        sizes = [len(b.offsets) for b in batches]
+        metrics.inc("events_in", sum(sizes))
+        metrics.observe("batch_size", sizes)
+        return [decode_batches(validator, batches, stream.dead_letter_payload_bytes)]
+
+    warm_up()
+    flow = Dataflow("eventpulse_events")
+    batches = op.input("kafka", flow, source)
+    decoded = op.flat_map_batch("decode", batches, decode)
+    keyed = op.key_on("for_warehouse", decoded, _sink_part)
+    op.output("raw_events", keyed, sinks.raw_events)
+    op.output("dead_letters", keyed, sinks.dead_letters)
+    if sinks.dead_letter_topic is not None:
+        payloads = op.flat_map("dead_letter_messages", decoded, lambda d: d.dead_payloads)
+        op.output("dead_letter_topic", payloads, sinks.dead_letter_topic)
+    slices = op.flat_map("route", decoded, router.route)
+    # The builder gets only the resume state: the logic names its bucket from it or from the first slice.
+    emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic(None, config, metrics, state, seeder))
+    emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), _sink_part)
+    op.output("window_aggregates", emissions, sinks.window_aggregates)
+    op.output("late_events", emissions, sinks.late_events)
     return flow
 
 

@@ -1,8 +1,11 @@
 """`eventpulse traffic` against the real broker, and through a real gateway with a created key."""
 
+import re
+
 from click.testing import CliRunner
 
 from cli.main import cli
+from devstack.traffic.generator import EventFactory, TrafficProfile
 from tests.gateway.conftest import read_topic
 
 
@@ -28,11 +31,22 @@ def test_traffic_to_the_topic_follows_the_rate(broker_settings, warehouse) -> No
 
 
 def test_traffic_through_the_gateway_with_a_created_key(gateway, warehouse) -> None:
+    """Every event the gateway acknowledged is on the topic, once, under the key's tenant: exactly the
+    first ``sent`` events the seeded generator makes (their ids do not depend on how they were paced)."""
     env = _env(gateway.settings.broker, warehouse)
     args = ["traffic", "--target", "gateway", "--gateway-url", gateway.url, "--create-key", "demo"]
     result = CliRunner().invoke(cli, [*args, "--rate", "500", "--duration", "3", "--invalid-share", "0"], env=env)
     assert result.exit_code == 0, result.output
     assert "created API key" in result.output
-    on_topic = read_topic(gateway.settings.broker.bootstrap, gateway.settings.broker.events_topic, idle_s=3)
-    assert len(on_topic) > 500
+    summary = re.search(
+        r"(\d+) sent, (\d+) accepted, (\d+) rejected, (\d+) duplicates, (\d+) batches failed", result.output
+    )
+    assert summary, result.output
+    sent, accepted, rejected, duplicates, failed = map(int, summary.groups())
+    assert (accepted, rejected, duplicates, failed) == (sent, 0, 0, 0) and sent >= 1000  # ~1,500 at 500/s for 3 s
+    broker = gateway.settings.broker
+    on_topic = read_topic(broker.bootstrap, broker.events_topic, expect=accepted, timeout=60)
+    ids = [v["id"] for _, v in on_topic]
+    generated = EventFactory(TrafficProfile(tenants=20, invalid_share=0.0), seed=0).messages(sent, 0)
+    assert sorted(ids) == sorted(m.event["id"] for m in generated)  # each acknowledged event once, nothing else
     assert {v["tenant"] for _, v in on_topic} == {"demo"}

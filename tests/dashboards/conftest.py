@@ -7,7 +7,7 @@ has drained it (`tests.support.pipeline`), so pages are checked against what the
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 import streamlit as st
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devstack.traffic.generator import EventFactory
+from devstack.traffic.generator import EventFactory, GeneratedMessage
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
@@ -39,6 +39,7 @@ class Filled:
     end: datetime
     valid: int
     invalid: int
+    messages: tuple[GeneratedMessage, ...] = field(default=(), repr=False, compare=False)  # what was produced
 
 
 def create_topics(bootstrap: str, *names: str, partitions: int = 4) -> None:
@@ -85,7 +86,7 @@ def fill(warehouse_url: str, broker_bootstrap: str, log: Path) -> Filled:
     valid = sum(m.valid for m in messages)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp((start_ms + MESSAGES / RATE_PER_S * 1000) / 1000, tz=UTC)
-    return Filled(warehouse, broker, start, end, valid, len(messages) - valid)
+    return Filled(warehouse, broker, start, end, valid, len(messages) - valid, tuple(messages))
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
-"""Process tuning applied by a serving gateway: the garbage collector's thresholds and frozen heap."""
+"""How a serving gateway runs: the garbage collector's tuning, and ``python -m gateway`` as deployed."""
 
+import contextlib
 import gc
-import pickle
+import socket
+import time
+
+import httpx
+import pytest
 
 from gateway.runtime import tune_gc
-from gateway.server import DeadlineProtocol, ReadDeadlines
+from tests.gateway.conftest import gateway_process, gateway_settings
 
 
 def test_tune_gc_raises_the_young_threshold_and_freezes_the_startup_heap():
@@ -20,29 +25,53 @@ def test_tune_gc_raises_the_young_threshold_and_freezes_the_startup_heap():
         gc.set_threshold(*before)
 
 
-def test_python_m_gateway_serves_with_uvloop_httptools_and_no_server_header(monkeypatch):
-    import uvicorn
+def _socket(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
 
-    import gateway.__main__ as entry
 
-    seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
-    monkeypatch.setattr(entry, "configure_logging", lambda level: None)
-    entry.main(["--port", "8123", "--workers", "2"])
-    assert seen["app"] == "gateway.app:create_app" and seen["factory"] is True
-    assert (seen["port"], seen["workers"]) == (8123, 2)
-    assert seen["loop"] == "uvloop"
-    protocol = seen["http"]  # uvicorn's httptools protocol with the read deadlines, picklable for --workers
-    assert protocol.func is DeadlineProtocol and protocol.keywords["deadlines"] == ReadDeadlines(10.0, 30.0)
-    assert pickle.loads(pickle.dumps(protocol)).keywords == protocol.keywords
-    assert (seen["limit_concurrency"], seen["timeout_keep_alive"]) == (4096, 5)
-    assert seen["server_header"] is False and seen["access_log"] is False
-    assert seen["proxy_headers"] is False  # a setting: behind a load balancer, turn it on
-    monkeypatch.setenv("EVENTPULSE_GATEWAY_PROXY_HEADERS", "true")
-    monkeypatch.setenv("EVENTPULSE_GATEWAY_FORWARDED_ALLOW_IPS", "10.0.0.1")
-    entry.main([])
-    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "10.0.0.1"
-    for name, value in {"HEADER_TIMEOUT_S": "0", "BODY_TIMEOUT_S": "0", "MAX_CONNECTIONS": "0"}.items():
-        monkeypatch.setenv(f"EVENTPULSE_GATEWAY_{name}", value)
-    entry.main([])  # every one off: uvicorn's own protocol, no limit
-    assert (seen["http"], seen["limit_concurrency"]) == ("httptools", None)
+def _read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
+    sock.settimeout(timeout)
+    out = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out, time.monotonic()
+
+
+@pytest.mark.integration
+def test_python_m_gateway_serves_with_its_deadlines_keep_alive_and_no_server_header(
+    broker_settings, warehouse, make_key, tmp_path
+):
+    """The deployed entry point, as a process with two workers (the protocol must pickle to reach them):
+    its answers carry no ``server`` header, a request whose headers or body do not arrive within the
+    deadlines is answered 408 and closed, and an idle keep-alive connection is closed after
+    ``keep_alive_s``, all from the settings it reads from the environment."""
+    settings = gateway_settings(
+        broker_settings, warehouse, workers=2, header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=1
+    )
+    key = make_key("acme")  # before the start: the first key load knows it
+    with gateway_process(settings, tmp_path / "gateway.log") as url:
+        answer = httpx.get(f"{url}/api/health")
+        assert answer.status_code == 200 and "server" not in answer.headers
+
+        slow_headers = _socket(url)
+        slow_headers.sendall(b"GET /api/health HTTP/1.1\r\nHost: gw\r\n")  # never finished
+        started = time.monotonic()
+        out, closed = _read_until_closed(slow_headers, timeout=5)
+        assert out.startswith(b"HTTP/1.1 408") and closed - started < 2.5
+
+        slow_body = _socket(url)
+        slow_body.sendall(
+            f"POST /api/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nContent-Length: 100\r\n\r\n{{".encode()
+        )
+        started = time.monotonic()
+        out, closed = _read_until_closed(slow_body, timeout=5)
+        assert out.startswith(b"HTTP/1.1 408") and closed - started < 2.5
+
+        idle = _socket(url)
+        idle.sendall(b"GET /api/health HTTP/1.1\r\nHost: gw\r\n\r\n")
+        started = time.monotonic()
+        out, closed = _read_until_closed(idle, timeout=10)
+        assert out.startswith(b"HTTP/1.1 200") and b"\r\nserver:" not in out.lower()
+        assert 0.8 < closed - started < 3.0  # keep_alive_s=1, not uvicorn's default 5 s

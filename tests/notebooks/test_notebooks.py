@@ -1,26 +1,47 @@
-"""Every notebook runs top to bottom against the database the pipeline filled."""
+"""Every notebook runs top to bottom against the database the pipeline filled, and computes the right numbers.
 
+The database is filled by the real dataflow from seeded generated traffic (`tests.dashboards.conftest`);
+the expected results are computed here, in plain Python, from the very messages that were produced: the
+span, the funnel and the retention cohorts of ``funnel_and_retention``; the windows, the anomalies and
+the worst window's breakdown of ``latency_error_anomalies``. A cell appended to each notebook saves its
+result frames (parquet) so the test can read them back from the kernel.
+"""
+
+import statistics
+from collections import defaultdict
 from pathlib import Path
 
 import nbformat
+import polars as pl
 import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+RESULTS = {
+    "funnel_and_retention": ("span", "reached", "overall", "retention"),
+    "latency_error_anomalies": ("windows", "scored", "anomalies", "inside", "worst"),
+}
+ROLLING, THRESHOLD, WINDOW_MS = 5, 3.5, 60_000
+FUNNEL = ("page_view", "add_to_cart", "purchase")
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
+    assert [p.stem for p in NOTEBOOKS] == sorted(RESULTS)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, filled, monkeypatch):
+def _run(path: Path, out: Path, monkeypatch, filled) -> dict[str, pl.DataFrame]:
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_URL", filled.warehouse.url)
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_DATABASE", filled.warehouse.database)
-    monkeypatch.setenv("NOTEBOOK_LOOKBACK_HOURS", "1")
+    monkeypatch.setenv("NOTEBOOK_LOOKBACK_HOURS", "24")  # the whole filled span, however long the session ran
     monkeypatch.setenv("NOTEBOOK_COHORT_PERIOD", "minute")  # a few minutes of data: minute cohorts
-    monkeypatch.setenv("NOTEBOOK_ROLLING_WINDOWS", "5")
+    monkeypatch.setenv("NOTEBOOK_ROLLING_WINDOWS", str(ROLLING))
     book = nbformat.read(path, as_version=4)
+    names = RESULTS[path.stem]
+    save = "\n".join(
+        f"(_f if isinstance(_f := {n}, pl.DataFrame) else pl.DataFrame([_f])).write_parquet({str(out / n)!r})"
+        for n in names
+    )
+    book.cells.append(nbformat.v4.new_code_cell(save))
     NotebookClient(
         book, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
@@ -28,3 +49,135 @@ def test_notebook_runs(path: Path, filled, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     charts = [o for o in outputs if "vegaEmbed" in o.get("data", {}).get("text/html", "")]
     assert len(charts) >= 2, "each notebook draws its charts"
+    return {n: pl.read_parquet(out / n) for n in names}
+
+
+def _events(filled) -> list[dict]:
+    assert filled.messages, "the filled fixture keeps the produced messages"
+    return [m.event for m in filled.messages if m.valid]
+
+
+def _ms(frame: pl.DataFrame, column: str) -> list[int]:
+    return frame[column].dt.epoch("ms").to_list()
+
+
+def _is_error(e: dict) -> bool:
+    status = e["data"].get("status_code")
+    return e["type"] == "error" or e["data"].get("error") is True or (status is not None and status >= 500)
+
+
+def _level(steps: list[tuple[int, str]]) -> int:
+    """ClickHouse ``windowFunnel`` (whole-second times; the data span is far inside its hour)."""
+    views = [t for t, kind in steps if kind == FUNNEL[0]]
+    if not views:
+        return 0
+    carts = [t for t, kind in steps if kind == FUNNEL[1] and t >= min(views)]
+    if not carts:
+        return 1
+    return 3 if any(kind == FUNNEL[2] and t >= min(carts) for t, kind in steps) else 2
+
+
+def check_funnel_and_retention(got: dict[str, pl.DataFrame], events: list[dict]) -> None:
+    span = got["span"].row(0, named=True)
+    assert span["events"] == len(events)
+    assert span["users"] == len({(e["tenant"], e["data"]["user_id"]) for e in events})
+
+    users: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for e in events:
+        users[(e["tenant"], e["data"]["user_id"])].append((e["timestamp"] // 1000, e["type"]))
+    reached: dict[tuple[str, int], int] = defaultdict(int)
+    for (tenant, _), steps in users.items():
+        for k in range(1, _level(steps) + 1):
+            reached[(tenant, k)] += 1
+    rows = got["reached"].to_dicts()
+    assert {(r["tenant"], r["level_step"]): r["users"] for r in rows} == reached
+    for r in rows:
+        assert r["conversion"] == pytest.approx(r["users"] / reached[(r["tenant"], 1)])
+    overall = {k: sum(n for (_, level), n in reached.items() if level == k) for k in (1, 2, 3)}
+    assert dict(got["overall"].select("level_step", "users").iter_rows()) == {k: n for k, n in overall.items() if n}
+    assert overall[3] > 0  # the generated traffic goes through the whole funnel
+
+    activity = {(e["tenant"], e["data"]["user_id"], e["timestamp"] // 60_000 * 60_000) for e in events}
+    cohort: dict[tuple[str, str], int] = {}
+    for tenant, user, period in activity:
+        cohort[(tenant, user)] = min(period, cohort.get((tenant, user), period))
+    active: dict[tuple[int, int], int] = defaultdict(int)
+    for tenant, user, period in activity:
+        first = cohort[(tenant, user)]
+        active[(first, (period - first) // 60_000)] += 1
+    size: dict[int, int] = defaultdict(int)
+    for first in cohort.values():
+        size[first] += 1
+    retention = got["retention"]
+    table = dict(zip(zip(_ms(retention, "cohort"), retention["offset"], strict=True), retention["active"], strict=True))
+    assert table == active
+    for (first, offset), n, share in zip(table, retention["size"], retention["retention"], strict=True):
+        assert (n, share) == (size[first], pytest.approx(active[(first, offset)] / size[first]))
+    assert len({first for first, _ in active}) >= 3 and max(offset for _, offset in active) >= 3
+
+
+def _robust_z(values: list[float | None]) -> list[float | None]:
+    """The notebook's score, recomputed: against the median and MAD of the previous ROLLING windows."""
+
+    def rolling_median(series: list[float | None], i: int) -> float | None:
+        seen = [v for v in series[max(0, i - ROLLING + 1) : i + 1] if v is not None]
+        return statistics.median(seen) if len(seen) >= 3 else None
+
+    past = [None, *values[:-1]]
+    medians = [rolling_median(past, i) for i in range(len(values))]
+    spread = [abs(p - m) if p is not None and m is not None else None for p, m in zip(past, medians, strict=True)]
+    mads = [rolling_median(spread, i) for i in range(len(values))]
+    return [
+        (v - m) / (1.4826 * d + 1e-9) if None not in (v, m, d) else None
+        for v, m, d in zip(values, medians, mads, strict=True)
+    ]
+
+
+def check_latency_error_anomalies(got: dict[str, pl.DataFrame], events: list[dict]) -> None:
+    expected: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for e in events:
+        counts = expected[(e["tenant"], e["timestamp"] // WINDOW_MS * WINDOW_MS)]
+        counts[0] += 1
+        counts[1] += _is_error(e)
+    windows = got["windows"]
+    keys = list(zip(windows["tenant"], _ms(windows, "window_start"), strict=True))
+    assert len(keys) == len(set(keys)) and set(keys) == set(expected)
+    for key, count, errors, rate in zip(
+        keys, windows["event_count"], windows["error_count"], windows["error_rate"], strict=True
+    ):
+        assert [count, errors] == expected[key] and rate == pytest.approx(errors / count)
+
+    scored = got["scored"]
+    anomalies: set[tuple[str, int]] = set()
+    for tenant in sorted(set(scored["tenant"])):
+        mine = scored.filter(pl.col("tenant") == tenant).sort("window_start")
+        starts = _ms(mine, "window_start")
+        z_latency = _robust_z(mine["latency_p95"].to_list())
+        z_errors = _robust_z(mine["error_rate"].to_list())
+        for start, zl, ze, errors in zip(starts, z_latency, z_errors, mine["error_count"], strict=True):
+            if (zl is not None and zl > THRESHOLD) or (ze is not None and ze > THRESHOLD and errors >= 3):
+                anomalies.add((tenant, start))
+    found = got["anomalies"]
+    assert set(zip(found["tenant"], _ms(found, "window_start"), strict=True)) == anomalies
+
+    worst = got["worst"].row(0, named=True)
+    start = got["worst"]["window_start"].dt.epoch("ms")[0]
+    inside = [e for e in events if e["tenant"] == worst["tenant"] and start <= e["timestamp"] < start + WINDOW_MS]
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for e in inside:
+        groups[(e["type"], e["source"])].append(e)
+    rows = {(r["type"], r["source"]): r for r in got["inside"].to_dicts()}
+    assert set(rows) == set(groups)
+    for key, members in groups.items():
+        row = rows[key]
+        assert (row["events"], row["errors"]) == (len(members), sum(_is_error(e) for e in members))
+        assert row["max_ms"] == pytest.approx(max(e["data"]["latency_ms"] for e in members), abs=0.051)
+    assert worst["is_final"] == 1 and sum(len(m) for m in groups.values()) == worst["event_count"]
+
+
+CHECKS = {"funnel_and_retention": check_funnel_and_retention, "latency_error_anomalies": check_latency_error_anomalies}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_computes_the_results_of_the_seeded_traffic(path: Path, filled, monkeypatch, tmp_path):
+    CHECKS[path.stem](_run(path, tmp_path, monkeypatch, filled), _events(filled))
