@@ -130,5 +130,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark every test that needs a real service ``integration``, so ``-m "not integration"``
     (`make test-unit`) runs exactly the tests that need nothing but Python."""
     for item in items:
-        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        # a ``slow`` test starts the stack itself (eventpulse up, a broker of its own)
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.integration)

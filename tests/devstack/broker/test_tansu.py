@@ -58,6 +58,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+pytestmark = pytest.mark.integration  # every test here starts a real Tansu broker
+
+
 @pytest.fixture(scope="module")
 def broker() -> Iterator[LocalBroker]:
     with LocalBroker(port=free_port()) as local:
