@@ -16,7 +16,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, queries
-from eventpulse.audit import Action, Actor, AuditQuery, AuditWriter, Role, read_audit
+from eventpulse.audit import Action, Actor, AuditQuery, AuditWriter, Role, create_audit_writer, read_audit
 from eventpulse.settings import Settings
 
 _MAX_SQL = 10_000
@@ -24,11 +24,12 @@ _MAX_SQL = 10_000
 
 @st.cache_resource(show_spinner=False)
 def _writer_for(url: str, database: str) -> AuditWriter:
-    return AuditWriter(queries.client(), Actor.system("dashboards"))
+    # Its own client as the writer user: the dashboards read as the read-only reader, which may not insert.
+    return create_audit_writer(Settings().warehouse, Actor.system("dashboards"), role="writer")
 
 
 def writer() -> AuditWriter:
-    """The process's audit writer (over the dashboards' warehouse client)."""
+    """The process's audit writer (its own client, as the warehouse's writer user)."""
     settings = Settings().warehouse
     return _writer_for(settings.url, settings.database)
 
