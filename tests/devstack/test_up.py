@@ -302,7 +302,7 @@ def _log_end(bootstrap: str) -> int:
 @pytest.mark.slow
 def test_up_stopped_and_started_again_keeps_the_topic(tmp_path: Path) -> None:
     """The durable broker under `eventpulse up`: the topic survives a stop and start of the stack."""
-    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port()}
+    ports = {"BROKER": free_port(), "BROKER_STORE": free_port(), "WAREHOUSE": free_port(), "REDIS": free_port()}
     env = {**os.environ, "EVENTPULSE_DATA_DIR": str(tmp_path / "data")}
     env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in ports.items()}
     argv = [sys.executable, "-m", "cli", "up", "--traffic", "--rate", "300"]

@@ -37,7 +37,7 @@ def tls_broker(tmp_path_factory):
         "EVENTPULSE_BROKER_TLS_KEYFILE": str(tls.key),
     }
     log = root / "broker.log"
-    argv = [sys.executable, "-m", "devstack.broker", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "devstack.broker", "--host", "127.0.0.1", "--port", str(port), "--storage", "memory"]
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:

@@ -16,7 +16,7 @@ from eventpulse.audit import Action, Actor, AuditWriter
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
-from tests.support.services import _wait, free_port, stop
+from tests.support.services import _wait, free_port, session_users_file, stop
 from tests.support.tls import make_tls_files
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,8 @@ def tls_warehouse(tmp_path_factory):
     argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
     log = root / "warehouse.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen([*argv, "--path", str(root / "data")], stdout=out, stderr=subprocess.STDOUT, env=env)
+        argv += ["--path", str(root / "data"), "--users-file", str(session_users_file())]  # the session's users
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     context = ssl.create_default_context(cafile=str(tls.ca))
 
     def ping() -> bool:
