@@ -14,9 +14,8 @@ import contextlib
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 
-from dashboards import audit
 from dashboards.sessions import SessionStore, SessionUser, shared_secret
-from eventpulse.audit import record_sign_in
+from eventpulse.audit import AuditWriter, record_sign_in
 from eventpulse.cache.client import REDIS_ERRORS, sync_client
 from eventpulse.settings import Settings
 from eventpulse.users import authenticate
@@ -32,9 +31,15 @@ class ScopeError(PermissionError):
     """A query asked for a tenant the signed-in user may not read."""
 
 
+def _audit_writer() -> AuditWriter:
+    from dashboards import audit  # audit -> controls -> queries -> signin: imported when used
+
+    return audit.writer()
+
+
 def users_client() -> Client:
     """The client of the audit writer (writer credentials: the reader may not read ``users``)."""
-    return audit.writer().client
+    return _audit_writer().client
 
 
 @st.cache_resource(show_spinner=False)
@@ -111,7 +116,7 @@ def _oidc_user() -> SessionUser | None:
     email = str(st.user.get("email") or "")
     user = find_user(users_client(), email) if email else None
     record_sign_in(
-        audit.writer(),
+        _audit_writer(),
         email or "(no e-mail)",
         ok=user is not None,
         role=user.role if user else "",
@@ -157,7 +162,7 @@ def sign_in_page() -> None:
         password = st.text_input("Password", type="password", key="signin_password", autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        user = authenticate(users_client(), username.strip(), password, audit=audit.writer(), source=_source())
+        user = authenticate(users_client(), username.strip(), password, audit=_audit_writer(), source=_source())
         if user is None:
             st.error("Wrong user or password.", icon=":material/block:")
         else:

@@ -23,10 +23,6 @@ st.set_page_config(page_title="EventPulse", page_icon=":material/monitoring:", l
 
 
 user = signin.current_user()
-if user is None:
-    st.navigation([st.Page(signin.sign_in_page, title="Sign in", icon=":material/login:", url_path="signin")]).run()
-    st.stop()
-
 live = st.Page(_PAGES / "live.py", title="Live", icon=":material/speed:", url_path="live", default=True)
 pages = {
     "Metrics": [
@@ -38,12 +34,16 @@ pages = {
         st.Page(_PAGES / "sql_console.py", title="SQL console", icon=":material/terminal:", url_path="sql"),
     ],
 }
-if signin.is_platform(user):  # pipeline-wide pages (and the audit log) are for operators and platform admins
+if user is None or signin.is_platform(user):  # pipeline-wide pages and the audit log: operators, platform admins
     pages["Operations"] = [
         st.Page(_PAGES / "health.py", title="Pipeline health", icon=":material/monitor_heart:", url_path="health"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
         st.Page(_PAGES / "audit.py", title="Audit log", icon=":material/policy:", url_path="audit"),
     ]
+if user is None:  # every path answers with the sign-in form (no page runs); after it, the page asked for
+    st.navigation(pages, position="hidden")
+    signin.sign_in_page()
+    st.stop()
 page = st.navigation(pages)
 with st.sidebar:
     st.caption(f"Signed in as **{user.username}** · {user.role}" + (f" of {user.tenant}" if user.tenant else ""))
