@@ -76,7 +76,7 @@ class SessionStore:
         raw = self._redis.get(self._prefix + session_id) if self._redis is not None else self._local.get(session_id)
         if not raw:
             return None
-        user = SessionUser(**orjson.loads(raw))  # type: ignore[arg-type]
+        user = SessionUser(**orjson.loads(raw))
         return user if user.expires > time.time() else None
 
     def delete(self, token: str) -> None:

@@ -144,7 +144,7 @@ def sign_out() -> None:
     """End the session everywhere (and the OIDC identity's, if it signed in that way)."""
     token = st.session_state.pop(TOKEN_KEY, None)
     if isinstance(token, str):
-        with contextlib.suppress(REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             store().delete(token)
     if _oidc_signed_in():
         st.logout()

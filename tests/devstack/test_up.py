@@ -33,7 +33,7 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     services = stack_services(settings, StackOptions(traffic=True))
     names = [s.name for s in services]
     assert names == [
-        *("objectstore", "redis", "broker", "warehouse", "migrate", "flow"),
+        *("objectstore", "redis", "broker", "warehouse", "migrate", "flow", "signin"),
         *("gateway", "dagster", "dashboard", "traffic"),
     ]
     envs = {s.name: dict(s.env) for s in services}
@@ -194,7 +194,8 @@ def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
     assert deps["objectstore"] == set() and deps["warehouse"] == set() and deps["redis"] == set()
     assert deps["broker"] == {"objectstore"}
     assert deps["migrate"] == {"warehouse"}
-    assert deps["dagster"] == deps["dashboard"] == {"migrate"}
+    assert deps["dagster"] == deps["signin"] == {"migrate"}
+    assert deps["dashboard"] == {"migrate", "signin"}  # its first admin exists before anyone can sign in
     assert deps["gateway"] == {"broker", "migrate", "redis"}
 
 
