@@ -10,7 +10,7 @@ import click
 
 from eventpulse.audit import Actor, AuditWriter
 from eventpulse.settings import Settings
-from eventpulse.users import USER_ROLES, UserError, add_user, list_users, remove_user
+from eventpulse.users import USER_ROLES, UserError, add_user, ensure_admin, list_users, remove_user
 from eventpulse.warehouse.client import create_client
 
 
@@ -75,3 +75,23 @@ def remove(username: str) -> None:
     finally:
         client.close()
     click.echo(f"removed user {username!r}")
+
+
+@users.command("bootstrap")
+@click.option("--username", default="admin", show_default=True, help="Name of the platform admin to create.")
+def bootstrap(username: str) -> None:
+    """Create a platform admin with a random password unless one exists, and print the password once.
+
+    `eventpulse up` runs this after the migrations, so the dashboards can be signed in to on the
+    first run; later runs print nothing new (set a password with `eventpulse users add`).
+    """
+    client = _client()
+    try:
+        password = ensure_admin(client, username, audit=_audit(client))
+    finally:
+        client.close()
+    if password is None:
+        click.echo("a platform admin exists: nothing to do (eventpulse users list)")
+    else:
+        click.echo(f"dashboard sign-in: user {username!r}, password {password} (shown once; change it with")
+        click.echo(f"  eventpulse users add {username} --role platform_admin)")

@@ -1,10 +1,8 @@
 """What people do in the dashboards, recorded in ``audit_log``: SQL console queries (and sign-ins).
 
 The console wraps each run in `console_query` (one call): the query text, the database, the tenant
-picked in the sidebar, who ran it and from which address, and whether it ran or was refused. The
-dashboards have no sign-in yet: until they do, the actor is whoever Streamlit's ``st.user`` names
-(OIDC, where configured) or ``anonymous``; a sign-in page records its outcome with
-`eventpulse.audit.record_sign_in` through `writer`.
+picked in the sidebar, who ran it (the signed-in user) and from which address, and whether it ran or
+was refused. The sign-in page records its outcomes with `eventpulse.audit.record_sign_in` through `writer`.
 """
 
 from collections.abc import Iterator
@@ -16,16 +14,21 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, queries
-from eventpulse.audit import Action, Actor, AuditQuery, AuditWriter, Role, create_audit_writer, read_audit
+from eventpulse.audit import Action, Actor, AuditQuery, AuditWriter, Role, read_audit
 from eventpulse.settings import Settings
+from eventpulse.warehouse.client import create_client
 
 _MAX_SQL = 10_000
 
 
 @st.cache_resource(show_spinner=False)
 def _writer_for(url: str, database: str) -> AuditWriter:
-    # Its own client as the writer user: the dashboards read as the read-only reader, which may not insert.
-    return create_audit_writer(Settings().warehouse, Actor.system("dashboards"), role="writer")
+    """Over a writer-credentials client: the reader may not insert (and may not read ``users``,
+    which the sign-in page reads through this writer's client)."""
+    settings = Settings().warehouse.model_copy(update={"url": url, "database": database})
+    return AuditWriter(
+        create_client(settings, role="writer", autogenerate_session_id=False), Actor.system("dashboards")
+    )
 
 
 def writer() -> AuditWriter:
@@ -35,13 +38,11 @@ def writer() -> AuditWriter:
 
 
 def viewer() -> Actor:
-    """Who is looking at the page, as far as Streamlit knows, and from which address."""
-    name, role = "anonymous", Role.ANONYMOUS
-    try:
-        if st.user.is_logged_in:
-            name, role = str(st.user.get("email") or st.user.get("name") or "signed-in"), Role.TENANT_ANALYST
-    except (AttributeError, KeyError, RuntimeError):  # no auth configured
-        pass
+    """Who is looking at the page (the signed-in user), and from which address."""
+    from dashboards import signin  # signin records through `writer`: imported here, not at the top
+
+    user = signin.current_user()
+    name, role = (user.username, user.role) if user else ("anonymous", Role.ANONYMOUS)
     address = getattr(st.context, "ip_address", None)
     return Actor(name, role, source=address if isinstance(address, str) else "")
 

@@ -1,5 +1,8 @@
 """The sidebar controls every page shares: tenant and time range.
 
+A tenant analyst's or tenant admin's tenant is fixed to their own (from the signed-in session,
+never the URL); operators and platform admins pick any tenant or all of them.
+
 The entry point draws them once per run (so they keep their values across pages) and the pages
 read the result with `filters()`. Times are UTC and rounded, so repeated runs within the same
 minute (or second, on live pages) hit the query cache.
@@ -10,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboards import queries
+from dashboards import queries, signin
 from dashboards.sources import floor_to
 
 ALL_TENANTS = "All tenants"
@@ -47,9 +50,7 @@ def utc_now() -> datetime:
 def draw_sidebar(show_range: bool = True) -> Filters:
     """Draw the tenant selector and (unless ``show_range`` is false) the time-range picker."""
     with st.sidebar:
-        options = [ALL_TENANTS, *queries.tenants()]
-        choice = st.selectbox("Tenant", options, key="tenant", help="Operators see all tenants together.")
-        tenant = "" if choice in (None, ALL_TENANTS) else choice
+        tenant = _tenant_selector()
         now = utc_now()
         end = floor_to(now, 60) + timedelta(minutes=1)
         if not show_range:
@@ -70,6 +71,17 @@ def draw_sidebar(show_range: bool = True) -> Filters:
                 result = Filters(tenant, end - PRESETS[label], end, label)
     st.session_state[_FILTERS_KEY] = result
     return result
+
+
+def _tenant_selector() -> str:
+    """A tenant user's own tenant (fixed); operators and platform admins pick one or all."""
+    user = signin.current_user()
+    if user is not None and user.tenant_scoped:
+        st.selectbox("Tenant", [user.tenant], key="tenant_fixed", disabled=True, help="Your tenant.")
+        return user.tenant
+    options = [ALL_TENANTS, *queries.tenants()]
+    choice = st.selectbox("Tenant", options, key="tenant", help="Operators see all tenants together.")
+    return "" if choice in (None, ALL_TENANTS) else choice
 
 
 def filters() -> Filters:

@@ -24,6 +24,7 @@ import polars as pl
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 
+from dashboards import signin
 from dashboards.sources import TABLES, Segment, as_utc, plan_sources
 from eventpulse.access.scoped_sql import Scope, ScopedReader
 from eventpulse.aggregation.spec import ALL
@@ -91,9 +92,10 @@ def scoped_reader() -> ScopedReader:
 def scope_for(tenant: str) -> Scope:
     """The tenant selector's choice as a scope: one tenant, or every tenant ("" = the operator view).
 
-    Until the dashboards have sign-in (issue 14, item 5) whoever reaches them is an operator;
-    the signed-in user's own scope will replace "every tenant" here.
+    The signed-in user decides what may be asked (`dashboards.signin.scope_tenant`): a tenant user
+    gets their own tenant or `ScopeError`, whatever a widget or the URL says.
     """
+    tenant = signin.scope_tenant(tenant)
     return Scope.of(tenant) if tenant else Scope.everyone()
 
 

@@ -182,6 +182,10 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
         ServiceSpec("migrate", [py, "-m", "cli", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
+    if "dashboard" not in options.without and settings.dashboard.sign_in:
+        # the first run creates `admin` and prints its password; later runs print that one exists
+        bootstrap = [py, "-m", "cli", "users", "bootstrap"]
+        services.append(ServiceSpec("signin", bootstrap, env=env, oneshot=True, depends_on=["migrate"]))
     if durable:  # the broker's log lives here: started first, kept under <data_dir>/broker
         store = ServiceSpec(
             "objectstore",
@@ -225,6 +229,7 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             d.port,
             "/_stcore/health",
             timeout=90,
+            depends_on=["migrate", *(["signin"] if settings.dashboard.sign_in else [])],
         ),
     }
     services += [spec for name, spec in optional.items() if name not in options.without]

@@ -1,6 +1,6 @@
 """Streamlit (dashboards/)."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from eventpulse.config.base import Section
@@ -36,3 +36,23 @@ class DashboardSettings(Section):
         description="With Redis: how long the tables' data version, read from system.parts, is shared by every"
         " dashboard process (one probe per period, not per query); new rows show within this. 0: probe per query.",
     )
+
+    sign_in: bool = Field(
+        True,
+        description="Require sign-in (local users of `eventpulse users`, or OIDC). False: everyone is a local"
+        " platform admin, for a demo on one's own machine only.",
+    )
+    session_ttl_s: float = Field(8 * 3600.0, gt=0, description="How long a dashboard sign-in lasts (s).")
+    session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC key that signs session tokens. Empty: a random key, shared through Redis when"
+        " EVENTPULSE_REDIS_URL is set (so every dashboard process accepts the same tokens), else per process.",
+    )
+    oidc: bool = Field(
+        False,
+        description="Offer OIDC sign-in through Streamlit's st.login (the provider is configured in"
+        " .streamlit/secrets.toml, [auth] section). An OIDC user is let in only if `eventpulse users` has a"
+        " user named as the identity's e-mail; that user's role and tenant apply.",
+    )
+    oidc_provider: str = Field("", description="The [auth.<name>] provider passed to st.login; empty: [auth].")
+    oidc_label: str = Field("Sign in with single sign-on", description="The OIDC button's label.")

@@ -5,7 +5,16 @@
 """
 
 from eventpulse.users.roles import PLATFORM_ROLES, TENANT_ROLES, USER_ROLES
-from eventpulse.users.store import User, UserError, add_user, authenticate, list_users, remove_user
+from eventpulse.users.store import (
+    User,
+    UserError,
+    add_user,
+    authenticate,
+    ensure_admin,
+    find_user,
+    list_users,
+    remove_user,
+)
 
 __all__ = [
     "PLATFORM_ROLES",
@@ -15,6 +24,8 @@ __all__ = [
     "UserError",
     "add_user",
     "authenticate",
+    "ensure_admin",
+    "find_user",
     "list_users",
     "remove_user",
 ]

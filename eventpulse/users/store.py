@@ -9,6 +9,7 @@ not tell which names exist.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +101,22 @@ def authenticate(
     role, tenant = (user.role, user.tenant) if user else ("", "")
     record_sign_in(audit, username, ok=ok, role=role, tenant=tenant, source=source, method=method)
     return user if ok else None
+
+
+def find_user(client: Client, username: str) -> User | None:
+    """The current user named ``username``, or None (for sign-ins an identity provider vouched for)."""
+    return _find(client, username)
+
+
+def ensure_admin(client: Client, username: str, *, audit: AuditWriter) -> str | None:
+    """Create platform admin ``username`` with a random password unless a platform admin exists;
+    the password when one was created (to be shown once), else None."""
+    result = client.query("SELECT count() FROM users FINAL WHERE NOT removed AND role = 'platform_admin'")
+    if result.result_rows[0][0]:
+        return None
+    password = secrets.token_urlsafe(18)
+    add_user(client, username, "platform_admin", password, audit=audit)
+    return password
 
 
 def _find(client: Client, username: str) -> User | None:

@@ -1,5 +1,7 @@
-"""The live page in a real browser while the pipeline runs: Streamlit server, dataflow in tail
-mode, traffic produced in real time, headless Chromium. Saves a screenshot under test-artifacts/."""
+"""The dashboards in a real browser (headless Debian Chromium): the live page while the pipeline
+runs (Streamlit server, dataflow in tail mode, traffic produced in real time; a screenshot goes to
+test-artifacts/), and sign-in: a wrong password is refused, and a tenant analyst finds no other
+tenant's name anywhere on any page they can open, also after tampering with the URL."""
 
 import os
 import re
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from devstack.traffic.generator import EventFactory
-from tests.dashboards.conftest import APP, REPO
-from tests.dashboards.seeding import PROFILE
+from tests.dashboards.apptest import PASSWORD, ensure_user
+from tests.dashboards.conftest import APP, REPO, use_warehouse
+from tests.dashboards.seeding import PROFILE, seed
 from tests.support.pipeline import produce, start_flow
 from tests.support.services import free_port, stop
 
@@ -39,6 +42,18 @@ def _traffic(bootstrap: str, topic: str, stop_event: threading.Event, rate_per_s
         batch = int(rate_per_s / 4)
         produce(bootstrap, topic, factory.messages(batch, now_ms, rate_per_s))
         stop_event.wait(0.25)
+
+
+def _sign_in(page, username: str, password: str) -> None:
+    page.get_by_label("User").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _launch(pw):
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail("Debian's chromium is required for the browser test: run scripts/ensure-chromium.sh")
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 def _serve_streamlit(port: int, warehouse, log: Path) -> subprocess.Popen:
@@ -65,10 +80,11 @@ def _serve_streamlit(port: int, warehouse, log: Path) -> subprocess.Popen:
     raise TimeoutError(f"streamlit not ready:\n{log.read_text()[-3000:]}")
 
 
-def test_live_page_in_a_real_browser(broker_settings, warehouse, tmp_path):
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail("Debian's chromium is required for the browser test: run scripts/ensure-chromium.sh")
+def test_live_page_in_a_real_browser(broker_settings, warehouse, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
+
+    use_warehouse(monkeypatch, warehouse)
+    admin = ensure_user()
 
     ARTIFACTS.mkdir(exist_ok=True)
     flow = start_flow(broker_settings, warehouse, tail=True, log=tmp_path / "flow.log")
@@ -81,9 +97,10 @@ def test_live_page_in_a_real_browser(broker_settings, warehouse, tmp_path):
     server = _serve_streamlit(port, warehouse, tmp_path / "streamlit.log")
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = _launch(pw)
             page = browser.new_page(viewport={"width": 1600, "height": 1900})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            _sign_in(page, admin, PASSWORD)
             # Data arrives: the dataflow emits open windows every second, the page refreshes every 2 s.
             events_value = page.locator('[data-testid="stMetric"]').filter(has_text="Events/s")
             events_value.first.wait_for(timeout=60_000)
@@ -112,3 +129,61 @@ def test_live_page_in_a_real_browser(broker_settings, warehouse, tmp_path):
         traffic.join(10)
         stop(server)
         stop(flow)
+
+
+TENANT_PAGES = ("Live", "Historical", "Event search", "SQL console")
+
+
+def test_tenant_analyst_sees_no_other_tenant_in_a_real_browser(warehouse, warehouse_client, tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    seed(warehouse_client, 4000, int(time.time() * 1000) - 600_000, 10.0)
+    tenants = PROFILE.tenant_names()
+    own, others = tenants[1], [t for t in tenants if t != tenants[1]]
+    use_warehouse(monkeypatch, warehouse)
+    analyst = ensure_user("browser-analyst", "tenant_analyst", own)
+    port = free_port()
+    server = _serve_streamlit(port, warehouse, tmp_path / "streamlit.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def settled(page) -> str:
+        """The page's whole DOM once its script run is over (tables included: their cells are in it)."""
+        page.locator("h1").first.wait_for(timeout=60_000)
+        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+        page.wait_for_timeout(1_500)
+        return page.content()
+
+    def assert_only_own(page, where: str) -> None:
+        html = settled(page)
+        assert own in html, f"{where}: the analyst's own tenant is not shown"
+        leaked = [t for t in others if t in html]
+        assert not leaked, f"{where}: other tenants shown: {leaked}"
+
+    try:
+        with sync_playwright() as pw:
+            browser = _launch(pw)
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page.goto(base + "/", wait_until="domcontentloaded")
+            _sign_in(page, analyst, "a wrong password, surely")
+            page.get_by_text("Wrong user or password.").wait_for(timeout=30_000)
+            assert page.get_by_role("heading", name="Sign in to EventPulse").count() == 1
+            _sign_in(page, analyst, PASSWORD)
+            page.get_by_text(f"Signed in as {analyst}").wait_for(timeout=60_000)
+            for title in TENANT_PAGES:
+                page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
+                page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+                assert_only_own(page, title)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Audit log" not in nav and "Pipeline health" not in nav and "Alerts" not in nav
+            # Tampering with the URL: a new session (signed out), then the analyst's tenant again.
+            for path in ("historical", "sql", "audit", "search"):
+                page.goto(f"{base}/{path}?tenant={others[0]}&tenant_fixed={others[1]}", wait_until="domcontentloaded")
+                page.get_by_role("heading", name="Sign in to EventPulse").wait_for(timeout=60_000)
+                assert not [t for t in others if t in page.content()]
+                _sign_in(page, analyst, PASSWORD)
+                page.get_by_text(f"Signed in as {analyst}").wait_for(timeout=60_000)
+                assert_only_own(page, f"/{path}?tenant={others[0]}")  # /audit: not theirs, the default page
+                assert page.get_by_role("heading", name="Audit log").count() == 0
+            browser.close()
+    finally:
+        stop(server)

@@ -61,6 +61,7 @@ def test_console_refuses_writes_and_ddl(dashboard_env, sql, statement):
 )
 def test_readonly_is_enforced_by_the_server_not_only_the_precheck(monkeypatch, warehouse, warehouse_client, statement):
     use_warehouse(monkeypatch, warehouse)
+    monkeypatch.setenv("EVENTPULSE_DASHBOARD_SIGN_IN", "false")  # called outside a session: as the local admin
     with pytest.raises(Refused):  # the first wall: the scoped read path
         queries.run_readonly(statement, tenant="", max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9)
     if "max_execution_time" not in statement:  # a reader may change limits; only the scoped path refuses that

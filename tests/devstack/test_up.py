@@ -33,7 +33,7 @@ def test_services_are_ordered_and_share_one_environment(tmp_path: Path) -> None:
     services = stack_services(settings, StackOptions(traffic=True))
     names = [s.name for s in services]
     assert names == [
-        *("objectstore", "redis", "broker", "warehouse", "migrate", "flow"),
+        *("objectstore", "redis", "broker", "warehouse", "migrate", "flow", "signin"),
         *("gateway", "dagster", "dashboard", "traffic"),
     ]
     envs = {s.name: dict(s.env) for s in services}
@@ -194,7 +194,8 @@ def test_core_services_depend_only_on_what_they_need(tmp_path: Path) -> None:
     assert deps["objectstore"] == set() and deps["warehouse"] == set() and deps["redis"] == set()
     assert deps["broker"] == {"objectstore"}
     assert deps["migrate"] == {"warehouse"}
-    assert deps["dagster"] == deps["dashboard"] == {"migrate"}
+    assert deps["dagster"] == deps["signin"] == {"migrate"}
+    assert deps["dashboard"] == {"migrate", "signin"}  # its first admin exists before anyone can sign in
     assert deps["gateway"] == {"broker", "migrate", "redis"}
 
 
@@ -202,7 +203,8 @@ def test_long_running_services_restart_by_the_stack_settings_and_migrate_does_no
     settings = Settings(data_dir=tmp_path, stack=StackSettings(restart_limit=2, restart_backoff_s=0.5))
     by_name = {s.name: s for s in stack_services(settings, StackOptions(traffic=True))}
     assert by_name["migrate"].restart is None and by_name["migrate"].oneshot  # a one-shot is done when it exits 0
-    policies = {name: spec.restart for name, spec in by_name.items() if name != "migrate"}
+    assert by_name["signin"].restart is None and by_name["signin"].oneshot
+    policies = {name: spec.restart for name, spec in by_name.items() if name not in ("migrate", "signin")}
     assert set(policies.values()) == {RestartPolicy(backoff_s=0.5, max_backoff_s=30.0, limit=2, window_s=300.0)}
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from eventpulse.audit import FAILURE, SUCCESS, Action, Actor, AuditQuery, AuditWriter, read_audit
-from eventpulse.users import UserError, add_user, authenticate, list_users, remove_user
+from eventpulse.users import UserError, add_user, authenticate, ensure_admin, list_users, remove_user
 
 PASSWORD = "correct horse battery"
 
@@ -62,3 +62,13 @@ def test_bad_users_are_refused_and_recorded_as_failures(
     (row,) = read_audit(warehouse_client, AuditQuery(action=Action.USER_ADD))
     assert (row.result, row.target) == (FAILURE, username) and reason in row.error
     assert warehouse_client.query("SELECT count() FROM users").result_rows[0][0] == 0
+
+
+def test_ensure_admin_creates_one_platform_admin_once(warehouse_client):
+    audit = AuditWriter(warehouse_client, Actor.local_cli())
+    password = ensure_admin(warehouse_client, "admin", audit=audit)
+    assert password is not None and len(password) >= 12
+    user = authenticate(warehouse_client, "admin", password, audit=audit)
+    assert user is not None and user.role == "platform_admin" and user.tenant == ""
+    assert ensure_admin(warehouse_client, "admin", audit=audit) is None  # printed once: nothing new later
+    assert authenticate(warehouse_client, "admin", password, audit=audit) is not None  # the password is kept
