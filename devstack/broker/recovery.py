@@ -16,6 +16,7 @@ events are acknowledged and never written (measured: 1,294 acknowledged events l
   retry is then written as a new batch); a producer with no batch left in a partition whose whole
   log is still stored gets 0 (its first batch was the torn one), and where retention has already
   deleted the log's start the stored value is kept (nothing tells it apart from deleted batches);
+* the leftovers of a merge the compaction pass did not finish (records also in the merged batch) go;
 * a high watermark past the end of the newest batch comes back to that end, so the retry gets the
   offsets the lost batch had and the log has no hole.
 """
@@ -52,6 +53,7 @@ class Recovery:
 
     sequences: list[tuple[str, int, int, int, int, int]] = field(default_factory=list)
     watermarks: list[tuple[str, int, int, int]] = field(default_factory=list)
+    leftovers: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, base offset)
 
     def describe(self) -> list[str]:
         """One line per change, for the broker's log."""
@@ -61,6 +63,10 @@ class Recovery:
                 for t, p, pid, e, a, b in self.sequences
             ),
             *(f"{t}[{p}] high watermark {a} -> {b} (torn produce)" for t, p, a, b in self.watermarks),
+            *(
+                f"{t}[{p}] batch {o} deleted: its records are in the merged batch before it"
+                for t, p, o in self.leftovers
+            ),
         ]
 
 
@@ -99,9 +105,33 @@ class _Store:
                     found.append((int(name[: -len(_BATCH_SUFFIX)]), obj["Key"]))
         return sorted(found)
 
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
     def header(self, key: str, base_offset: int) -> BatchHeader:
         body = self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{_HEADER.size - 1}")["Body"].read()
         return decode_header(body, base_offset)
+
+
+def _drop_merge_leftovers(
+    store: _Store, topic: str, partition: int, batches: list[tuple[int, str]], done: Recovery
+) -> list[BatchHeader]:
+    """The partition's batch headers, oldest first, without the leftovers of an interrupted merge.
+
+    The compaction pass (``retention.py``) writes a merged batch under its first batch's key and then
+    deletes the others; a kill in between leaves objects whose records the merged batch also holds.
+    Left there, the next pass would merge them with the batches after them into an object that overlaps
+    the merged one (measured: consumers after the restart then missed acknowledged events), so they go now.
+    """
+    headers: list[BatchHeader] = []
+    for offset, key in batches:
+        header = store.header(key, offset)
+        if headers and header.next_offset <= headers[-1].next_offset:
+            store.delete(key)
+            done.leftovers.append((topic, partition, offset))
+            continue
+        headers.append(header)
+    return headers
 
 
 def _partition_prefix(prefix: str, topic: str, partition: int) -> str:
@@ -151,15 +181,11 @@ def _recover_partition(
     watermark_read = store.read_json(f"{prefix}watermark.json")
     low = (watermark_read[0].get("low") or 0) if watermark_read else 0
     whole_log = low == 0 and (not batches or batches[0][0] == 0)  # retention has deleted nothing
+    headers = _drop_merge_leftovers(store, topic, partition, batches, done)
     found: dict[tuple[int, int], int] = {}
-    newest_end: int | None = None if batches else low  # no batch: every write past the log start tore
-    for offset, key in reversed(batches):  # newest first, until every producer of this partition is found
-        header = store.header(key, offset)
-        if newest_end is None:
-            newest_end = header.next_offset
+    newest_end = headers[-1].next_offset if headers else low  # no batch: every write past the log start tore
+    for header in reversed(headers):  # newest first
         found.setdefault((header.producer_id, header.producer_epoch), header.next_sequence)
-        if all(p in found for p in producers):
-            break
     changed = False
     for (pid, epoch), stored in producers.items():
         actual = found.get((pid, epoch), 0 if whole_log else None)

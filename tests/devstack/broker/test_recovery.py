@@ -102,8 +102,8 @@ def test_acknowledged_events_survive_kill_9_under_load_with_compaction(tmp_path:
         thread = threading.Thread(target=load)
         thread.start()
         try:
-            for _ in range(2):
-                time.sleep(3)
+            for _ in range(3):
+                time.sleep(2.5)
                 processes.kill_broker()
                 processes.start_broker()
         finally:
