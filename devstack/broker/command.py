@@ -51,6 +51,8 @@ def serve(
     starts it first), and the broker enforces its retention policy every EVENTPULSE_BROKER_RETENTION_CHECK_S.
     """
     from devstack.broker.errors import BrokerError
+    from devstack.broker.objectstore import s3_client
+    from devstack.broker.recovery import recover
     from devstack.broker.retention import RetentionWorker
     from devstack.broker.tansu import LocalBroker
     from eventpulse.broker.admin import admin_client, ensure_topics, platform_topics
@@ -65,6 +67,10 @@ def serve(
         try:
             if retention is not None:
                 retention.wait_for_store(timeout=30.0)
+                if settings.recover_on_start:
+                    repaired = recover(s3_client(settings), settings.store_bucket, local.cluster_id)
+                    for line in repaired.describe():
+                        click.echo(f"recovery: {line}")
             local.start()
             settings = settings.model_copy(update={"bootstrap": local.bootstrap})
             topics = platform_topics(settings)

@@ -215,8 +215,13 @@ class Retention:
             except (ValueError, struct.error) as exc:  # not ours to rewrite: leave it as it is
                 log.warning("compaction skips %s: %s", batch.key, exc)
                 decoded.append((batch, None))
-        removed, stretch = 0, list[tuple[Batch, RecordBatch]]()
+        removed, stretch, covered = 0, list[tuple[Batch, RecordBatch]](), -1
         for item, record_batch in [*decoded, (None, None)]:
+            if item is not None and record_batch is not None:
+                if item.base_offset < covered:  # left by a merge that did not finish: never merge it again
+                    record_batch = None  # (the broker's start-up recovery deletes it)
+                else:
+                    covered = record_batch.next_offset
             if item is not None and record_batch is not None and stretch and record_batch.follows(stretch[-1][1]):
                 stretch.append((item, record_batch))
                 continue

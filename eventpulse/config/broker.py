@@ -21,7 +21,8 @@ class BrokerSettings(Section):
     ``EVENTPULSE_BROKER_STORE_ACCESS_KEY``, ``EVENTPULSE_BROKER_STORE_SECRET_KEY``,
     ``EVENTPULSE_BROKER_STORE_REGION``, ``EVENTPULSE_BROKER_STORE_PATH``; its retention:
     ``EVENTPULSE_BROKER_RETENTION_MS``, ``EVENTPULSE_BROKER_RETENTION_BYTES``,
-    ``EVENTPULSE_BROKER_RETENTION_CHECK_S``, ``EVENTPULSE_BROKER_COMPACT_BYTES``.
+    ``EVENTPULSE_BROKER_RETENTION_CHECK_S``, ``EVENTPULSE_BROKER_COMPACT_BYTES``,
+    ``EVENTPULSE_BROKER_RECOVER_ON_START``.
 
     ``storage="s3"`` (the default, chosen by ``benchmarks/broker_storage.py``: see
     ``devstack/broker/README.md``) keeps the local broker's log in an object store on disk
@@ -85,6 +86,12 @@ class BrokerSettings(Section):
         "object of a partition on each fetch). 0: never.",
     )
     retention_check_s: float = Field(30.0, gt=0, description="Seconds between two retention passes of the broker.")
+    recover_on_start: bool = Field(
+        True,
+        description="Before the durable broker starts, bring stored producer sequences and high watermarks back to "
+        "the stored batches (a kill -9 mid-produce otherwise loses the retried, acknowledged batch). Off only to "
+        "show that loss.",
+    )
 
     def store_endpoint(self) -> str:
         """The object store's URL (``http://host:port``), for S3 clients and Tansu's ``AWS_ENDPOINT``."""
