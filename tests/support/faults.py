@@ -91,11 +91,20 @@ def _spawn(argv: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Pop
         )
 
 
+_KEPT = frozenset({"EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE"})
+"""Variables a child keeps from the test session: the warehouse users every server of the session shares."""
+
+
+def _child_environment() -> dict[str, str]:
+    """The session's environment without its EVENTPULSE_* settings (but with `_KEPT`)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_") or k in _KEPT}
+
+
 def start_gateway(
     broker: BrokerSettings, warehouse: WarehouseSettings, port: int, log: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen:
     """``python -m gateway`` on ``port``; waits until ``/api/health/ready`` answers 200."""
-    variables = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_")}
+    variables = _child_environment()
     variables |= {
         "EVENTPULSE_BROKER_BOOTSTRAP": broker.bootstrap,
         "EVENTPULSE_BROKER_EVENTS_TOPIC": broker.events_topic,
@@ -334,7 +343,7 @@ class Up:
         ports: Mapping[str, int] | None = None,
     ) -> None:
         self.workdir, self.data_dir, self.warehouse_path = workdir, data_dir, warehouse_path
-        names = ("BROKER", "BROKER_STORE", "WAREHOUSE", "GATEWAY")
+        names = ("BROKER", "BROKER_STORE", "WAREHOUSE", "GATEWAY", "REDIS")
         self.ports = dict(ports) if ports else {name: free_port() for name in names}
         self.env = {**FLOW_ENV, "EVENTPULSE_STACK_RESTART_BACKOFF_S": "0.2", **(env or {})}
         self.log = workdir / f"up-{self.ports['GATEWAY']}.log"
@@ -353,7 +362,7 @@ class Up:
         return self.log.read_text(errors="replace")
 
     def start(self, timeout: float = 120.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPULSE_")}
+        env = _child_environment()
         env |= {f"EVENTPULSE_{name}_PORT": str(port) for name, port in self.ports.items()}
         env |= {"EVENTPULSE_DATA_DIR": str(self.data_dir), "EVENTPULSE_WAREHOUSE_PATH": str(self.warehouse_path)}
         env |= self.env
