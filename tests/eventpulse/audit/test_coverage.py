@@ -161,8 +161,8 @@ def test_sql_console_queries_and_refusals(monkeypatch, warehouse, warehouse_clie
     assert (ran.target, ran.result, ran.actor, ran.role) == (
         "SELECT count() AS n FROM events",
         SUCCESS,
-        "anonymous",
-        "anonymous",
+        "dash-admin",  # the user `open_page` signs in with (tests/dashboards/apptest.py)
+        "platform_admin",
     )
     assert ran.parameters["database"] == warehouse.database
     assert (refused.target, refused.result) == ("DROP TABLE events", FAILURE)
