@@ -266,15 +266,25 @@ def test_the_event_past_its_lateness_goes_to_late_events_only(outputs: Outputs, 
 def test_results_do_not_depend_on_the_number_of_workers(scenario: Scenario) -> None:
     one, two = _run(scenario, 1), _run(scenario, 2)
 
-    def comparable(o: Outputs) -> tuple:
-        windows = {
-            k: {n: v for n, v in r.items() if n not in ("version", "emitted_at")} for k, r in _final_rows(o).items()
-        }
+    def ids(o: Outputs) -> tuple:
         return (
             sorted(o.raw.column("id").to_pylist()),
             sorted(o.dead.column("id").to_pylist()),
-            windows,
             sorted(r["id"] for r in o.late),
         )
 
-    assert comparable(one) == comparable(two)
+    def windows(o: Outputs) -> dict[tuple, dict]:
+        return {
+            k: {n: v for n, v in r.items() if n not in ("version", "emitted_at")} for k, r in _final_rows(o).items()
+        }
+
+    assert ids(one) == ids(two)
+    first, second = windows(one), windows(two)
+    assert set(first) == set(second)
+    for key, row in first.items():
+        # Micro-batch boundaries follow the scheduler, so a float sum may add in another order
+        # (4633.299999999998 vs 4633.2999999999965): floats agree to 1e-12, everything else exactly.
+        exact = {n: v for n, v in row.items() if not isinstance(v, float)}
+        assert exact == {n: second[key][n] for n in exact}, key
+        floats = {n: v for n, v in row.items() if isinstance(v, float)}
+        assert floats == pytest.approx({n: second[key][n] for n in floats}, rel=1e-12, nan_ok=True), key
