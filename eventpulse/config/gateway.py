@@ -81,9 +81,18 @@ class GatewaySettings(Section):
     query_rate_per_s: float = Field(20.0, gt=0, description="Queries per second per read key (token bucket refill).")
     query_burst: int = Field(40, gt=0, description="Query bucket size per read key.")
     query_cache_ttl_s: float = Field(
-        1.0, ge=0, description="Seconds a query API answer is reused (the stream re-emits windows about every second)."
+        300.0,
+        ge=0,
+        description="Seconds a query API answer is kept while its data does not change (answers of changed data"
+        " are never served: the key holds the data version); 0: no cache.",
     )
-    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in the cache.")
+    query_cache_version_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds the data version of a table set (system.parts) is reused before it is read again:"
+        " new rows show in cached answers within this long; 0: read it on every query (exact).",
+    )
+    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in each process's cache.")
     # HTTP connections (see gateway/server.py).
     header_timeout_s: float = Field(
         10.0,
