@@ -178,10 +178,12 @@ class QueryService:
         `eventpulse.access.statements.Refused` or a driver error)."""
         started = time.perf_counter()
         params, scope = dict(params or {}), Scope.of(tenant)
-        reader = self._reader or await asyncio.to_thread(self.reader)
-        scoped = reader.scoped_if_known(sql, scope, params) or await asyncio.to_thread(
-            reader.scoped, sql, scope, params
-        )
+        reader = self._reader
+        if reader is None:
+            reader = await asyncio.to_thread(self.reader)
+        scoped = reader.scoped_if_known(sql, scope, params)
+        if scoped is None:
+            scoped = await asyncio.to_thread(reader.scoped, sql, scope, params)
         if not self.cache.enabled or moves_with_clock(sql):
             self._metrics.query_cache_bypassed += 1
             return self._missed(await asyncio.to_thread(self._run, reader, scoped), started)
