@@ -146,6 +146,7 @@ class ClientCore:
         self._closed = False
         self._deadline: float | None = None
         self._dropped_logged = 0
+        self._abandoned = 0  # events given up because a shutdown deadline passed
 
     @property
     def stats(self) -> Stats:
@@ -211,6 +212,7 @@ class ClientCore:
         """Count what the batch in flight became; events it left unresolved failed (shutdown)."""
         report = outcome.report
         report.failed += [Failed(e.id, CLOSED_ERROR) for e in outcome.unresolved]
+        self._abandoned += len(outcome.unresolved)
         stats = self._buffer.stats
         stats.requests += outcome.requests
         stats.retries += outcome.retries
@@ -227,6 +229,7 @@ class ClientCore:
         self._buffer.waiting.clear()
         self._buffer.waiting_bytes = 0
         self._buffer.stats.failed += len(failed)
+        self._abandoned += len(failed)
         return BatchReport(failed=failed)
 
     def _report(self, report: BatchReport) -> None:

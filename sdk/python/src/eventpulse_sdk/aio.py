@@ -187,13 +187,14 @@ class AsyncClient(ClientCore):
             return True
         limit = self.config.shutdown_timeout_s if timeout is None else timeout
         self._closing, self._deadline = True, time.monotonic() + limit
+        abandoned = self._abandoned
         if self._loop is not None:
             self._bind()
             for event in (self._stop, self._wake, self._room):
                 event.set()
             if self._task is not None:
                 await asyncio.wait({self._task}, timeout=limit + 1.0)
-        complete = self._buffer.oldest_unresolved() >= self._buffer.next_seq
+        complete = self._abandoned == abandoned and self._buffer.oldest_unresolved() >= self._buffer.next_seq
         report = self._fail_waiting()
         self._closed = True
         self._report(report)

@@ -107,18 +107,19 @@ class Client(ClientCore):
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush (for at most ``timeout``, default ``shutdown_timeout_s``) and stop; what could not
-        be sent by then is reported failed. True if every captured event was resolved in time."""
+        be sent by then is reported failed. True if nothing had to be given up."""
         limit = self.config.shutdown_timeout_s if timeout is None else timeout
         with self._cond:
             if self._closed:
                 return True
             self._closing, self._deadline = True, time.monotonic() + limit
+            abandoned = self._abandoned
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
             thread.join(limit + 1.0)
         with self._cond:
-            complete = self._buffer.oldest_unresolved() >= self._buffer.next_seq
+            complete = self._abandoned == abandoned and self._buffer.oldest_unresolved() >= self._buffer.next_seq
             report = self._fail_waiting()
             self._closed = True
         self._report(report)
