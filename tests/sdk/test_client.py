@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-
 from eventpulse_sdk import AsyncClient, Client, ClientClosedError, ClientConfig, QueueFullError
+
 from tests.sdk.fake_gateway import accept, fake_gateway
 from tests.support.services import free_port
 
