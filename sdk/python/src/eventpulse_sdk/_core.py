@@ -11,6 +11,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -117,16 +118,22 @@ def drive_sync(
         return result
 
 
-class ClientCore:
-    """Settings, queue, counters and callbacks of one client."""
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+
+
+class ClientCore(Generic[TransportT]):
+    """Settings, queue, counters and callbacks of one client (``TransportT``: its httpx transport's kind)."""
 
     def __init__(
         self,
-        api_key: str | None,
-        endpoint: str | None,
-        config: ClientConfig | None,
-        on_report: ReportCallback | None,
+        api_key: str | None = None,
+        endpoint: str | None = None,
+        *,
+        config: ClientConfig | None = None,
+        on_report: ReportCallback | None = None,
+        transport: TransportT | None = None,
     ) -> None:
+        self._http_transport: TransportT | None = transport
         base = config if config is not None else ClientConfig.from_env()
         if api_key is not None:
             base = dataclasses.replace(base, api_key=api_key)
@@ -256,12 +263,12 @@ class ClientCore:
         raise NotImplementedError
 
 
-_live: weakref.WeakSet[ClientCore] = weakref.WeakSet()
+_live: weakref.WeakSet[ClientCore[Any]] = weakref.WeakSet()
 _hook_lock = threading.Lock()
 _hooked = False
 
 
-def _register(client: ClientCore) -> None:
+def _register(client: ClientCore[Any]) -> None:
     """Remember ``client`` for the exit hook (registered once, with the first client, not at import)."""
     global _hooked
     with _hook_lock:

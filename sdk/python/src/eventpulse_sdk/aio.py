@@ -16,7 +16,6 @@ import httpx
 from eventpulse_sdk._core import (
     ClientClosedError,
     ClientCore,
-    ReportCallback,
     async_http,
     drive_sync,
     reply_of,
@@ -71,7 +70,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> None:
         await asyncio.wait_for(event.wait(), timeout)
 
 
-class AsyncClient(ClientCore):
+class AsyncClient(ClientCore[httpx.AsyncBaseTransport]):
     """The asyncio EventPulse client. Use it from one event loop (the one it first captures on).
 
     Example:
@@ -82,18 +81,6 @@ class AsyncClient(ClientCore):
     task of the loop. Close it (``async with`` or `aclose`): if the loop ends first, the task puts
     its batch back and the exit hook sends what is left with a blocking client.
     """
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        endpoint: str | None = None,
-        *,
-        config: ClientConfig | None = None,
-        on_report: ReportCallback | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http_transport = transport
-        super().__init__(api_key, endpoint, config, on_report)
 
     def _reset_state(self) -> None:
         super()._reset_state()

@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 
-from eventpulse_sdk._core import ClientClosedError, ClientCore, ReportCallback, drive_sync, sync_http
-from eventpulse_sdk.config import ClientConfig
+from eventpulse_sdk._core import ClientClosedError, ClientCore, drive_sync, sync_http
 from eventpulse_sdk.events import encode_event
 
 
-class Client(ClientCore):
+class Client(ClientCore[httpx.BaseTransport]):
     """A thread-safe EventPulse client.
 
     Example:
@@ -38,18 +37,6 @@ class Client(ClientCore):
         on_report: called on the sending thread with a `BatchReport` after each batch.
         transport: an httpx transport (tests, proxies, custom TLS).
     """
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        endpoint: str | None = None,
-        *,
-        config: ClientConfig | None = None,
-        on_report: ReportCallback | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._http_transport = transport
-        super().__init__(api_key, endpoint, config, on_report)
 
     def _reset_state(self) -> None:
         super()._reset_state()
