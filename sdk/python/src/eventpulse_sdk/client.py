@@ -76,11 +76,19 @@ class Client(ClientCore[httpx.BaseTransport]):
                     return None
             elif not admitted:
                 return None
-            self._buffer.append(event_id, payload, time.monotonic())
+            buffer = self._buffer
+            buffer.append(event_id, payload, time.monotonic())
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="eventpulse-sdk", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            # wake the sender only when it has something new to do: a first event to time, a full batch
+            waiting, size = len(buffer.waiting), buffer.waiting_bytes
+            if (
+                waiting == 1
+                or waiting == self.config.batch_size
+                or size - len(payload) < self.config.batch_max_bytes <= size
+            ):
+                self._cond.notify_all()
         return event_id
 
     def flush(self, timeout: float | None = None) -> bool:
