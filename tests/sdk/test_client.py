@@ -3,6 +3,8 @@ with the same ids, Retry-After, overflow policies, flush and close, asyncio."""
 
 import asyncio
 import gzip
+import subprocess
+import sys
 import threading
 import time
 
@@ -213,3 +215,28 @@ def test_settings_from_the_environment_and_their_checks() -> None:
         ClientConfig(batch_size=0)
     with pytest.raises(ValueError):
         Client(config=ClientConfig()).capture("t", "s", {"x": float("nan")})
+
+
+EXIT_SCRIPT = """
+import asyncio, sys
+from eventpulse_sdk import AsyncClient, Client, ClientConfig
+config = ClientConfig(endpoint=sys.argv[1], api_key="ep_test", flush_interval_s=60)
+client = Client(config=config)
+for i in range(10):
+    client.capture("t", "sync", {"n": i})
+
+async def main():  # returns with the async client open and its events unsent
+    aclient = AsyncClient(config=config)
+    for i in range(5):
+        await aclient.capture("t", "async", {"n": i})
+
+asyncio.run(main())
+"""
+
+
+def test_what_is_queued_is_sent_at_interpreter_exit() -> None:
+    with fake_gateway() as fake:
+        subprocess.run([sys.executable, "-c", EXIT_SCRIPT, fake.url], check=True, timeout=60)
+    assert sorted((e["source"], e["data"]["n"]) for e in fake.events) == sorted(
+        [("sync", i) for i in range(10)] + [("async", i) for i in range(5)]
+    )

@@ -9,11 +9,13 @@ topic then holds those events twice; the warehouse keeps each id once.
 
 Negative controls on the same pipeline: a client whose retries get fresh ids (the SDK with its
 body encoder patched to re-id every attempt) leaves duplicates in the warehouse, and a client that
-never retries (``max_retries=0``) loses the events of the requests the restart broke.
+never retries (``max_retries=0``) loses the events of the requests the restart broke. The asyncio
+client then sends through the same gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -29,7 +31,7 @@ import eventpulse_sdk._delivery as delivery
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from eventpulse_sdk import Client, ClientConfig, uuid7
+from eventpulse_sdk import AsyncClient, Client, ClientConfig, Stats, uuid7
 from eventpulse_sdk.events import QueuedEvent
 
 from eventpulse.broker.admin import consumer_config
@@ -119,6 +121,19 @@ def _on_topic(broker: BrokerSettings, run: str) -> Counter[str]:
         consumer.close()
 
 
+ASYNC_EVENTS = 300
+
+
+async def _send_async(config: ClientConfig, run: str) -> Stats:
+    async with AsyncClient(config=config) as client:
+        for seq in range(ASYNC_EVENTS):
+            await client.capture("user_action", "sdk_test", {"run": run, "seq": seq}, user_id=f"u{seq % 20}")
+            if seq % 50 == 0:
+                await asyncio.sleep(0.01)
+        assert await client.flush(30)
+        return client.stats
+
+
 def _reid_body(events: list[QueuedEvent]) -> bytes:
     """The control's encoder: every attempt sends the events under fresh ids (what an SDK without
     client-side ids, or one that re-creates them per attempt, does)."""
@@ -155,6 +170,10 @@ def test_every_event_exactly_once_through_a_gateway_kill_9(
             _send_through_restart(pipeline, processes, config, reid_run)
             monkeypatch.undo()
             reid_stored = _stored(pipeline, reid_run, EVENTS)
+
+            async_run = f"async-{uuid.uuid4().hex[:6]}"
+            async_stats = asyncio.run(_send_async(config, async_run))
+            async_stored = _stored(pipeline, async_run, ASYNC_EVENTS)
         finally:
             pipeline.close()
 
@@ -178,3 +197,6 @@ def test_every_event_exactly_once_through_a_gateway_kill_9(
     # Negative control 2: resends under new ids are new events to the warehouse: duplicates.
     assert set(reid_stored) == set(range(EVENTS))
     assert max(reid_stored.values()) > 1, "fresh ids on retry should leave duplicates"
+    # The asyncio client, same path.
+    assert async_stats.delivered == ASYNC_EVENTS and async_stats.failed == 0
+    assert set(async_stored) == set(range(ASYNC_EVENTS)) and set(async_stored.values()) == {1}
