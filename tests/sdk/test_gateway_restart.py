@@ -152,8 +152,16 @@ def test_every_event_exactly_once_through_a_gateway_kill_9(
             pipeline.start_gateway()
             key = pipeline.key("acme")
             _wait_for_key(pipeline.url, key)
-            settings = {"flush_interval_s": 0.05, "batch_size": 50, "backoff_initial_s": 0.05, "backoff_max_s": 1.0}
-            config = ClientConfig(endpoint=pipeline.url, api_key=key, **settings)
+            # retries without a count limit (close's 30 s bound them): a loaded machine may take long to restart
+            config = ClientConfig(
+                endpoint=pipeline.url,
+                api_key=key,
+                flush_interval_s=0.05,
+                batch_size=50,
+                backoff_initial_s=0.05,
+                backoff_max_s=1.0,
+                max_retries=None,
+            )
 
             run = f"ok-{uuid.uuid4().hex[:6]}"
             client = _send_through_restart(pipeline, processes, config, run)
