@@ -130,6 +130,7 @@ class WebSocketIngest:
         self.connections = 0
         self._by_tenant: dict[str, int] = {}
         self._live: set[_Connection] = set()
+        self.frames_read = 0
 
     @property
     def unacked(self) -> int:
@@ -211,6 +212,7 @@ class _Connection:
                 message = await self.receive()
                 if message["type"] != "websocket.receive":
                     return  # websocket.disconnect
+                self.endpoint.frames_read += 1
                 data = message.get("text")
                 body = data.encode() if data is not None else (message.get("bytes") or b"")
                 close = await self.frame(seq, body)
