@@ -65,6 +65,7 @@ def test_frames_are_answered_after_the_broker_and_land_once_in_events(gateway, m
     key = make_key("acme")
     wait_for_key(gateway, key)
     first = [event(f"w-{i}", data={"user_id": f"u{i % 5}"}) for i in range(50)]
+    single = event("w-single")
     mixed = [
         event("w-ok-1"),
         {"timestamp": now_ms(), "source": "web"},  # no type
@@ -75,9 +76,9 @@ def test_frames_are_answered_after_the_broker_and_land_once_in_events(gateway, m
 
     async def scenario() -> tuple[list[dict], list[dict]]:
         async with open_ws(gateway, key) as ws:
-            answers = await send_all(ws, [first, event("w-single"), mixed, "{broken json", []])
+            answers = await send_all(ws, [first, single, mixed, "{broken json", []])
         async with open_ws(gateway, key) as ws:  # a reconnecting client resends the same events
-            resent = await send_all(ws, [first, event("w-single")])
+            resent = await send_all(ws, [first, single])
         return answers, resent
 
     answers, resent = run(scenario())
