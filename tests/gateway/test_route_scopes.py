@@ -39,6 +39,7 @@ SCOPE_OF = {
     table.EVENTS_BATCH: "ingest",
     table.STREAM_SSE: "stream",
     table.STREAM_WEBSOCKET: "stream",
+    table.INGEST_WEBSOCKET: "ingest",
     table.SQL: "read",
     table.METRICS_QUERY: "read",
 }
