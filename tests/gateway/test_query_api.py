@@ -13,6 +13,24 @@ from tests.gateway.conftest import gateway_settings, serve, wait_for_key
 START = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
 
+_WINDOW_COLUMNS = [
+    "tenant",
+    "window_seconds",
+    "slide_seconds",
+    "window_start",
+    "window_end",
+    "type",
+    "source",
+    "event_count",
+    "error_count",
+    "error_rate",
+    "distinct_users",
+    "latency_count",
+    "latency_sum",
+]
+"""The window_aggregates columns these tests fill (the rest take their defaults)."""
+
+
 @pytest.fixture
 def two_tenants(warehouse):
     """Both tenants own events e1..e3 (same ids, same users) and a minute of window aggregates."""
@@ -47,25 +65,7 @@ def two_tenants(warehouse):
                         start,
                     ]
                 )
-        columns = [
-            "tenant",
-            "window_seconds",
-            "slide_seconds",
-            "window_start",
-            "window_end",
-            "type",
-            "source",
-            "event_count",
-            "error_count",
-            "error_rate",
-            "distinct_users",
-            "latency_count",
-            "latency_sum",
-            "is_final",
-            "origin",
-            "version",
-            "emitted_at",
-        ]
+        columns = [*_WINDOW_COLUMNS, "is_final", "origin", "version", "emitted_at"]
         admin.insert("window_aggregates", windows, column_names=columns)
     admin.close()
 
@@ -148,23 +148,6 @@ def test_only_read_keys_and_a_rate_limit_per_key(start_gateway, make_key, two_te
 
 def _window(tenant: str, start: datetime, count: int) -> list:
     return [tenant, 60, 60, start, start + timedelta(minutes=1), "*", "*", count, 0, 0.0, 1, count, 10.0 * count]
-
-
-_WINDOW_COLUMNS = [
-    "tenant",
-    "window_seconds",
-    "slide_seconds",
-    "window_start",
-    "window_end",
-    "type",
-    "source",
-    "event_count",
-    "error_count",
-    "error_rate",
-    "distinct_users",
-    "latency_count",
-    "latency_sum",
-]
 
 
 def test_answers_are_cached_until_newer_rows_land(start_gateway, make_key, two_tenants, warehouse):
