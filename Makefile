@@ -7,19 +7,28 @@ STAMP := $(VENV)/.installed-stamp
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-UV_VERSION := 0.13.9
 # pytest-xdist workers for `make test` (every test starts its own services on free ports); the fault suite runs
 # alone after them, as its kill -9 timings and its figures table want.
 TEST_WORKERS ?= 2
-LOCK := requirements/dev.lock
 
-# Installs come from the committed, hashed lock (requirements/*.lock); `make upgrade` refreshes it.
-$(STAMP): pyproject.toml $(LOCK) sdk/python/pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r $(LOCK)
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e sdk/python  # the client SDK (its one dependency, httpx, is in the lock)
+# uv, pinned with its hashes (requirements/uv.txt), in a bootstrap virtualenv of its own: `uv sync` keeps .venv
+# exactly to the lock, so uv cannot live there. Only python3 (3.11+) and PyPI are needed.
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV): requirements/uv.txt
+	python3 -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
+	touch $(UV)
+
+uv: $(UV) ## Install the pinned uv (requirements/uv.txt, hash-checked) into .uv/
+
+# Installs come from the committed lock (uv.lock, every artifact hashed); `--locked` fails if pyproject.toml changed
+# without `make lock`. The project and the client SDK (sdk/python/, a workspace member) are installed editable.
+$(STAMP): $(UV) pyproject.toml uv.lock sdk/python/pyproject.toml
+	$(UV) sync --locked --quiet --python python3
 	touch $(STAMP)
 
 # The durable local broker's object store (s3rver, npm) from its committed lock; Node.js from Debian if missing.
@@ -30,17 +39,13 @@ $(S3RVER_STAMP): $(S3RVER)/package.json $(S3RVER)/package-lock.json
 	cd $(S3RVER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(S3RVER_STAMP)
 
-install: $(STAMP) $(S3RVER_STAMP) redis ## Create the virtualenv and install EventPulse with its dev tools (from the locks), s3rver and redis-server
+install: $(STAMP) $(S3RVER_STAMP) redis ## Create the virtualenv and install EventPulse with its dev tools (uv.lock), s3rver and redis-server
 
-LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q
+lock: $(UV) ## Re-resolve uv.lock after a change to pyproject.toml (keeps the locked versions where allowed)
+	$(UV) lock
 
-lock: install ## Re-resolve the lock files after a change to pyproject.toml (keeps versions where allowed)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) -o requirements/dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) -o requirements/runtime.lock
-
-upgrade: install ## Refresh the lock files to the newest versions pyproject.toml allows
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) --upgrade -o requirements/dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade -o requirements/runtime.lock
+upgrade: $(UV) ## Refresh uv.lock to the newest versions pyproject.toml allows (then `make install`, run the tests)
+	$(UV) lock --upgrade
 
 redis: ## Install Debian's redis-server (shared rate limits, idempotency, query cache; needs root or sudo)
 	@bash scripts/ensure-redis.sh
@@ -95,6 +100,6 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 	$(PY) benchmarks/gateway.py
 
 clean: ## Remove the virtualenv, local data and caches
-	rm -rf $(VENV) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
+	rm -rf $(VENV) $(UV_HOME) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
 
-.PHONY: help install lock upgrade redis browser run test test-faults test-unit lint typecheck hooks format migrate bench clean
+.PHONY: help uv install lock upgrade redis browser run test test-faults test-unit lint typecheck hooks format migrate bench clean
