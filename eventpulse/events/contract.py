@@ -7,8 +7,10 @@ Everything that checks or describes an event derives from these declarations:
 * the dataflow's fast path for topic messages (`eventpulse.events.wire_batch`): its msgspec ``Meta``;
 * the JSON Schema of the OpenAPI document (`eventpulse.events.json_schema`, used by `gateway.openapi`).
 
-``tests/eventpulse/events/test_contract.py`` generates events at and over every limit and checks that
-the OpenAPI schema and both validators accept and refuse the same ones.
+``tests/gateway/test_event_contract.py`` generates events at and over every limit and checks that
+the OpenAPI document's ``Event`` schema and the validators (the general one, the gateway's parser and
+the wire-batch fast path) accept and refuse the same ones, but for the rules JSON Schema cannot
+state (`eventpulse.events.json_schema.UNCHECKED_RULES`), which the validators alone refuse.
 
 A limit is either a number or the name of an `EventLimits` setting (read with `limit`), so the
 declarations stay data while the operator keeps the settings.
@@ -250,6 +252,9 @@ ENVELOPE: tuple[Field, ...] = (TYPE, SOURCE, TIMESTAMP, DATA, ID, SCHEMA_VERSION
 
 SET_BY_GATEWAY: tuple[Field, ...] = (TENANT, RECEIVED_AT)
 """Fields of the topic's message the gateway sets; in a submitted body they are ignored."""
+
+KNOWN_FIELDS = frozenset(f.key for f in (*ENVELOPE, *SET_BY_GATEWAY))
+"""The top-level fields the contract names; an event's other fields are kept as ``extra``."""
 
 DATA_FIELDS: tuple[Field, ...] = (USER_ID, LATENCY_MS, STATUS_CODE, ERROR)
 

@@ -51,7 +51,7 @@ _Envelope: Any = msgspec.defstruct("_Envelope", [_envelope_field(f) for f in con
 """The fields every event must or may carry (`contract.ENVELOPE`); anything else is kept as ``extra``.
 A missing ``timestamp`` is decided by `EventValidator._event_time` (it may be allowed)."""
 
-_KNOWN_FIELDS = frozenset(f.key for f in (*contract.ENVELOPE, *contract.SET_BY_GATEWAY))
+_KNOWN_FIELDS = contract.KNOWN_FIELDS
 _TIMESTAMP_SHAPE = re.compile(contract.TIMESTAMP.pattern or "")
 _TIMESTAMP_TEXT_CHARS = contract.limit(contract.TIMESTAMP.max_chars)
 _TIMESTAMP_LOW = contract.limit(contract.TIMESTAMP.minimum)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import sub
+from types import GenericAlias
 from typing import Annotated, Any
 
 import msgspec
@@ -181,7 +182,9 @@ def _typed(field: contract.Field, kind: Kind, limits: EventLimits) -> Any:
         least, most = contract.integer_range(field, limits)
         return Annotated[int, Meta(ge=max(least, _INT64[0]), le=min(most, _INT64[1]))]
     python = int if kind is Kind.INTEGER else float
-    return Annotated[python, Meta(ge=field.minimum, le=field.maximum, lt=field.below)]
+    # msgspec's overloads take one lower and one upper bound: pass only those the field has.
+    bounds: dict[str, Any] = {"ge": field.minimum, "le": field.maximum, "lt": field.below}
+    return Annotated[python, Meta(**{name: bound for name, bound in bounds.items() if bound is not None})]
 
 
 def _struct(name: str, fields: Sequence[tuple[contract.Field, Any]], *, optional: bool, **options: Any) -> Any:
@@ -207,7 +210,9 @@ def _decoders(limits: EventLimits) -> _Decoders:
         kind = functools.reduce(operator.or_, [_typed(f, k, limits) for k in kinds]) if kinds else Any
         data_fields.append((f, kind | None if Kind.NULL in f.kinds else kind))
     data = _struct("WireData", data_fields, optional=True)
-    return _Decoders(msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(list[data]), data())
+    return _Decoders(
+        msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(GenericAlias(list, data)), data()
+    )
 
 
 def _decode_each(
