@@ -91,11 +91,16 @@ def _constraints(schema: dict[str, Any]) -> str:
         ("minLength", "≥ {} chars"),
         ("maxLength", "≤ {} chars"),
         ("maxItems", "≤ {} items"),
+        ("exclusiveMaximum", "< {}"),
         ("maxProperties", "≤ {} keys"),
+        ("x-maxDepth", "≤ {} levels deep"),
         ("pattern", "pattern `{}`"),
     ):
         if key in schema:
             parts.append(label.format(schema[key]))
+    parts += [f"pattern `{p['pattern']}`" for p in schema.get("allOf", ()) if "pattern" in p]
+    if "pattern" in schema.get("not", {}):
+        parts.append(f"no match of `{schema['not']['pattern']}`")
     if "enum" in schema:
         parts.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
     if "default" in schema:
