@@ -142,6 +142,7 @@ def _webhook_operation() -> dict[str, Any]:
             " Malformed, unmappable and invalid payloads are dead-lettered with their reason.",
             "operationId": "receiveWebhook",
             "security": [],
+            "x-authentication": "no API key; the source's signing secret signs each delivery (`X-EventPulse-Signature`)",
             "parameters": [
                 {
                     "name": "source",
