@@ -30,6 +30,10 @@ from gateway.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
+_LOCAL_CLAIMS = 500_000
+"""Signatures one process remembers without Redis (~150 B each); past it the oldest is forgotten (its
+replay would then be caught by the id memory, as a retry is)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LiveSource:
@@ -166,5 +170,7 @@ class ReplayGuard:
         expiry = self._local.get(key)
         if expiry is not None and expiry > now:
             return False
+        if len(self._local) >= _LOCAL_CLAIMS:  # bounded memory: the oldest claim goes first
+            del self._local[next(iter(self._local))]
         self._local[key] = now + ttl_s
         return True
