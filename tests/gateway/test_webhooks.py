@@ -20,6 +20,7 @@ import pytest
 from eventpulse.config.redis import RedisSettings
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
+from eventpulse.webhooks.store import revoke_source
 from tests.gateway.conftest import (
     RunningGateway,
     gateway_settings,
@@ -32,6 +33,7 @@ from tests.gateway.conftest import (
 )
 from tests.gateway.test_edges import dead_letters
 from tests.support.pipeline import run_flow_until_drained
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -203,8 +205,6 @@ def test_refusals_produce_nothing_and_bad_payloads_are_dead_lettered(hooked) -> 
 
 def test_a_revoked_source_is_refused_within_seconds(hooked) -> None:
     gw, secrets = hooked
-    from eventpulse.webhooks.store import revoke_source
-
     client = create_client(gw.settings.warehouse, role="admin")
     revoke_source(client, "acme", "acme-shop")
     client.close()
@@ -223,7 +223,7 @@ def test_a_replay_to_another_replica_is_refused_through_redis(
     base = gateway_settings(broker_settings, warehouse, redis_settings if shared else None)
     settings = with_webhooks(base)
     secret = register_webhook(settings, "acme", "acme-pay", STRIPE_LIKE)
-    other = settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"port": _free_port()})})
+    other = settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"port": free_port()})})
     body = charge(f"evt_{uuid.uuid4().hex[:8]}")
     with serve(settings) as first, serve(other) as second:
         wait_for_source(first, "acme-pay")
@@ -237,9 +237,3 @@ def test_a_replay_to_another_replica_is_refused_through_redis(
         assert replayed.status_code == 409 and replayed.json()["error"] == "replayed_delivery"
     else:  # each process remembers only its own signatures: the replay is produced again
         assert replayed.status_code == 202 and replayed.json()["duplicate"] is False
-
-
-def _free_port() -> int:
-    from tests.support.services import free_port
-
-    return free_port()
