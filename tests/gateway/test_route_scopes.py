@@ -307,3 +307,21 @@ def test_websocket_with_every_scope(stack: Stack, tenant: str) -> None:
         with ws_connect(tampered, additional_headers=headers, open_timeout=10) as ws:
             message = orjson.loads(ws.recv(timeout=10))
         assert message["tenant"] == tenant and {r["event_count"] for r in message["rows"]} == {COUNT[tenant]}
+
+
+def test_the_checks_catch_an_answer_with_the_other_tenants_data(stack: Stack) -> None:
+    """Negative control: a gateway that answered with the other tenant's data (simulated by asking
+    with the other tenant's key) fails every data route's check above."""
+    data_routes = [r for r in SCOPE_OF if r.method != "WEBSOCKET" and r not in (table.EVENTS, table.EVENTS_BATCH)]
+    assert data_routes
+    with httpx.Client(base_url=stack.gateway.url, timeout=30) as http:
+        for route in data_routes:
+            for tenant in TENANTS:
+                leaked = _request(
+                    http, route, route.path, _other(tenant), {}, {"X-API-Key": stack.keys[(_other(tenant), None)]}
+                )
+                assert leaked.status_code == 200, (route.path, leaked.text[:200])
+                with pytest.raises(AssertionError):
+                    _assert_own_data(
+                        route, tenant, leaked, f"{route.path} answered {_other(tenant)}'s data to {tenant}"
+                    )
