@@ -216,6 +216,19 @@ def test_a_revoked_source_is_refused_within_seconds(hooked) -> None:
     assert answer.status_code == 401
 
 
+def test_a_gateway_without_the_secrets_key_refuses_deliveries_with_503(broker_settings, warehouse, tmp_path) -> None:
+    """Sources exist but this gateway has no key to decrypt their secrets (nor a key file): it cannot
+    verify a signature, so it answers 503 and says why rather than 401 to a correctly signed delivery."""
+    registered = with_webhooks(gateway_settings(broker_settings, warehouse))
+    secret = register_webhook(registered, "acme", "acme-pay", STRIPE_LIKE)
+    keyless = gateway_settings(broker_settings, warehouse).model_copy(update={"data_dir": tmp_path})
+    with serve(keyless) as gw, gw.client() as http:
+        answer = post_webhook(http, "acme-pay", secret, charge("evt_k"))
+        error = gw.services.webhook_sources.last_error
+    assert answer.status_code == 503 and answer.json()["error"] == "webhooks_unavailable"
+    assert answer.headers["retry-after"] and "EVENTPULSE_WEBHOOKS_SECRETS_KEY" in (error or "")
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["redis", "control-per-process"])
 def test_a_replay_to_another_replica_is_refused_through_redis(
     shared: bool, broker_settings, warehouse, redis_settings: RedisSettings
