@@ -240,6 +240,77 @@ def stream(settings: GatewaySettings) -> dict[str, Any]:
     }
 
 
+def webhook(settings: GatewaySettings) -> dict[str, Any]:
+    """``POST /api/webhooks/{source}`` (`gateway.routes.webhooks`): signed by the source's secret, no API key."""
+    return {
+        "summary": "Receive a third party's webhook delivery, mapped to one event",
+        "description": "The source is registered for one tenant with `eventpulse webhooks create` (its mapping and"
+        " signing secret). The delivery is signed: `X-EventPulse-Signature: t=<unix seconds>,v1=<hex"
+        ' HMAC-SHA256(secret, "<t>." + body)>`; `t` must be within `EVENTPULSE_WEBHOOKS_TOLERANCE_S` of the'
+        " gateway's clock, and a signature is accepted once. The event's id comes from the mapping's `id` or"
+        " `X-EventPulse-Delivery`, so a retried delivery (signed anew) is answered `duplicate: true`."
+        " Malformed, unmappable and invalid payloads are dead-lettered with their reason.",
+        "operationId": "receiveWebhook",
+        "security": [],
+        "x-authentication": "no API key; the source's signing secret signs each delivery (`X-EventPulse-Signature`)",
+        "parameters": [
+            {
+                "name": "source",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+                "description": "The registered source's name.",
+            },
+            {
+                "name": "X-EventPulse-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + body with the source's secret>"
+                " (several v1= entries allowed).",
+            },
+            {
+                "name": "X-EventPulse-Delivery",
+                "in": "header",
+                "schema": {"type": "string", "maxLength": 128},
+                "description": "The sender's id of this delivery, the same on its retries (the event's id"
+                " unless the mapping names one).",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"description": "Any JSON the source's mapping reads."}}},
+        },
+        "responses": {
+            "202": _answer(
+                "Accepted: the broker acknowledged the event (`duplicate`: delivered before, not sent again).",
+                "EventAccepted",
+            ),
+            "400": _answer("The body is not valid JSON (dead-lettered).", "ErrorBody"),
+            "401": _answer(
+                "No live source of that name, no or a wrong signature, or a timestamp outside the tolerance"
+                " (`stale_timestamp`).",
+                "ErrorBody",
+            ),
+            "409": _answer("This signature was delivered before (a replay); nothing was produced.", "ErrorBody"),
+            "413": _answer("The body is larger than `EVENTPULSE_WEBHOOKS_MAX_BODY_BYTES`.", "ErrorBody"),
+            "415": _answer("Not JSON, or a compressed body.", "ErrorBody"),
+            "422": _answer(
+                "The mapping does not apply (`unmappable`) or the mapped event is invalid (`invalid_event`);"
+                " `errors` says which field and why; dead-lettered.",
+                "ErrorBody",
+            ),
+            "429": _answer("The tenant's rate limit is exhausted.", "ErrorBody", {**RATE_HEADERS, **RETRY_AFTER}),
+            "503": _answer(
+                "Sources cannot be verified right now, or the broker did not acknowledge: resend after"
+                " Retry-After (the signature is not spent).",
+                "Unavailable",
+                RETRY_AFTER,
+            ),
+        },
+    }
+
+
 OPERATIONS: dict[RouteSpec, Callable[[GatewaySettings], dict[str, Any]]] = {
     table.EVENTS: submit_event,
     table.EVENTS_BATCH: submit_batch,
@@ -250,6 +321,7 @@ OPERATIONS: dict[RouteSpec, Callable[[GatewaySettings], dict[str, Any]]] = {
     table.STREAM_SSE: stream,
     table.SQL: sql,
     table.METRICS_QUERY: metrics_query,
+    table.WEBHOOKS: webhook,
 }
 """The operation of every documented route of `table.ROUTES`."""
 

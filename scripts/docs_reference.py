@@ -116,6 +116,8 @@ def _operation_markdown(path: str, method: str, op: dict[str, Any], doc_security
     if security:
         schemes = " or ".join(f"`{name}`" for item in security for name in item)
         out += [f"Authentication: an API key ({schemes}, see [Authentication](#authentication)).", ""]
+    elif op.get("x-authentication"):  # a route with its own scheme (the webhooks' signature)
+        out += [f"Authentication: {_text(op['x-authentication'])}.", ""]
     else:
         out += ["Authentication: none.", ""]
     if op.get("parameters"):
