@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LEGACY_PART = "all"
@@ -42,6 +42,7 @@ class ProcessPlace:
     index: int = 0
     count: int = 1
     max_processes: int = 64
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count <= self.max_processes:
@@ -49,6 +50,8 @@ class ProcessPlace:
                 f"process {self.index} of {self.count} does not fit max_processes={self.max_processes}"
                 " (EVENTPULSE_STREAM_MAX_FLOW_PROCESSES)"
             )
+        # `part_index` runs once per item routed to a sink: look positions up, do not sort each time.
+        object.__setattr__(self, "_positions", {part: n for n, part in enumerate(self.all_parts())})
 
     @property
     def part(self) -> str:
@@ -67,7 +70,7 @@ class ProcessPlace:
 
     def part_index(self, key: str) -> int:
         """``part_fn``: the position of partition ``key`` among `all_parts`."""
-        return self.all_parts().index(key)
+        return self._positions[key]
 
 
 def _argv_options(argv: Sequence[str]) -> tuple[int | None, str | None]:

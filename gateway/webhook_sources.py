@@ -12,7 +12,6 @@ is set, so a replay to any replica is refused; per process otherwise, and while 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from eventpulse.webhooks.mapping import Mapping
 from eventpulse.webhooks.secrets import SecretBox
 from eventpulse.webhooks.store import list_sources
 from gateway.metrics import GatewayMetrics
-from gateway.periodic import PeriodicTask
+from gateway.periodic import WarehouseMirror
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class LiveSource:
     mapping: Mapping
 
 
-class SourceCache:
+class SourceCache(WarehouseMirror):
     """Live webhook sources by name, reloaded in the background from the warehouse."""
 
     def __init__(
@@ -54,20 +53,10 @@ class SourceCache:
         max_stale_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client_factory = client_factory
+        super().__init__("webhook-source", client_factory, refresh_s, max_stale_s, clock)
         self._box_factory = box_factory
         self._box: SecretBox | None = None
-        self._client: Client | None = None
         self._sources: dict[str, LiveSource] = {}
-        self._max_stale_s = max_stale_s
-        self._clock = clock
-        self._loaded_at: float | None = None
-        self._refresher = PeriodicTask("webhook-source-refresh", refresh_s, self._reload_logged)
-        self.last_error: str | None = None
-
-    @property
-    def fresh(self) -> bool:
-        return self._loaded_at is not None and self._clock() - self._loaded_at <= self._max_stale_s
 
     def get(self, source: str) -> LiveSource | None:
         return self._sources.get(source)
@@ -75,13 +64,7 @@ class SourceCache:
     def reload(self) -> int:
         """Read every source now (blocking); returns how many are live. A source whose secret or
         mapping cannot be read is left out (and logged); the others keep working."""
-        if self._client is None:
-            self._client = self._client_factory()
-        try:
-            rows = [row for row in list_sources(self._client) if not row.revoked]
-        except Exception:
-            self._client = None
-            raise
+        rows = [row for row in self._read(list_sources) if not row.revoked]
         live: dict[str, LiveSource] = {}
         if rows and self._box is None:
             self._box = self._box_factory()  # raises SecretsUnavailable: no key, or no cryptography
@@ -91,30 +74,11 @@ class SourceCache:
                 live[row.source] = LiveSource(
                     row.source, row.tenant, self._box.decrypt(row.secret_encrypted), Mapping.parse(row.mapping)
                 )
-            except ValueError as exc:
-                log.warning("webhook source skipped", extra={"source": row.source, "error": str(exc)})
-            except RuntimeError as exc:  # SecretsUnavailable: a key that does not open this secret
+            except (ValueError, RuntimeError) as exc:  # a bad mapping; SecretsUnavailable: a key that does not open it
                 log.warning("webhook source skipped", extra={"source": row.source, "error": str(exc)})
         self._sources = live
-        self._loaded_at = self._clock()
-        self.last_error = None
+        self._loaded()
         return len(live)
-
-    async def start(self) -> None:
-        await self._reload_logged()
-        self._refresher.start()
-
-    async def stop(self) -> None:
-        await self._refresher.stop()
-        if self._client is not None:
-            self._client.close()
-
-    async def _reload_logged(self) -> None:
-        try:
-            await asyncio.to_thread(self.reload)
-        except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("webhook source reload failed", extra={"error": self.last_error})
 
 
 class ReplayGuard:

@@ -7,16 +7,24 @@ the worst window's breakdown of ``latency_error_anomalies``. A cell appended to 
 result frames (parquet) so the test can read them back from the kernel.
 """
 
+import random
 import statistics
+import time
+import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
+import orjson
 import polars as pl
 import pytest
 from nbclient import NotebookClient
 
-from tests.dashboards.conftest import Filled
+from devstack.traffic.generator import EventFactory, TrafficProfile
+from eventpulse.config.broker import BrokerSettings
+from tests.dashboards.conftest import Filled, create_topics, fresh_database
+from tests.support.pipeline import produce, run_flow_until_drained
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 RESULTS = {
@@ -199,18 +207,6 @@ def _fill_an_hour(warehouse_url: str, broker_bootstrap: str, log: Path, spike: b
     """An hour of steady traffic (3 tenants, ~160 events per tenant and minute) through the real flow;
     with ``spike``, one minute of one tenant six times slower with 40 % errors. Returns the filled
     database and the spike window's start (ms)."""
-    import random
-    import time
-    import uuid
-    from dataclasses import replace
-
-    import orjson
-
-    from devstack.traffic.generator import EventFactory, TrafficProfile
-    from eventpulse.config.broker import BrokerSettings
-    from tests.dashboards.conftest import create_topics, fresh_database
-    from tests.support.pipeline import produce, run_flow_until_drained
-
     warehouse = fresh_database(warehouse_url)
     topic = f"nb-events-{uuid.uuid4().hex[:8]}"
     broker = BrokerSettings(bootstrap=broker_bootstrap, events_topic=topic, dead_letter_topic=f"dead-{topic}")
