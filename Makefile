@@ -14,11 +14,12 @@ TEST_WORKERS ?= 2
 LOCK := requirements/dev.lock
 
 # Installs come from the committed, hashed lock (requirements/*.lock); `make upgrade` refreshes it.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) sdk/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r $(LOCK)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e sdk/python  # the client SDK (its one dependency, httpx, is in the lock)
 	touch $(STAMP)
 
 # The durable local broker's object store (s3rver, npm) from its committed lock; Node.js from Debian if missing.

@@ -14,6 +14,7 @@ whose page does no query (Streamlit's own cost). Results also go to
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -89,14 +90,14 @@ FROM numbers({n:UInt64})"""
 
 
 @contextmanager
-def local_server():
-    """A warehouse server on a free port over a temporary directory."""
+def local_server(keep: Path | None = None):
+    """A warehouse server on a free port over a temporary directory (or ``keep``, kept afterwards)."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
         argv = [sys.executable, "-m", "devstack.warehouse_server", "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen([*argv, "--path", f"{tmp}/data"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
@@ -114,9 +115,11 @@ def local_server():
             proc.wait(30)
 
 
-def fill(settings: WarehouseSettings, rate: float, hours: int) -> dict[str, int]:
-    """Write the day of aggregates (and the rest) the pages read; return row counts per table."""
-    client = create_client(settings, role="admin")
+def fill(settings: WarehouseSettings, rate: float, hours: int, raw_events: bool = True) -> dict[str, int]:
+    """Write the day of aggregates (and the rest) the pages read; return row counts per table.
+
+    ``raw_events=False`` skips the hour of raw events (the query API benchmark reads none)."""
+    client = create_client(settings.model_copy(update={"query_timeout_s": 3600.0}), role="admin")
     now = time.time()
     end_s = int(now) // 60 * 60 + 60
     start_s = end_s - hours * 3600
@@ -150,8 +153,8 @@ def fill(settings: WarehouseSettings, rate: float, hours: int) -> dict[str, int]
             },
             settings={"max_insert_threads": 2, "max_execution_time": 3600},
         )
-    raw = int(rate * 3600)
-    with tqdm(total=1, desc="raw events (1 h)") as bar:
+    raw = int(rate * 3600) if raw_events else 0
+    with tqdm(total=1, desc="raw events (1 h)", disable=not raw) as bar:
         client.command(
             _EVENTS,
             parameters={"start": _dt(end_s - 3600), "rate": int(rate), "n": raw},

@@ -29,6 +29,7 @@ With ``tail=False`` a partition ends at its end of log (librdkafka's partition E
 exact on Tansu even though its ListOffsets high watermark is not), so the flow finishes.
 """
 
+import contextlib
 import logging
 import time
 import uuid
@@ -48,6 +49,20 @@ log = logging.getLogger(__name__)
 
 OffsetReset = Literal["earliest", "latest"]
 _CONFIRM_S = 0.5  # an invalid position must hold this long, with nothing read, before a reset
+_LIST_RETRY_S = 30.0  # how long a listing may fail while the client's metadata catches up with the broker
+# Errors a just-restarted or just-recreated topic answers until the client's metadata is refreshed.
+_TRANSIENT_LISTING = frozenset(
+    {
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
 
 
 class PartitionState(NamedTuple):
@@ -90,6 +105,30 @@ class _Options:
     token_incarnation: bool
 
 
+def listed_watermarks(
+    consumer: Consumer, tp: TopicPartition, retry_s: float = _LIST_RETRY_S, pause_s: float = 0.25
+) -> tuple[int, int]:
+    """The broker's (low, high) watermarks of ``tp`` (ListOffsets), retried on transient errors.
+
+    Right after a broker restart (or a topic recreated) librdkafka's metadata may not know the
+    partition yet and answers ``_UNKNOWN_PARTITION``; that is not a reason to stop the flow. Any
+    other error, or a transient one that lasts longer than ``retry_s``, is raised."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in _TRANSIENT_LISTING or time.monotonic() >= deadline:
+                raise
+            log.warning("listing %s[%d] failed (%s); refreshing metadata and retrying", tp.topic, tp.partition, error)
+            time.sleep(pause_s)
+            with contextlib.suppress(KafkaException):
+                consumer.list_topics(tp.topic, timeout=5)  # a metadata request for the topic now
+
+
 def _generated_incarnation(topic_id: str | None) -> str:
     """A new incarnation id: the topic id (if any) plus a random suffix, unique per reset."""
     suffix = uuid.uuid4().hex[:16]
@@ -129,7 +168,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
         self._invalid_since: float | None = None
         self._broker_out_of_range = False
         if resume is None:
-            low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, _ = listed_watermarks(self._consumer, TopicPartition(topic, partition))
             self._start(max(low, 0), self._topic_id or _generated_incarnation(None), "start")
             self._validated = True
             return
@@ -158,7 +197,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceBatch, PartitionState]):
     def _reset(self, kind: str, low: int, high: int, detail: str) -> None:
         """Go to the ``offset_reset`` end of the log as a new incarnation, and record the incident."""
         tp = TopicPartition(self._topic, self._partition)
-        listed_low, listed_high = self._consumer.get_watermark_offsets(tp, timeout=10)
+        listed_low, listed_high = listed_watermarks(self._consumer, tp)
         cached_low, cached_high = self._consumer.get_watermark_offsets(tp, cached=True)
         # "latest": the exact end, i.e. the fetch responses' high watermark (Tansu's ListOffsets trails),
         # unless the topic was recreated: then the cached one may still be the old log's.

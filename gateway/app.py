@@ -27,6 +27,7 @@ from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
 from gateway.routes import health, query, stream, table
 from gateway.services import build_services
+from gateway.ws_ingest import WebSocketIngest
 
 _encode = msgspec.json.Encoder().encode
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         finally:
             await services.stop()
 
+    ingest = IngestHandlers(services)
     fallback = Starlette(
         routes=[
             Route(table.HEALTH.path, health.liveness, methods=[table.HEALTH.method]),
@@ -65,11 +67,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Route(table.SQL.path, query.sql, methods=[table.SQL.method]),
             Route(table.METRICS_QUERY.path, query.metrics_query, methods=[table.METRICS_QUERY.method]),
             WebSocketRoute(table.STREAM_WEBSOCKET.path, stream.websocket),
+            WebSocketRoute(table.INGEST_WEBSOCKET.path, WebSocketIngest(ingest)),
         ],
         lifespan=lifespan,
     )
     fallback.state.services = services
-    hot = IngestHandlers(services).routes()
+    hot = ingest.routes()
     app: Any = RequestContext(fallback, services.metrics, gw.log_requests, hot)
     if gw.cors_origins:
         app = CORSMiddleware(

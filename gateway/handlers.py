@@ -169,18 +169,18 @@ class IngestHandlers:
             try:
                 body = decompress(body, coding, self._max_batch_bytes, self._max_ratio)
             except EncodingRefused as exc:  # the whole body is one dead letter, as a malformed batch is
-                self._dead_letter(key.tenant, 0, _rejection(exc), exc.prefix or body, received_ms)
+                self.dead_letter(key.tenant, 0, _rejection(exc), exc.prefix or body, received_ms)
                 return await self._encoding_refused(send, exc, rid)
         submitted = decode_batch(body, kind, self._max_batch_events)
         if isinstance(submitted, BodyError):
             if submitted.status == 400:
                 why = Rejection(RejectReason.MALFORMED_JSON, None, submitted.detail)
-                self._dead_letter(key.tenant, 0, why, body, received_ms)
+                self.dead_letter(key.tenant, 0, why, body, received_ms)
             return await self._error(send, submitted.status, submitted.error, submitted.detail, rid)
         count = len(submitted)
         if not await bucket.admit(count):
             return await self._rate_limited(send, bucket.refusal(count), count, rid)
-        outcome = await self._ingest(key.tenant, submitted, received_ms)
+        outcome = await self.ingest(key.tenant, submitted, received_ms)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(send, outcome, rid)
         ids, errors, duplicates = outcome
@@ -189,10 +189,12 @@ class IngestHandlers:
         result = BatchResult(accepted, len(errors), duplicates, ids, errors)
         return await send_json(send, status, result, self._headers(bucket, rid))
 
-    async def _ingest(
+    async def ingest(
         self, tenant: str, submitted: Submitted, received_ms: int
     ) -> tuple[list[str | None], list[EventError], int] | Unavailable:
-        """Validate, dead-letter the rejects, produce the rest and wait for the broker's acks."""
+        """Validate, dead-letter the rejects, produce the rest and wait for the broker's acks.
+
+        The batch route's path, shared by the WebSocket route (`gateway.ws_ingest`)."""
         svc = self.svc
         checked = check(submitted, svc.parser, tenant, received_ms, self._max_event_bytes)
         ids: list[str | None] = [None] * len(submitted)
@@ -251,13 +253,13 @@ class IngestHandlers:
         detail = f"the broker did not acknowledge {len(failed)} event(s): {report.error}"
         return Unavailable("broker_unavailable", detail, self._retry_after, not_accepted, accepted)
 
-    def _dead_letter(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
+    def dead_letter(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
         self.svc.dead_letters.add(f"gateway:{request_id.get()}:{index}", tenant, why, payload_text(sent), received_ms)
 
     def _reject(self, tenant: str, index: int, why: Rejection, sent: Any, received_ms: int) -> None:
         """A refused event, single or in a batch, is counted by reason and dead-lettered alike."""
         self.svc.metrics.events_rejected[why.reason.value] += 1
-        self._dead_letter(tenant, index, why, sent, received_ms)
+        self.dead_letter(tenant, index, why, sent, received_ms)
 
     async def _invalid(self, send: Any, why: Rejection, bucket: Bucket, rid: Rid) -> int:
         """422 for a single refused event."""

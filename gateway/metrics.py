@@ -27,15 +27,30 @@ class GatewayMetrics:
         self.rate_limit_leases = 0
         self.rate_limit_fail_open_events = 0
         self.idempotency_fail_open = 0
+        # Query API: answers from the cache (of them, from Redis), run on the warehouse, never cacheable.
+        self.query_cache_hits = 0
+        self.query_cache_shared_hits = 0
+        self.query_cache_misses = 0
+        self.query_cache_bypassed = 0
+        self.queries_rate_limited = 0
         self._produce_latency_s: deque[float] = deque(maxlen=window)
         # observe_produce(seconds): called once per request, so the deque's own append (no Python frame).
         self.observe_produce = self._produce_latency_s.append
+        self._query_hit_s: deque[float] = deque(maxlen=window)
+        self._query_miss_s: deque[float] = deque(maxlen=window)
+        self.observe_query_hit = self._query_hit_s.append
+        self.observe_query_miss = self._query_miss_s.append
 
     def produce_quantiles_ms(self) -> dict[str, float | None]:
-        if not self._produce_latency_s:
-            return {"p50": None, "p95": None, "p99": None}
-        values = np.quantile(np.fromiter(self._produce_latency_s, float), _QUANTILES) * 1000
-        return {"p50": round(float(values[0]), 3), "p95": round(float(values[1]), 3), "p99": round(float(values[2]), 3)}
+        return _quantiles_ms(self._produce_latency_s)
+
+    def query_latency_ms(self) -> dict[str, dict[str, float | None]]:
+        """Query API answer times (from the service's view: scoping, cache, warehouse), hits and misses."""
+        return {"hit": _quantiles_ms(self._query_hit_s), "miss": _quantiles_ms(self._query_miss_s)}
+
+    def query_cache_hit_ratio(self) -> float | None:
+        looked_up = self.query_cache_hits + self.query_cache_misses
+        return round(self.query_cache_hits / looked_up, 4) if looked_up else None
 
     def snapshot(self, **gauges: int) -> dict:
         return {
@@ -54,6 +69,13 @@ class GatewayMetrics:
             "rate_limit_fail_open_events": self.rate_limit_fail_open_events,
             "idempotency_fail_open": self.idempotency_fail_open,
             "produce_latency_ms": self.produce_quantiles_ms(),
+            "query_cache_hits": self.query_cache_hits,
+            "query_cache_shared_hits": self.query_cache_shared_hits,
+            "query_cache_misses": self.query_cache_misses,
+            "query_cache_bypassed": self.query_cache_bypassed,
+            "query_cache_hit_ratio": self.query_cache_hit_ratio(),
+            "queries_rate_limited": self.queries_rate_limited,
+            "query_latency_ms": self.query_latency_ms(),
             **gauges,
         }
 
@@ -143,6 +165,42 @@ class GatewayMetrics:
                 if quantiles[k] is not None
             ],
         )
+        metric(
+            "eventpulse_gateway_query_cache_total",
+            "counter",
+            "Query API answers by cache outcome (hit includes shared: answered from Redis).",
+            [
+                ('{result="hit"}', self.query_cache_hits),
+                ('{result="shared"}', self.query_cache_shared_hits),
+                ('{result="miss"}', self.query_cache_misses),
+                ('{result="bypassed"}', self.query_cache_bypassed),
+            ],
+        )
+        metric(
+            "eventpulse_gateway_queries_rate_limited_total",
+            "counter",
+            "Query API requests refused with 429 (the key's query bucket was empty).",
+            [("", self.queries_rate_limited)],
+        )
+        latency = self.query_latency_ms()
+        metric(
+            "eventpulse_gateway_query_latency_ms",
+            "summary",
+            "Query API answer time by cache outcome (recent window).",
+            [
+                (f'{{cache="{outcome}",quantile="{q}"}}', values[k])
+                for outcome, values in latency.items()
+                for q, k in zip(_QUANTILES, ("p50", "p95", "p99"), strict=True)
+                if values[k] is not None
+            ],
+        )
         for name, value in sorted(gauges.items()):
             metric(f"eventpulse_gateway_{name}", "gauge", name.replace("_", " ").capitalize() + ".", [("", value)])
         return "\n".join(lines) + "\n"
+
+
+def _quantiles_ms(samples: deque[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p95": None, "p99": None}
+    values = np.quantile(np.fromiter(samples, float), _QUANTILES) * 1000
+    return {"p50": round(float(values[0]), 3), "p95": round(float(values[1]), 3), "p99": round(float(values[2]), 3)}

@@ -1,17 +1,19 @@
-"""The query API's engine: tenant-scoped SQL and metric series, cached briefly, limited per key.
+"""The query API's engine: tenant-scoped SQL and metric series, cached by data freshness, limited per key.
 
 Every query runs through the scoped read path (`eventpulse.access.scoped_sql`) as the
-warehouse's reader, scoped to the key's tenant whatever the SQL or the parameters say. Results
-are kept in an in-process cache for ``query_cache_ttl_s`` (the stream's provisional windows are
-re-emitted about every second, so older answers would be stale); each key has its own token
-bucket of queries (``query_rate_per_s``, ``query_burst``).
+warehouse's reader, scoped to the key's tenant whatever the SQL or the parameters say; the
+rewrite of each SQL text is remembered, so repeated queries are not parsed again. Answers are
+cached by the data version of the tables they read (`gateway.query_cache`), in the process and,
+with Redis, across replicas. Each key has its own token bucket of queries (``query_rate_per_s``,
+``query_burst``), in Redis when it is configured (`gateway.shared_rate_limit`), so the limit holds
+across replicas.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,10 +21,13 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from eventpulse.access.scoped_sql import Scope, ScopedReader
+from eventpulse.access.scoped_sql import Scope, ScopedQuery, ScopedReader
 from eventpulse.aggregation.spec import ALL
+from eventpulse.cache.query_cache import data_version, moves_with_clock
 from eventpulse.config.access import AccessSettings
-from gateway.rate_limit import TokenBucket
+from gateway.metrics import GatewayMetrics
+from gateway.query_cache import ResultCache
+from gateway.rate_limit import Decision, Limiter
 
 METRICS: dict[str, str] = {
     "event_count": "sum(event_count)",
@@ -105,32 +110,6 @@ class QueryAnswer:
     elapsed_ms: float
 
 
-class _TtlCache:
-    """A small LRU whose entries expire after ``ttl_s`` (one lock: hits are a dict lookup)."""
-
-    def __init__(self, ttl_s: float, entries: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl, self._entries, self._clock = ttl_s, entries, clock
-        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any | None:
-        with self._lock:
-            found = self._data.get(key)
-            if found is None or self._clock() - found[0] > self._ttl:
-                return None
-            self._data.move_to_end(key)
-            return found[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        if self._ttl <= 0:
-            return
-        with self._lock:
-            self._data[key] = (self._clock(), value)
-            self._data.move_to_end(key)
-            while len(self._data) > self._entries:
-                self._data.popitem(last=False)
-
-
 class QueryService:
     """Runs the query API's queries for one tenant at a time (clients are thread-safe per call)."""
 
@@ -139,30 +118,31 @@ class QueryService:
         client_factory: Callable[[], Client],
         limits: AccessSettings,
         *,
-        cache_ttl_s: float,
-        cache_entries: int,
+        cache: ResultCache,
+        limiter: Limiter,
         rate_per_s: float,
         burst: int,
+        metrics: GatewayMetrics,
         window_lengths: Sequence[int] = (60,),
         max_buckets: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = client_factory
         self._limits = limits
         self._reader: ScopedReader | None = None
-        self._cache = _TtlCache(cache_ttl_s, cache_entries, clock)
-        self._rate, self._burst, self._clock = rate_per_s, burst, clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self.cache = cache
+        self._limiter, self._rate, self._burst = limiter, rate_per_s, burst
+        self._metrics = metrics
         self._lock = threading.Lock()
         self.max_buckets = max_buckets
         self._windows = sorted(set(window_lengths))
 
-    def allow(self, key_id: str) -> bool:
-        """Charge one query to ``key_id``'s bucket (called on the event loop)."""
-        bucket = self._buckets.get(key_id)
-        if bucket is None:
-            bucket = self._buckets[key_id] = TokenBucket(self._rate, self._burst, self._clock)
-        return bucket.take(1)
+    async def admit(self, key_id: str) -> Decision | None:
+        """Charge one query to ``key_id``'s bucket: None if admitted, else the refusal (for 429)."""
+        bucket = self._limiter.bucket(f"key:{key_id}", self._rate, self._burst)
+        if await bucket.admit(1):
+            return None
+        self._metrics.queries_rate_limited += 1
+        return bucket.refusal(1)
 
     def reader(self) -> ScopedReader:
         with self._lock:
@@ -171,46 +151,71 @@ class QueryService:
                 self._reader = ScopedReader(client, client.database or "default", self._limits)
             return self._reader
 
-    def sql(self, tenant: str, sql: str, params: Mapping[str, Any] | None = None) -> QueryAnswer:
-        """Free SQL for ``tenant`` (raises `eventpulse.access.statements.Refused` or a driver error)."""
-        return self._run(tenant, sql, dict(params or {}))
-
     def metric_sql(self, query: MetricQuery) -> tuple[str, dict[str, Any]]:
         """The SQL of a metric query (raises `BadQuery`), over the longest window dividing its buckets."""
         query.validate(self.max_buckets)
         fitting = [w for w in self._windows if query.granularity_s % w == 0] or self._windows[:1]
         return replace(query, window_s=fitting[-1]).sql()
 
-    def metric(self, tenant: str, query: MetricQuery) -> QueryAnswer:
-        return self._run(tenant, *self.metric_sql(query))
+    def peek(self, tenant: str, sql: str, params: Mapping[str, Any]) -> QueryAnswer | None:
+        """A cached answer from this process's memory only, or None (never blocks: call it on the
+        event loop; it raises `Refused` for a statement refused before)."""
+        started = time.perf_counter()
+        reader, scope = self._reader, Scope.of(tenant)
+        if reader is None or not self.cache.enabled or moves_with_clock(sql):
+            return None
+        scoped = reader.scoped_if_known(sql, scope, params)
+        if scoped is None:
+            return None
+        version = self.cache.peek_version(scoped.tables)
+        if version is None:
+            return None
+        hit = self.cache.peek(self.cache.key((tenant,), sql, dict(params), version))
+        return None if hit is None else self._hit(hit, started)
 
-    def cached(self, tenant: str, sql: str, params: Mapping[str, Any]) -> QueryAnswer | None:
-        """A cached answer, without touching the warehouse (cheap: call it on the event loop)."""
-        hit = self._cache.get(_cache_key(tenant, sql, dict(params)))
-        return None if hit is None else QueryAnswer(hit[0], hit[1], True, 0.0)
+    async def answer(self, tenant: str, sql: str, params: Mapping[str, Any] | None = None) -> QueryAnswer:
+        """The answer for ``tenant``: cached when the data did not change, else run (raises
+        `eventpulse.access.statements.Refused` or a driver error)."""
+        started = time.perf_counter()
+        params, scope = dict(params or {}), Scope.of(tenant)
+        reader = self._reader
+        if reader is None:
+            reader = await asyncio.to_thread(self.reader)
+        scoped = reader.scoped_if_known(sql, scope, params)
+        if scoped is None:
+            scoped = await asyncio.to_thread(reader.scoped, sql, scope, params)
+        if not self.cache.enabled or moves_with_clock(sql):
+            self._metrics.query_cache_bypassed += 1
+            return self._missed(await asyncio.to_thread(self._run, reader, scoped), started)
+        version = await self.cache.version(scoped.tables, lambda tables: data_version(reader.client, list(tables)))
+        key = self.cache.key((tenant,), sql, params, version)
+        hit = await self.cache.get(key)
+        if hit is not None:
+            return self._hit(hit, started)
+        answer = await asyncio.to_thread(self._run, reader, scoped)
+        await self.cache.put(key, answer)
+        self._metrics.query_cache_misses += 1
+        return self._missed(answer, started)
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.client.close()
 
-    def _run(self, tenant: str, sql: str, params: dict[str, Any]) -> QueryAnswer:
-        started = time.perf_counter()
-        key = _cache_key(tenant, sql, params)
-        hit = self._cache.get(key)
-        if hit is not None:
-            columns, rows = hit
-            return QueryAnswer(columns, rows, True, (time.perf_counter() - started) * 1000)
-        reader = self.reader()
-        scoped = reader.scoped(sql, Scope.of(tenant), params)
+    def _hit(self, hit: tuple[list[str], list[list[Any]]], started: float) -> QueryAnswer:
+        elapsed = time.perf_counter() - started
+        self._metrics.query_cache_hits += 1
+        self._metrics.observe_query_hit(elapsed)
+        return QueryAnswer(hit[0], hit[1], True, elapsed * 1000)
+
+    def _missed(self, answer: tuple[list[str], list[list[Any]]], started: float) -> QueryAnswer:
+        elapsed = time.perf_counter() - started
+        self._metrics.observe_query_miss(elapsed)
+        return QueryAnswer(answer[0], answer[1], False, elapsed * 1000)
+
+    @staticmethod
+    def _run(reader: ScopedReader, scoped: ScopedQuery) -> tuple[list[str], list[list[Any]]]:
         result = reader.client.query(scoped.sql, parameters=scoped.params, settings=reader.settings())
-        columns = list(result.column_names)
-        rows = [[_plain(value) for value in row] for row in result.result_rows]
-        self._cache.put(key, (columns, rows))
-        return QueryAnswer(columns, rows, False, (time.perf_counter() - started) * 1000)
-
-
-def _cache_key(tenant: str, sql: str, params: dict[str, Any]) -> tuple:
-    return (tenant, sql, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        return list(result.column_names), [[_plain(value) for value in row] for row in result.result_rows]
 
 
 def _plain(value: Any) -> Any:

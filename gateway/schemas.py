@@ -109,6 +109,14 @@ class MetricsSnapshot(msgspec.Struct):
     dead_letters_dropped: int
     stream_subscribers: int
     shared_state_up: int
+    # Query API (gateway/query_cache.py): answers from the cache (shared: from Redis), run, never cacheable.
+    query_cache_hits: int = 0
+    query_cache_shared_hits: int = 0
+    query_cache_misses: int = 0
+    query_cache_bypassed: int = 0
+    query_cache_hit_ratio: float | None = None
+    queries_rate_limited: int = 0
+    query_latency_ms: dict[str, ProduceLatency] = {}
 
 
 class WindowRow(msgspec.Struct):

@@ -128,6 +128,10 @@ def uvicorn_options(gw: GatewaySettings) -> dict[str, Any]:
         "http": protocol_factory(gw.header_timeout_s, gw.body_timeout_s),
         "limit_concurrency": gw.max_connections or None,
         "timeout_keep_alive": gw.keep_alive_s,
+        # WebSockets: the protocol that reads one message per receive (the /ws/ingest backpressure relies
+        # on it, see gateway/ws_ingest.py); a message is at most a batch request's size (else close 1009).
+        "ws": "websockets-sansio",
+        "ws_max_size": gw.max_batch_bytes,
         **tls,
     }
 

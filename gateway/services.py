@@ -20,12 +20,13 @@ from gateway.live_feed import StreamHub
 from gateway.metrics import GatewayMetrics
 from gateway.producer import AckingProducer
 from gateway.query import QueryService
+from gateway.query_cache import ResultCache
 from gateway.rate_limit import Limiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
 from gateway.runtime import tune_gc
 from gateway.shared_recent_ids import SharedRecentIds
-from gateway.shared_state import build_limiter, build_recent_ids, shared_state
+from gateway.shared_state import build_limiter, build_query_limiter, build_recent_ids, shared_state
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,19 @@ def build_services(settings: Settings) -> GatewayServices:
         query=QueryService(
             reader_client,
             settings.access,
-            cache_ttl_s=gw.query_cache_ttl_s,
-            cache_entries=gw.query_cache_entries,
+            cache=ResultCache(
+                redis,
+                prefix=settings.redis.key_prefix,
+                ttl_s=gw.query_cache_ttl_s,
+                version_s=gw.query_cache_version_s,
+                entries=gw.query_cache_entries,
+                retry_s=settings.redis.retry_s,
+                metrics=metrics,
+            ),
+            limiter=build_query_limiter(settings, redis, metrics),
             rate_per_s=gw.query_rate_per_s,
             burst=gw.query_burst,
+            metrics=metrics,
             window_lengths=[w for w in settings.stream.window_seconds],
         ),
         metrics=metrics,

@@ -38,6 +38,24 @@ def build_limiter(settings: Settings, redis: Any | None, metrics: GatewayMetrics
     )
 
 
+def build_query_limiter(settings: Settings, redis: Any | None, metrics: GatewayMetrics) -> Limiter:
+    """Per-key query buckets (``query_rate_per_s``, ``query_burst``): in Redis when it is set (one
+    bucket per key for every replica, under ``<prefix>qrl:``), else per process."""
+    gw = settings.gateway
+    if redis is None:
+        return TenantLimiter(gw.query_rate_per_s, gw.query_burst)
+    return SharedLimiter(
+        redis,
+        prefix=f"{settings.redis.key_prefix}q",
+        rate_per_s=gw.query_rate_per_s,
+        burst=gw.query_burst,
+        lease_s=gw.rate_limit_lease_s,
+        lease_max=gw.rate_limit_lease_max,
+        retry_s=settings.redis.retry_s,
+        metrics=metrics,
+    )
+
+
 def build_recent_ids(settings: Settings, redis: Any | None, metrics: GatewayMetrics) -> RecentIds | SharedRecentIds:
     gw = settings.gateway
     local = RecentIds(gw.recent_ids_ttl_s, gw.recent_ids_per_tenant)

@@ -174,6 +174,9 @@ def api_markdown(doc: dict[str, Any]) -> str:
         "",
         _text(info.get("description", "")),
         "",
+        "WebSocket ingestion, `/ws/ingest`, is outside OpenAPI 3.1 (no WebSocket operations): its protocol "
+        "is in [WebSocket ingestion](../operations/websocket-ingest.md).",
+        "",
         "## Endpoints",
         "",
         "| method | path | summary |",

@@ -97,6 +97,7 @@ class WarehouseApp:
         self._grants = Grants(engine.table_functions)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="chdb")
         self._pool = ConnectionPool(engine, max_idle=workers)
+        self._readonly_pool = ConnectionPool(engine, max_idle=workers)  # connections that have readonly=2
         self._sessions = Sessions(engine)
         self._insert_batch = insert_batch_bytes
         self._max_query = max_query_bytes
@@ -106,6 +107,7 @@ class WarehouseApp:
         """Wait for running engine calls, then close every connection."""
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._pool.close()
+        self._readonly_pool.close()
         self._sessions.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,7 +187,10 @@ class WarehouseApp:
 
     async def _lease(self, principal: Principal, options: RequestOptions, settings: dict[str, str]) -> _Lease:
         self._sessions.expire()
-        if "readonly" in settings:  # cannot be undone on a connection: use a throwaway one
+        if settings.get("readonly") == "2":  # cannot be undone, but other settings still change
+            pooled = self._readonly_pool.lease()
+            return _Lease(pooled, lambda: self._readonly_pool.release(pooled))
+        if "readonly" in settings:  # readonly=1 cannot be undone, nor any setting changed: a throwaway one
             conn = self.engine.connect()
             conn.reusable = False
             return _Lease(conn, conn.close)

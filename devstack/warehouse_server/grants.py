@@ -14,9 +14,16 @@ classification might miss. Rules (`eventpulse.access.declaration`):
   drops and ``DELETE`` mutations on tables other than keys, users and the migration ledger;
   never DDL;
 - admin: anything else.
+
+Verdicts are kept per (role, statement text), so a client that sends the same statement with
+other bound parameters (dashboards, the query API, the gateway's key reloads) is not parsed
+again: sqlglot costs milliseconds of CPU per statement, more than chDB needs for many queries.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 from sqlglot import exp
 
@@ -40,11 +47,15 @@ from eventpulse.access.statements import (
     written_tables,
 )
 
+_CACHED_TEXT = 16 << 10
+"""Longer statements (inserts with inline values) are classified every time, not remembered."""
+
 
 class Grants:
-    """The rules above for one engine, whose table functions it knows (``system.table_functions``)."""
+    """The rules above for one engine, whose table functions it knows (``system.table_functions``);
+    the last ``verdicts`` verdicts are remembered."""
 
-    def __init__(self, engine_table_functions: frozenset[str]) -> None:
+    def __init__(self, engine_table_functions: frozenset[str], verdicts: int = 4096) -> None:
         unsafe = engine_table_functions - SAFE_TABLE_FUNCTIONS
         # admin keeps Merge/Dictionary/View (table engines and DDL share those names)
         self._refused: dict[Role, frozenset[str]] = {
@@ -52,11 +63,31 @@ class Grants:
             "writer": HOST_ACCESS_FUNCTIONS | CROSS_TABLE_FUNCTIONS | unsafe,
             "reader": HOST_ACCESS_FUNCTIONS | CROSS_TABLE_FUNCTIONS | unsafe,
         }
+        self._verdicts: OrderedDict[tuple[Role, str], Refused | None] = OrderedDict()
+        self._max_verdicts = verdicts
+        self._lock = threading.Lock()  # called from the server's engine threads
 
     def authorize(self, role: Role, user: str, sql: str) -> None:
         """Raise `ClickHouseError` unless ``user`` (of ``role``) may run ``sql`` (the statement
         without inline insert data)."""
-        authorize(role, user, sql, self._refused[role])
+        key = (role, sql)
+        with self._lock:
+            known = key in self._verdicts
+            verdict = self._verdicts.get(key)
+            if known:
+                self._verdicts.move_to_end(key)
+        if not known:
+            try:
+                _authorize(role, sql, self._refused[role])
+            except Refused as refusal:
+                verdict = refusal
+            if len(sql) <= _CACHED_TEXT:
+                with self._lock:
+                    self._verdicts[key] = verdict
+                    while len(self._verdicts) > self._max_verdicts:
+                        self._verdicts.popitem(last=False)
+        if verdict is not None:
+            raise _refusal(verdict, user)
 
 
 def authorize(role: Role, user: str, sql: str, refused_functions: frozenset[str] = HOST_ACCESS_FUNCTIONS) -> None:
@@ -67,10 +98,14 @@ def authorize(role: Role, user: str, sql: str, refused_functions: frozenset[str]
     try:
         _authorize(role, sql, refused_functions)
     except Refused as refusal:
-        message = refusal.message
-        if refusal.code in (ACCESS_DENIED, READONLY):
-            message = f"{user}: {message}"
-        raise ClickHouseError(refusal.code, message, refusal.name) from None
+        raise _refusal(refusal, user) from None
+
+
+def _refusal(refusal: Refused, user: str) -> ClickHouseError:
+    message = refusal.message
+    if refusal.code in (ACCESS_DENIED, READONLY):
+        message = f"{user}: {message}"
+    return ClickHouseError(refusal.code, message, refusal.name)
 
 
 def _authorize(role: Role, sql: str, refused_functions: frozenset[str]) -> None:

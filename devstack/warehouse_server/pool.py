@@ -6,7 +6,10 @@ temporary tables persist between them as with ClickHouse (clickhouse-connect sen
 id by default); a session expires ``session_timeout`` seconds after its last request, and a
 request arriving while its session is busy waits up to two seconds, then is refused with
 ``SESSION_IS_LOCKED`` as ClickHouse refuses concurrent requests in one session.
-A request whose effects cannot be undone (``readonly``) runs on a throwaway connection.
+``readonly`` cannot be undone on a connection: requests with ``readonly=2`` (every reader's, and
+every GET) lease from a pool of their own, whose connections all have it on (they still change
+the other settings per request); ``readonly=1`` forbids changing any setting afterwards, so
+such a request runs on a throwaway connection.
 
 Both registries are used from the event loop's thread only, so they need no locks.
 """

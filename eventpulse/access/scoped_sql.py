@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,9 +114,7 @@ def scope_sql(
     tenant_column: str = "tenant",
 ) -> ScopedQuery:
     """``sql`` rewritten so that it reads only ``scope``'s rows of ``schema``, or `Refused`."""
-    params = dict(params or {})
-    if reserved := [name for name in params if name.startswith(_RESERVED_PREFIX)]:
-        raise Refused(ACCESS_DENIED, f"Parameter names starting with {_RESERVED_PREFIX!r} are reserved: {reserved}")
+    params = _caller_params(params)
     parsed = parse(sql.strip().rstrip(";"))
     check_tokens(parsed.tokens, HOST_ACCESS_FUNCTIONS | CROSS_TABLE_FUNCTIONS)
     if name := referenced(parsed, SECRET_TABLES):
@@ -131,6 +130,23 @@ def scope_sql(
     if scope.tenants is not None:
         params[TENANTS_PARAM] = list(scope.tenants)
     return ScopedQuery(scoped.sql(dialect=DIALECT), params, tuple(sorted(rewriter.filtered)))
+
+
+def _bind(plan: ScopedQuery | Refused, scope: Scope, params: dict[str, Any]) -> ScopedQuery:
+    """A remembered rewrite with this call's parameters and tenants (or its refusal, raised)."""
+    if isinstance(plan, Refused):
+        raise Refused(plan.code, plan.message)
+    if scope.tenants is not None:
+        params[TENANTS_PARAM] = list(scope.tenants)
+    return ScopedQuery(plan.sql, params, plan.tables)
+
+
+def _caller_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of the caller's parameters; names with the reserved prefix are refused."""
+    params = dict(params or {})
+    if reserved := [name for name in params if name.startswith(_RESERVED_PREFIX)]:
+        raise Refused(ACCESS_DENIED, f"Parameter names starting with {_RESERVED_PREFIX!r} are reserved: {reserved}")
+    return params
 
 
 def _refuse_clauses(tree: exp.Expression) -> None:
@@ -235,6 +251,13 @@ class ScopedReader:
 
     The schema (which tables carry a tenant column) is read from ``system.columns`` and kept
     for ``schema_ttl_s`` seconds, so tables added by later migrations are picked up.
+
+    Rewrites are kept per SQL text (``plans`` of them, least recently used dropped first, all
+    dropped when the schema is read again): parsing and printing with sqlglot costs ~5-30 ms of
+    CPU per statement, more than the warehouse needs for a dashboard query, and the query API
+    and the dashboards send the same few texts with different bound parameters. A rewrite does
+    not depend on which tenants the scope names (they are a bound parameter), only on whether
+    it names any; refusals are kept too, so a repeated refused statement is not parsed again.
     """
 
     def __init__(
@@ -244,6 +267,7 @@ class ScopedReader:
         limits: AccessSettings | None = None,
         *,
         schema_ttl_s: float = 60.0,
+        plans: int = 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -253,24 +277,60 @@ class ScopedReader:
         self._clock = clock
         self._schema: tuple[float, Schema] | None = None
         self._lock = threading.Lock()
+        self._plans: OrderedDict[tuple[str, bool], ScopedQuery | Refused] = OrderedDict()
+        self._max_plans = plans
+        self.plan_hits = self.plan_misses = 0
 
     def schema(self) -> Schema:
         with self._lock:
             now = self._clock()
             if self._schema is None or now - self._schema[0] > self._ttl:
                 self._schema = (now, Schema.load(self.client, self.database))
+                self._plans.clear()
             return self._schema[1]
+
+    def scoped_if_known(self, sql: str, scope: Scope, params: Mapping[str, Any] | None = None) -> ScopedQuery | None:
+        """`scoped` if its rewrite is remembered and the schema is current, else None: never
+        parses nor reads the schema, so an event loop may call it."""
+        params = _caller_params(params)
+        with self._lock:
+            if self._schema is None or self._clock() - self._schema[0] > self._ttl:
+                return None
+            plan = self._plan((sql, scope.tenants is None))
+        return None if plan is None else _bind(plan, scope, params)
+
+    def _plan(self, key: tuple[str, bool]) -> ScopedQuery | Refused | None:
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            self.plan_hits += 1
+        return plan
 
     def scoped(self, sql: str, scope: Scope, params: Mapping[str, Any] | None = None) -> ScopedQuery:
         """``sql`` rewritten for ``scope`` (or `Refused`), without running it."""
-        return scope_sql(
-            sql,
-            scope,
-            self.schema(),
-            params=params,
-            system_tables=self.limits.system_tables,
-            tenant_column=self.limits.tenant_column,
-        )
+        params = _caller_params(params)
+        schema = self.schema()
+        key = (sql, scope.tenants is None)
+        with self._lock:
+            plan = self._plan(key)
+        if plan is None:
+            try:
+                plan = scope_sql(
+                    sql,
+                    scope,
+                    schema,
+                    system_tables=self.limits.system_tables,
+                    tenant_column=self.limits.tenant_column,
+                )
+            except Refused as refusal:
+                plan = refusal
+            with self._lock:
+                self.plan_misses += 1
+                if self._schema is not None and self._schema[1] is schema:  # not read again meanwhile
+                    self._plans[key] = plan
+                    while len(self._plans) > self._max_plans:
+                        self._plans.popitem(last=False)
+        return _bind(plan, scope, params)
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         return scoped_settings(self.limits, **overrides)

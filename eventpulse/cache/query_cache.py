@@ -43,13 +43,25 @@ _VERSION_SQL = """
     GROUP BY table ORDER BY table"""
 
 
+def moves_with_clock(sql: str) -> bool:
+    """Whether the answer of ``sql`` may change without the data changing (``now()``, ``rand()``...)."""
+    return _CLOCK.search(sql) is not None
+
+
+def data_version(client: Client, tables: list[str]) -> str:
+    """The data version of ``tables`` of the client's database: their active parts' count, rows,
+    highest block number and data version (every insert, merge or mutation changes it)."""
+    rows = client.query(_VERSION_SQL, parameters={"tables": tables}).result_rows
+    return orjson.dumps([list(map(str, row)) for row in rows]).decode()
+
+
 def tables_read(sql: str) -> list[str] | None:
     """The tables ``sql`` reads, or None when it is not cacheable: it reads something else
     (``system.*``, another database, a table function) or its answer moves with the clock
     (``now()``, ``today()``, ``rand()``) rather than with the data. A name that is no table (a
     CTE's) has no parts and adds nothing to the version."""
     names = _TABLES.findall(sql)
-    if not names or any("." in name for name in names) or _TABLE_FUNCTION.search(sql) or _CLOCK.search(sql):
+    if not names or any("." in name for name in names) or _TABLE_FUNCTION.search(sql) or moves_with_clock(sql):
         return None
     return sorted(set(names))
 
@@ -110,8 +122,7 @@ class QueryCache:
 
     @staticmethod
     def _probe(client: Client, tables: list[str]) -> str:
-        rows = client.query(_VERSION_SQL, parameters={"tables": tables}).result_rows
-        return orjson.dumps([list(map(str, row)) for row in rows]).decode()
+        return data_version(client, tables)
 
     def frame(self, client: Client, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> pl.DataFrame:
         started = time.perf_counter()

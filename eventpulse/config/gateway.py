@@ -77,13 +77,41 @@ class GatewaySettings(Section):
         description="A compressed body (Content-Encoding gzip, zstd, deflate) may decompress to at most this many"
         " times its size (and never past the route's byte limit); more is refused with 413 as a decompression bomb.",
     )
+    # WebSocket ingestion (/ws/ingest, see gateway/ws_ingest.py).
+    ws_max_unacked: int = Field(
+        10_000,
+        gt=0,
+        description="WebSocket ingest: events of one connection read and not yet answered (waiting for the broker, or"
+        " for the client to read its answers). While this many wait the next frame is not read, so a client that"
+        " sends faster than the broker acknowledges, or that does not read its acks, is paused (TCP backpressure).",
+    )
+    ws_max_connections: int = Field(
+        1024,
+        ge=0,
+        description="WebSocket ingest connections served at once per process; the handshake of one more is refused"
+        " with 503 and Retry-After. 0: no limit of its own (max_connections still counts them).",
+    )
+    ws_max_connections_per_tenant: int = Field(
+        64,
+        ge=0,
+        description="WebSocket ingest connections per tenant and process; one more is refused with 429. 0: no limit.",
+    )
     # Query API (/api/sql, /api/metrics/query).
     query_rate_per_s: float = Field(20.0, gt=0, description="Queries per second per read key (token bucket refill).")
     query_burst: int = Field(40, gt=0, description="Query bucket size per read key.")
     query_cache_ttl_s: float = Field(
-        1.0, ge=0, description="Seconds a query API answer is reused (the stream re-emits windows about every second)."
+        300.0,
+        ge=0,
+        description="Seconds a query API answer is kept while its data does not change (answers of changed data"
+        " are never served: the key holds the data version); 0: no cache.",
     )
-    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in the cache.")
+    query_cache_version_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds the data version of a table set (system.parts) is reused before it is read again:"
+        " new rows show in cached answers within this long; 0: read it on every query (exact).",
+    )
+    query_cache_entries: int = Field(1024, gt=0, description="Query API answers kept in each process's cache.")
     # HTTP connections (see gateway/server.py).
     header_timeout_s: float = Field(
         10.0,

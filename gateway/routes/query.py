@@ -7,7 +7,6 @@ query bucket is empty; ``400`` for a query the scoped path refuses or the wareho
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import msgspec
@@ -25,7 +24,7 @@ from gateway.schemas import ErrorBody, QueryResult, SqlRequest, Unavailable
 _decode_sql = msgspec.json.Decoder(SqlRequest)
 
 
-def _authorized(request: Request) -> ApiKey | Response:
+async def _authorized(request: Request) -> ApiKey | Response:
     key = services(request).keys.authenticate(key_from_headers(request.scope["headers"]), SCOPE_READ)
     if isinstance(key, AuthFailure):
         if key.status == 503:
@@ -33,8 +32,10 @@ def _authorized(request: Request) -> ApiKey | Response:
             return json_response(Unavailable(key.error, key.detail, retry), 503, {"Retry-After": str(retry)})
         headers = {"WWW-Authenticate": 'Bearer realm="eventpulse"'} if key.status == 401 else None
         return json_response(ErrorBody(key.error, key.detail), key.status, headers)
-    if not services(request).query.allow(key.key_id):
-        return json_response(ErrorBody("rate_limited", "too many queries for this key"), 429, {"Retry-After": "1"})
+    refusal = await services(request).query.admit(key.key_id)
+    if refusal is not None:
+        headers = {name.decode(): value.decode() for name, value in refusal.headers()}
+        return json_response(ErrorBody("rate_limited", "too many queries for this key"), 429, headers)
     return key
 
 
@@ -44,13 +45,12 @@ def _answer(answer: QueryAnswer) -> Response:
 
 
 async def _run(request: Request, tenant: str, sql: str, params: dict) -> Response:
-    """A cached answer straight from the event loop; otherwise the query, in a worker thread."""
+    """A cached answer straight from the event loop; otherwise the cache's or the warehouse's
+    (scoping and the query run in worker threads)."""
     service = services(request).query
-    hit = service.cached(tenant, sql, params)
-    if hit is not None:
-        return _answer(hit)
     try:
-        return _answer(await asyncio.to_thread(service.sql, tenant, sql, params))
+        hit = service.peek(tenant, sql, params)
+        return _answer(hit if hit is not None else await service.answer(tenant, sql, params))
     except Refused as exc:
         return json_response(ErrorBody("refused", exc.message), 400)
     except BadQuery as exc:
@@ -60,7 +60,7 @@ async def _run(request: Request, tenant: str, sql: str, params: dict) -> Respons
 
 
 async def sql(request: Request) -> Response:
-    key = _authorized(request)
+    key = await _authorized(request)
     if isinstance(key, Response):
         return key
     try:
@@ -87,7 +87,7 @@ def _list(request: Request, name: str) -> tuple[str, ...]:
 
 
 async def metrics_query(request: Request) -> Response:
-    key = _authorized(request)
+    key = await _authorized(request)
     if isinstance(key, Response):
         return key
     q = request.query_params

@@ -28,6 +28,7 @@ STREAM_SSE = RouteSpec("/api/stream", "GET")
 SQL = RouteSpec("/api/sql", "POST")
 METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
+INGEST_WEBSOCKET = RouteSpec("/ws/ingest", "WEBSOCKET", documented=False)  # protocol: gateway/ws_ingest.py
 
 INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
 """Answered by the raw ASGI handlers (`gateway.handlers`), not by Starlette."""
@@ -43,5 +44,6 @@ ROUTES: tuple[RouteSpec, ...] = (
     SQL,
     METRICS_QUERY,
     STREAM_WEBSOCKET,
+    INGEST_WEBSOCKET,
 )
 PATHS = frozenset(route.path for route in ROUTES)

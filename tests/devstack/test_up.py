@@ -322,8 +322,12 @@ def test_up_stopped_and_started_again_keeps_the_topic(tmp_path: Path) -> None:
                     time.sleep(0.5)
                 if run == 1:  # before any new traffic could make up for a lost log
                     assert _log_end(bootstrap) >= ends[0] > 0
-                time.sleep(5)
-                ends.append(_log_end(bootstrap))
+                # Traffic's first produce may take a while on a loaded machine: wait for it to add to
+                # the log (run 0: any message; run 1: more than the first run left), not a fixed time.
+                floor, deadline = ends[0] if ends else 0, time.monotonic() + 60
+                while (end := _log_end(bootstrap)) <= floor and time.monotonic() < deadline:
+                    time.sleep(1)
+                ends.append(end)
             finally:
                 proc.send_signal(signal.SIGINT)
                 assert proc.wait(60) == 0, log_path.read_text()[-4000:]

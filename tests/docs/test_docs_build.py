@@ -138,7 +138,9 @@ def test_api_page_lists_every_route_operation_and_schema(site: Path) -> None:
     doc = docs_reference.openapi_document()
     served = gateway_paths()
     assert {"/api/events", "/api/events/batch", "/api/health", "/api/stream", "/ws/events"} <= served
-    assert served - {"/openapi.json", "/ws/events"} <= set(doc["paths"]), "a route missing from the OpenAPI document"
+    assert served - {"/openapi.json", "/ws/events", "/ws/ingest"} <= set(doc["paths"]), (
+        "a route missing from the OpenAPI document"
+    )
     assert missing_routes(page_text(site, "reference/api.html"), doc, served) == set()
 
 

@@ -267,3 +267,34 @@ def test_a_position_deleted_by_broker_retention_is_an_incident_and_the_flow_goes
     finally:
         client.close()
     assert rows == [("position_before_start", 0, deleted.log_start)]
+
+
+def test_listing_waits_while_the_client_does_not_know_the_partition_yet(broker_bootstrap: str) -> None:
+    """What a restarted broker looks like to a running consumer: ``_UNKNOWN_PARTITION`` until its
+    metadata refreshes. The listing retries (the flow goes on); with no retry budget it raises
+    (the negative control: the crash seen on a loaded CI machine)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    from flows.source import listed_watermarks
+
+    name = f"later-{uuid.uuid4().hex[:10]}"
+    consumer = Consumer({"bootstrap.servers": broker_bootstrap, "group.id": name})
+    try:
+        with pytest.raises(KafkaException):
+            listed_watermarks(consumer, TopicPartition(name, 0), retry_s=0)
+        admin = admin_client(BrokerSettings(bootstrap=broker_bootstrap))
+
+        def create_later() -> None:
+            time.sleep(1.0)
+            for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
+                future.result(timeout=30)
+
+        import threading
+
+        creator = threading.Thread(target=create_later)
+        creator.start()
+        assert listed_watermarks(consumer, TopicPartition(name, 0), retry_s=30) == (0, 0)
+        creator.join()
+    finally:
+        consumer.close()

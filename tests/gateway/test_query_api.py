@@ -6,10 +6,29 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eventpulse.api_keys import create_key
 from eventpulse.warehouse.client import create_client
-from tests.gateway.conftest import wait_for_key
+from tests.gateway.conftest import gateway_settings, serve, wait_for_key
 
 START = datetime(2026, 11, 2, 12, tzinfo=UTC)
+
+
+_WINDOW_COLUMNS = [
+    "tenant",
+    "window_seconds",
+    "slide_seconds",
+    "window_start",
+    "window_end",
+    "type",
+    "source",
+    "event_count",
+    "error_count",
+    "error_rate",
+    "distinct_users",
+    "latency_count",
+    "latency_sum",
+]
+"""The window_aggregates columns these tests fill (the rest take their defaults)."""
 
 
 @pytest.fixture
@@ -46,25 +65,7 @@ def two_tenants(warehouse):
                         start,
                     ]
                 )
-        columns = [
-            "tenant",
-            "window_seconds",
-            "slide_seconds",
-            "window_start",
-            "window_end",
-            "type",
-            "source",
-            "event_count",
-            "error_count",
-            "error_rate",
-            "distinct_users",
-            "latency_count",
-            "latency_sum",
-            "is_final",
-            "origin",
-            "version",
-            "emitted_at",
-        ]
+        columns = [*_WINDOW_COLUMNS, "is_final", "origin", "version", "emitted_at"]
         admin.insert("window_aggregates", windows, column_names=columns)
     admin.close()
 
@@ -143,3 +144,74 @@ def test_only_read_keys_and_a_rate_limit_per_key(start_gateway, make_key, two_te
         spec = gateway.client().get("/openapi.json").json()
         assert {"/api/sql", "/api/metrics/query"} <= set(spec["paths"])
         assert "read" in spec["paths"]["/api/sql"]["post"]["responses"]["403"]["description"]
+
+
+def _window(tenant: str, start: datetime, count: int) -> list:
+    return [tenant, 60, 60, start, start + timedelta(minutes=1), "*", "*", count, 0, 0.0, 1, count, 10.0 * count]
+
+
+def test_answers_are_cached_until_newer_rows_land(start_gateway, make_key, two_tenants, warehouse):
+    """The cache is keyed by the data's version: a hit while nothing changed, a fresh answer at once
+    after an insert (``query_cache_version_s`` 0: the version is read on every query)."""
+    span = {"start": START.isoformat(), "end": (START + timedelta(hours=1)).isoformat(), "granularity": 3600}
+    with start_gateway(query_cache_version_s=0) as gateway:
+        key = make_key("acme", scopes=("read",))
+        wait_for_key(gateway, key)
+        admin = create_client(warehouse, role="admin")
+        with gateway.client(key) as http:
+            first = http.get("/api/metrics/query", params=span).json()
+            again = http.get("/api/metrics/query", params=span).json()
+            assert (first["rows"][0][1], first["cached"], again["cached"]) == (9, False, True)
+            admin.insert("window_aggregates", [_window("globex", START + timedelta(minutes=10), 50)], _WINDOW_COLUMNS)
+            other = http.get("/api/metrics/query", params=span).json()  # another tenant's rows: a new version
+            assert (other["rows"][0][1], other["cached"]) == (9, False)
+            admin.insert("window_aggregates", [_window("acme", START + timedelta(minutes=10), 5)], _WINDOW_COLUMNS)
+            fresh = http.get("/api/metrics/query", params=span).json()
+            assert (fresh["rows"][0][1], fresh["cached"]) == (14, False)
+            clock = {"sql": "SELECT count() AS n FROM events WHERE timestamp < now()"}  # moves with the clock
+            assert [http.post("/api/sql", json=clock).json()["cached"] for _ in range(2)] == [False, False]
+            stats = http.get("/api/metrics").json()
+        assert (stats["query_cache_hits"], stats["query_cache_misses"], stats["query_cache_bypassed"]) == (1, 3, 2)
+        assert stats["query_latency_ms"]["hit"]["p50"] is not None
+        admin.close()
+
+
+def test_replicas_share_answers_and_per_key_buckets_through_redis(
+    broker_settings, warehouse, redis_settings, two_tenants
+):
+    """Two gateways on one Redis: an answer of one is a hit in the other, and a key's query bucket
+    holds over both (the negative control, without Redis, admits the burst in each)."""
+    admitted = {}
+    for mode, redis in (("shared", redis_settings), ("local", None)):
+        settings = [
+            gateway_settings(broker_settings, warehouse, redis, query_rate_per_s=0.01, query_burst=4) for _ in (1, 2)
+        ]
+        with serve(settings[0]) as a, serve(settings[1]) as b:
+            key = create_key_for(warehouse, "acme")
+            for gw in (a, b):
+                wait_for_key(gw, key)
+            with a.client(key) as http_a, b.client(key) as http_b:
+                if mode == "shared":
+                    sql = {"sql": "SELECT count() AS n FROM events"}
+                    assert not http_a.post("/api/sql", json=sql).json()["cached"]
+                    shared = http_b.post("/api/sql", json=sql).json()
+                    assert shared["cached"] and shared["rows"] == [[3]]
+                    assert b.services.metrics.query_cache_shared_hits == 1
+                    spent = 2
+                else:
+                    spent = 0
+                codes = [
+                    (http_a if i % 2 else http_b).post("/api/sql", json={"sql": f"SELECT {i}"}).status_code
+                    for i in range(10)
+                ]
+            admitted[mode] = spent + codes.count(200)
+            assert set(codes) == {200, 429}
+    assert admitted == {"shared": 4, "local": 8}
+
+
+def create_key_for(warehouse, tenant: str) -> str:
+    admin = create_client(warehouse, role="admin")
+    try:
+        return create_key(admin, tenant, ("read",))[1]
+    finally:
+        admin.close()

@@ -68,31 +68,44 @@ def test_a_flooding_tenant_does_not_slow_the_others(start_gateway, make_key):
         wait_for_key(gw, quiet)
         batch = [event(f"f{i}") for i in range(100)]
 
-        async def flood(client: httpx.AsyncClient, stop: float) -> list[int]:
-            codes = []
-            while time.monotonic() < stop:
-                r = await client.post("/api/events/batch", json=batch, headers={"X-API-Key": flooder})
-                codes.append(r.status_code)
-            return codes
+        samples = 20
 
-        async def quiet_tenant(client: httpx.AsyncClient, stop: float) -> list[tuple[int, float]]:
+        async def quiet_tenant(client: httpx.AsyncClient) -> list[tuple[int, float]]:
             out = []
-            while time.monotonic() < stop:
+            while len(out) < samples:
                 started = time.perf_counter()
                 r = await client.post("/api/events", json=event(), headers={"X-API-Key": quiet})
                 out.append((r.status_code, time.perf_counter() - started))
                 await asyncio.sleep(0.02)
             return out
 
+        async def flood(client: httpx.AsyncClient, done: asyncio.Event) -> list[int]:
+            codes = []
+            while not done.is_set():
+                r = await client.post("/api/events/batch", json=batch, headers={"X-API-Key": flooder})
+                codes.append(r.status_code)
+            return codes
+
+        async def quiet_under_flood(client: httpx.AsyncClient) -> tuple[list[int], list[tuple[int, float]]]:
+            done = asyncio.Event()
+            floods = [asyncio.create_task(flood(client, done)) for _ in range(4)]
+            await asyncio.sleep(0.5)  # the flooder is past its burst
+            results = await quiet_tenant(client)
+            done.set()
+            return [c for task in floods for c in await task], results
+
         async def main():
             async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
-                stop = time.monotonic() + 3
-                return await asyncio.gather(*(flood(client, stop) for _ in range(4)), quiet_tenant(client, stop))
+                alone = await quiet_tenant(client)  # the baseline, measured in the same run
+                return alone, *await quiet_under_flood(client)
 
-        *floods, quiet_results = asyncio.run(main())
-        flood_codes = [c for codes in floods for c in codes]
+        alone, flood_codes, flooded = asyncio.run(main())
         assert flood_codes.count(429) > 10 * flood_codes.count(202)  # the flooder is held to its rate
-        assert {code for code, _ in quiet_results} == {202}
-        latencies = sorted(t for _, t in quiet_results)
-        assert len(latencies) > 15
-        assert statistics.median(latencies) < 0.1 and latencies[int(len(latencies) * 0.95)] < 0.25
+        assert {code for code, _ in alone + flooded} == {202}
+        base = sorted(t for _, t in alone)
+        under = sorted(t for _, t in flooded)
+        # Ratios against the quiet tenant alone, measured in the same run (the machine is noisy and
+        # shared): the quiet tenant keeps its own bucket (every request 202) and its latency stays
+        # within a small factor of its baseline while the flooder is refused.
+        assert statistics.median(under) < 3 * statistics.median(base) + 0.03
+        assert under[int(samples * 0.95)] < 5 * base[int(samples * 0.95)] + 0.1

@@ -19,7 +19,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from eventpulse.access.scoped_sql import Scope, ScopedReader
+from eventpulse.access.scoped_sql import TENANTS_PARAM, Scope, ScopedReader
 from eventpulse.access.statements import Refused
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
@@ -311,4 +311,28 @@ def test_scoped_queries_run_with_the_limits(tenants_data) -> None:
         scoped.query(
             "SELECT groupArray(number) FROM numbers(10000000)", Scope.of(ATTACKER), max_memory_usage=10_000_000
         )
+    reader.close()
+
+
+def test_rewrites_are_remembered_per_text_and_bind_each_callers_tenants(tenants_data) -> None:
+    """One parse per SQL text: the remembered rewrite serves every tenant with that tenant's own
+    scope, a remembered refusal is refused again, and parameters are checked on every call."""
+    full, _ = tenants_data
+    reader = create_client(full, role="reader")
+    scoped = ScopedReader(reader, full.database)
+    sql = "SELECT tenant, count() FROM events GROUP BY tenant ORDER BY tenant"
+    assert scoped.query(sql, Scope.of(ATTACKER)).result_rows == [(ATTACKER, 5)]
+    assert scoped.query(sql, Scope.of(VICTIM)).result_rows == [(VICTIM, 5)]
+    assert (scoped.plan_misses, scoped.plan_hits) == (1, 1)
+    known = scoped.scoped_if_known(sql, Scope.of(ATTACKER))
+    assert known is not None and known.params == {TENANTS_PARAM: [ATTACKER]}
+    assert scoped.query(sql, Scope.everyone()).result_rows == [(ATTACKER, 5), (VICTIM, 5)]  # its own rewrite
+    assert scoped.plan_misses == 2
+    for _ in range(2):
+        with pytest.raises(Refused, match="api_keys"):
+            scoped.scoped("SELECT * FROM api_keys", Scope.of(ATTACKER))
+    assert scoped.plan_misses == 3
+    with pytest.raises(Refused, match="reserved"):
+        scoped.scoped_if_known(sql, Scope.of(ATTACKER), {TENANTS_PARAM: [VICTIM]})
+    assert scoped.scoped_if_known("SELECT 2", Scope.of(ATTACKER)) is None  # never parsed: not known
     reader.close()
