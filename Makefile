@@ -17,7 +17,7 @@ LOCK := requirements/dev.lock
 $(STAMP): pyproject.toml $(LOCK) sdk/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r $(LOCK)
+	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes --compile-bytecode -r $(LOCK)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e sdk/python  # the client SDK (its one dependency, httpx, is in the lock)
 	touch $(STAMP)
@@ -63,8 +63,11 @@ test: install redis browser ## Lint, import contracts, types, docs, then run eve
 test-faults: install ## The fault suite alone (tests/faults: kill -9 and restarts under load); prints its figures table
 	$(VENV)/bin/pytest tests/faults -m faults
 
-test-unit: install ## The fast tier: every test that needs no broker or warehouse (under a minute)
-	$(VENV)/bin/pytest -m "not integration" -q
+# The fast tier keeps bytecode caches even where PYTHONDONTWRITEBYTECODE is set: recompiling the project and
+# pytest's rewritten test modules on every run costs more than the tests themselves. Properties try a tenth of
+# their examples here (tests/support/examples.py); `make test` tries them all.
+test-unit: install ## The fast tier: every test that needs no broker, warehouse, server or subprocess (under a minute)
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -m "not integration" -q --hypothesis-profile unit
 
 docs: install ## Build the documentation site strictly (any warning fails) into site/
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

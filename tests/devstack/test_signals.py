@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from devstack.signals import StopFlag, raised_by_signals
 
 ROUNDS = 200
@@ -44,12 +46,14 @@ def _spin(kind: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out)
 
 
+@pytest.mark.integration  # runs a child process that signals itself
 def test_a_stop_flag_raised_by_a_signal_while_its_thread_waits_never_deadlocks() -> None:
     done = _spin("stopflag", timeout=60)
     assert done is not None, f"deadlocked within {ROUNDS} rounds"
     assert done.returncode == 0 and f"rounds {ROUNDS}" in done.stdout
 
 
+@pytest.mark.integration  # runs a child process that signals itself
 def test_control_a_threading_event_set_by_the_same_signals_deadlocks() -> None:
     assert _spin("event", timeout=5) is None  # the bug the broker wrapper and the supervisor had
 

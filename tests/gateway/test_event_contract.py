@@ -35,6 +35,7 @@ from eventpulse.events.wire_batch import validate_wire_batch
 from gateway.body_decoding import check_one, encode_checked
 from gateway.openapi import build_openapi
 from tests.support.event_strategies import LIMITS, NOW, TENANT, as_decoded, common_event, events
+from tests.support.examples import examples
 
 # Small enough that generated events cross it now and then (a common event is ~200 bytes on the topic).
 BYTES_LIMITS = LIMITS.model_copy(update={"max_event_bytes": 260})
@@ -159,7 +160,7 @@ SEEN: dict[str, set[str]] = {name: set() for name in JUDGES}
 
 
 @pytest.mark.parametrize("limits_name", sorted(JUDGES))
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(doc=events())
 @example(doc=common_event())
 @example(doc=common_event(id=None, data={"user_id": 2**64 - 1}))

@@ -21,6 +21,7 @@ from tests.support.event_strategies import (
     common_event,
     events,
 )
+from tests.support.examples import examples
 
 VALIDATOR = EventValidator(LIMITS)
 NEW_ID = "generated-id"
@@ -52,7 +53,7 @@ def assert_same(obj: Any, tenant: str = TENANT) -> None:
     assert PARSER.parse_all([obj, obj], tenant=tenant, received_at_ms=NOW) == [expected, expected]
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), suppress_health_check=[HealthCheck.too_slow])
 @given(events())
 @example(common_event(id="e-1"))
 @example(common_event(timestamp=NOW - 3_600_000))
@@ -63,7 +64,7 @@ def test_fast_path_agrees_with_parse_object(doc: dict[str, Any]) -> None:
     assert_same(as_decoded(doc))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.one_of(st.sampled_from(["acme", "", " ", "t" * 12, "t" * 13, "é", "ac\x00me"]), CONTROLLED), events())
 def test_tenant_is_checked_like_parse_object(tenant: str, doc: dict[str, Any]) -> None:
     assert_same(as_decoded(doc), tenant)
