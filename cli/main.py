@@ -13,6 +13,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.up", "up"),
     ("cli.traffic", "traffic"),
     ("cli.keys", "keys"),
+    ("cli.webhooks", "webhooks"),
     ("cli.audit", "audit"),
     ("cli.users", "users"),
     ("cli.access", "access"),

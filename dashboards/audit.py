@@ -13,7 +13,8 @@ import orjson
 import polars as pl
 import streamlit as st
 
-from dashboards import controls, queries
+from dashboards import controls
+from dashboards.queries import client as query_client
 from eventpulse.audit import Action, Actor, AuditQuery, AuditWriter, Role, read_audit
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
@@ -61,20 +62,20 @@ def console_query(sql: str) -> Iterator[dict[str, Any]]:
         yield recorded
 
 
-@st.cache_data(ttl=queries.STATUS_TTL, show_spinner=False)
+@st.cache_data(ttl=query_client.STATUS_TTL, show_spinner=False)
 def log_rows(query: AuditQuery) -> pl.DataFrame:
     """The audit page's rows, newest first (parameters as JSON text)."""
-    entries = read_audit(queries.client(), query)
+    entries = read_audit(query_client.client(), query)
     rows = [
         {**e.__dict__, "parameters": orjson.dumps(e.parameters, option=orjson.OPT_SORT_KEYS).decode()} for e in entries
     ]
     return pl.DataFrame(rows, schema=_SCHEMA) if not rows else pl.DataFrame(rows).select(list(_SCHEMA))
 
 
-@st.cache_data(ttl=queries.LIST_TTL, show_spinner=False)
+@st.cache_data(ttl=query_client.LIST_TTL, show_spinner=False)
 def actors() -> list[str]:
     """Actors seen in the last 90 days (the page's actor filter)."""
-    result = queries.client().query(
+    result = query_client.client().query(
         "SELECT DISTINCT actor FROM audit_log WHERE time > now() - INTERVAL 90 DAY ORDER BY actor LIMIT 1000"
     )
     return [actor for (actor,) in result.result_rows]

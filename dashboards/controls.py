@@ -13,7 +13,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboards import queries, signin
+from dashboards import signin
+from dashboards.queries import controls as controls_queries
 from dashboards.sources import floor_to
 
 ALL_TENANTS = "All tenants"
@@ -79,7 +80,7 @@ def _tenant_selector() -> str:
     if user is not None and user.tenant_scoped:
         st.selectbox("Tenant", [user.tenant], key="tenant_fixed", disabled=True, help="Your tenant.")
         return user.tenant
-    options = [ALL_TENANTS, *queries.tenants()]
+    options = [ALL_TENANTS, *controls_queries.tenants()]
     choice = st.selectbox("Tenant", options, key="tenant", help="Operators see all tenants together.")
     return "" if choice in (None, ALL_TENANTS) else choice
 

@@ -7,9 +7,12 @@ from typing import Literal, cast
 import polars as pl
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import charts
 from dashboards import formatting as fmt
 from dashboards.controls import Filters, utc_now
+from dashboards.queries import client as query_client
+from dashboards.queries import health as health_queries
+from dashboards.queries.probe import probe
 
 
 def parse_metrics(body: str) -> pl.DataFrame:
@@ -44,7 +47,7 @@ def parse_metrics(body: str) -> pl.DataFrame:
 
 def gateway_status(base_url: str, timeout_s: float) -> None:
     """Readiness and metrics of the ingestion gateway."""
-    ready = queries.probe(f"{base_url}/api/health/ready", timeout_s)
+    ready = probe(f"{base_url}/api/health/ready", timeout_s)
     with st.container(border=True):
         head = st.container(horizontal=True, vertical_alignment="center")
         head.markdown("**Gateway**")
@@ -62,7 +65,7 @@ def gateway_status(base_url: str, timeout_s: float) -> None:
         if ready.status is None:
             return
         shared_state_line("Rate limits and ids", gateway_shared_state(base_url, timeout_s))
-        metrics = queries.probe(f"{base_url}/api/metrics", timeout_s)
+        metrics = probe(f"{base_url}/api/metrics", timeout_s)
         if not metrics.ok:
             st.caption(f"Metrics: {metrics.error or f'HTTP {metrics.status}'}")
             return
@@ -82,7 +85,7 @@ _MODE_BADGES: dict[str, tuple[str, str, Literal["green", "orange", "gray"]]] = {
 
 def gateway_shared_state(base_url: str, timeout_s: float) -> dict[str, str]:
     """What the gateway's ``/api/health`` says about its shared state ({} when it says nothing)."""
-    health = queries.probe(f"{base_url}/api/health", timeout_s)
+    health = probe(f"{base_url}/api/health", timeout_s)
     try:
         return json.loads(health.body).get("shared_state") or {}
     except (ValueError, AttributeError):
@@ -103,7 +106,7 @@ def shared_state_line(label: str, state: dict[str, str]) -> None:
 
 def query_cache_status() -> None:
     """The dashboards' own query cache: where it lives, its hit ratio and latencies (this process)."""
-    cache = queries.query_cache()
+    cache = query_client.query_cache()
     stats = cache.stats()
     with st.container(border=True):
         st.markdown("**Query cache**")
@@ -154,7 +157,7 @@ def pipeline_snapshot(latest: pl.DataFrame) -> dict[str, float | None]:
 
 def service_restarts(picked: Filters) -> None:
     """Services of the local stack that crashed and were restarted in the range (nothing if none)."""
-    restarts = queries.service_restarts(picked.start, picked.end)
+    restarts = health_queries.service_restarts(picked.start, picked.end)
     if restarts.is_empty():
         return
     gave_up = restarts.filter(pl.col("gave_up"))["service"].to_list()
@@ -172,14 +175,14 @@ def service_restarts(picked: Filters) -> None:
 
 def pipeline_section(picked: Filters) -> None:
     """The dataflow's own metrics (``pipeline_metrics``), or a note that there are none yet."""
-    if not queries.table_exists("pipeline_metrics"):
+    if not query_client.table_exists("pipeline_metrics"):
         st.info(
             "No pipeline metrics yet: this warehouse has no `pipeline_metrics` table (the dataflow's "
             "migration has not been applied). Consumer lag, throughput and watermark delay appear here once it is."
         )
         return
     service_restarts(picked)
-    latest = queries.pipeline_latest(picked.start, picked.end)
+    latest = health_queries.pipeline_latest(picked.start, picked.end)
     if latest.is_empty():
         st.info("No pipeline metrics yet in this range: is the dataflow running?")
         return
@@ -227,28 +230,30 @@ def pipeline_section(picked: Filters) -> None:
 
     span = (picked.end - picked.start).total_seconds()
     bucket = max(10, int(span // 120) // 10 * 10)
-    series = queries.pipeline_series(picked.start, picked.end, bucket, ("events_in_per_s", "events_out_per_s"))
+    series = health_queries.pipeline_series(picked.start, picked.end, bucket, ("events_in_per_s", "events_out_per_s"))
     if series.height:
         st.altair_chart(charts.throughput_lines(series))
 
 
 def late_events_section(picked: Filters) -> None:
     """Late events per window family (``late_events``), or a note that there are none yet."""
-    if not queries.table_exists("late_events"):
+    if not query_client.table_exists("late_events"):
         st.metric("Late events", "–", border=True)
         st.caption("No `late_events` table yet: the dataflow records events past the allowed lateness there.")
         return
-    count = queries.late_event_count(picked.tenant, picked.start, picked.end)
+    count = health_queries.late_event_count(picked.tenant, picked.start, picked.end)
     st.metric(
         "Late events", fmt.count(count), border=True, help="Past the allowed lateness: a backfill repairs their day."
     )
     if count:
-        st.dataframe(queries.late_event_summary(picked.tenant, picked.start, picked.end), hide_index=True, key="late")
+        st.dataframe(
+            health_queries.late_event_summary(picked.tenant, picked.start, picked.end), hide_index=True, key="late"
+        )
 
 
 def incidents_section() -> None:
     """Recent pipeline incidents (offset resets, invalid positions), or a note that there are none."""
-    incidents = queries.pipeline_incidents()
+    incidents = health_queries.pipeline_incidents()
     if incidents.is_empty():
         st.success("No pipeline incidents recorded.")
         return

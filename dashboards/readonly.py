@@ -2,7 +2,7 @@
 
 This is a courtesy (a clear message before the round trip), not the protection: every console
 query runs with ``readonly=1`` and execution limits as ClickHouse settings
-(`dashboards.queries.run_readonly`), so anything this check lets through is still refused or
+(`dashboards.queries.sql_console.run_readonly`), so anything this check lets through is still refused or
 stopped by the server.
 """
 

@@ -40,8 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Literal, Self
@@ -54,6 +53,7 @@ from devstack.ports import (
     wait_for_port,
 )
 from devstack.process import spawn_group, stop_group
+from devstack.signals import StopFlag, raised_by_signals
 from devstack.watchdog import Watchdog
 
 __all__ = [
@@ -258,7 +258,7 @@ class Supervisor:
         self._width = max(len(name), *(len(s.name) for s in self.specs))
         self._colors = {s.name: _COLORS[i % len(_COLORS)] for i, s in enumerate(self.specs)}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = StopFlag()  # set by signal handlers: a threading.Event there can deadlock
         self._running: list[_Running] = []
         self.gave_up: str | None = None  # why the supervisor gave up restarting, once it did
         self._restarts: dict[str, int] = dict.fromkeys((s.name for s in self.specs), 0)
@@ -522,7 +522,7 @@ class Supervisor:
         Returns the exit status for the command line: 0 after a requested stop, 1 when a service
         failed to start or gave up restarting.
         """
-        with self._signals_stop():
+        with raised_by_signals(self._stop):
             try:
                 self.start()
             except StartupError as exc:
@@ -540,19 +540,6 @@ class Supervisor:
                 counts = {name: n for name, n in self._restarts.items() if n}
                 summary = ", ".join(f"{name} {n}" for name, n in counts.items())
                 self.say("all services stopped" + (f" (restarts: {summary})" if summary else ""))
-
-    @contextmanager
-    def _signals_stop(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in sigs}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def __enter__(self) -> Self:
         self.start()

@@ -25,6 +25,7 @@ from eventpulse.config.redis import RedisSettings
 from eventpulse.config.stack import StackSettings
 from eventpulse.config.stream import StreamSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.config.webhooks import WebhookSettings
 
 
 class Settings(Section):
@@ -43,6 +44,7 @@ class Settings(Section):
     stack: StackSettings = Field(default_factory=StackSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _local_credentials(self) -> Self:
@@ -55,6 +57,10 @@ class Settings(Section):
     def warehouse_path(self) -> Path:
         """The chDB directory the local warehouse server opens."""
         return self.warehouse.path or self.data_dir / "warehouse"
+
+    def webhook_key_file(self) -> Path:
+        """The file with the key(s) that encrypt webhook secrets when ``EVENTPULSE_WEBHOOKS_SECRETS_KEY`` is unset."""
+        return self.webhooks.secrets_key_file or self.data_dir / "webhook.key"
 
     def broker_store_path(self) -> Path:
         """The directory the local broker's object store (s3rver) keeps its objects in."""

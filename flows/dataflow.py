@@ -34,6 +34,7 @@ from eventpulse.incidents import IncidentLog
 from eventpulse.settings import Settings
 from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
+from flows.placement import ProcessPlace, this_process
 from flows.seeding import WarehouseSeedReader
 from flows.sinks import TopicSink, WarehouseSink
 from flows.source import KafkaBatchSource, topic_partition_ids
@@ -44,7 +45,7 @@ from flows.windowing import (
     WindowLogic,
 )
 
-__all__ = ["FlowSinks", "build_metrics", "get_flow", "kafka_source", "warehouse_sinks"]
+__all__ = ["FlowSinks", "build_metrics", "flow_place", "get_flow", "kafka_source", "warehouse_sinks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,8 @@ class FlowSinks:
     """Where the flow's outputs go.
 
     ``raw_events`` and ``dead_letters`` get ``(part, DecodedBatch)`` items, ``window_aggregates`` and
-    ``late_events`` get ``(part, Emission)`` items (``part`` is `WarehouseSink.PART`), and
+    ``late_events`` get ``(part, Emission)`` items (``part`` names this process's sink partition,
+    `flows.placement`, or is `WarehouseSink.PART`), and
     ``dead_letter_topic`` (None: no such step) gets the ``(key, value)`` dead-letter messages.
     Production uses `warehouse_sinks`; tests pass Bytewax's ``TestingSink``.
     """
@@ -88,8 +90,16 @@ def kafka_source(settings: Settings, metrics: PipelineMetrics) -> KafkaBatchSour
     )
 
 
-def warehouse_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
-    """The production sinks: the warehouse tables, and the dead-letter topic when it is enabled."""
+def flow_place(settings: Settings) -> ProcessPlace | None:
+    """This process's place for per-process sink partitions (None: ``sink_parts="single"``)."""
+    stream = settings.stream
+    return this_process(stream.max_flow_processes) if stream.sink_parts == "process" else None
+
+
+def warehouse_sinks(settings: Settings, metrics: PipelineMetrics, place: ProcessPlace | None = None) -> FlowSinks:
+    """The production sinks: the warehouse tables, and the dead-letter topic when it is enabled.
+
+    ``place``: one sink partition per process (`flows.placement`); None: the single partition."""
     broker, warehouse, stream = settings.broker, settings.warehouse, settings.stream
     raw_options: dict[str, Any] = {
         "min_rows": stream.raw_insert_min_rows,
@@ -104,6 +114,7 @@ def warehouse_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
         "compress": stream.insert_compress,
         "on_insert": lambda table, rows, seconds: metrics.observe(f"insert_ms_{table}", [seconds * 1000]),
         "on_snapshot": lambda table, seconds: metrics.observe(f"snapshot_wait_ms_{table}", [seconds * 1000]),
+        "place": place,
     }
 
     def raw_written(items: list[DecodedBatch], rows: int) -> None:
@@ -157,6 +168,7 @@ def get_flow(
     sinks: FlowSinks | None = None,
     partitions: Sequence[int] | None = None,
     metrics: PipelineMetrics | None = None,
+    place: ProcessPlace | None = None,
 ) -> Dataflow:
     """Build the events dataflow for ``settings`` (default: `Settings()` from the environment).
 
@@ -164,13 +176,22 @@ def get_flow(
     use Bytewax's ``TestingSource``/``TestingSink``): ``source`` yields `SourceBatch` items (default
     `kafka_source`), ``sinks`` takes the outputs (default `warehouse_sinks`), ``partitions`` are the
     topic partitions the watermark waits for (default: asked of the broker), ``metrics`` counts
-    (default `build_metrics`). Window seeding still follows ``stream.seed_from_warehouse``.
+    (default `build_metrics`), ``place`` is this process's place, which names the sink partition the
+    rows are keyed by (default `flow_place`; it must match the ``sinks``' own). Window seeding still
+    follows ``stream.seed_from_warehouse``.
     """
     settings = settings or Settings()
     stream = settings.stream
     metrics = metrics or build_metrics(settings)
     source = source or kafka_source(settings, metrics)
-    sinks = sinks or warehouse_sinks(settings, metrics)
+    if place is None and sinks is None:
+        place = flow_place(settings)
+    sinks = sinks or warehouse_sinks(settings, metrics, place)
+    part = WarehouseSink.PART if place is None else place.part
+
+    def sink_part(_item: object) -> str:
+        return part
+
     if partitions is None:
         partitions = topic_partition_ids(settings.broker, settings.broker.events_topic)
     validator = EventValidator(settings.events)
@@ -199,7 +220,7 @@ def get_flow(
     flow = Dataflow("eventpulse_events")
     batches = op.input("kafka", flow, source)
     decoded = op.flat_map_batch("decode", batches, decode)
-    keyed = op.key_on("for_warehouse", decoded, _sink_part)
+    keyed = op.key_on("for_warehouse", decoded, sink_part)
     op.output("raw_events", keyed, sinks.raw_events)
     op.output("dead_letters", keyed, sinks.dead_letters)
     if sinks.dead_letter_topic is not None:
@@ -208,14 +229,10 @@ def get_flow(
     slices = op.flat_map("route", decoded, router.route)
     # The builder gets only the resume state: the logic names its bucket from it or from the first slice.
     emitted = op.stateful_batch("windows", slices, lambda state: WindowLogic(None, config, metrics, state, seeder))
-    emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), _sink_part)
+    emissions = op.key_on("emissions_for_warehouse", op.map("unkey", emitted, _tag_bucket), sink_part)
     op.output("window_aggregates", emissions, sinks.window_aggregates)
     op.output("late_events", emissions, sinks.late_events)
     return flow
-
-
-def _sink_part(_item: object) -> str:
-    return WarehouseSink.PART
 
 
 def _tag_bucket(item: tuple[str, Emission]) -> Emission:

@@ -38,6 +38,7 @@ from eventpulse.broker.admin import producer_config
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
+from flows.placement import LEGACY_PART, ProcessPlace
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,14 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
         self._room = threading.Condition()
         self._pending_rows = 0  # rows handed to the thread and not yet written
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"insert-{sink.table}", daemon=True)
-        self._thread.start()
+        # Started by the first write: partitions built only to hold a loaded snapshot (see
+        # `flows.placement`) never get items and need no thread.
+        self._thread: threading.Thread | None = None
+
+    def _started(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"insert-{self._sink.table}", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         sink = self._sink
@@ -178,6 +185,7 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
 
     def write_batch(self, values: list[X]) -> None:
         self._check()
+        self._started()
         rows = sum(len(self._sink.rows_of(item)[0]) for item in values)
         limit = self._sink.max_pending_rows
         with self._room:
@@ -188,15 +196,17 @@ class _PipelinedPartition(StatefulSinkPartition[X, None], Generic[X]):
 
     def snapshot(self) -> None:
         started = time.perf_counter()
-        self._queue.put(_FLUSH)
-        self._queue.join()
+        if self._thread is not None:
+            self._queue.put(_FLUSH)
+            self._queue.join()
         if self._sink.on_snapshot is not None:
             self._sink.on_snapshot(self._sink.table, time.perf_counter() - started)
         self._check()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
         self._inserts.close()
         self._check()
 
@@ -220,10 +230,12 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
             (None: only ``max_pending`` bounds the wait).
         min_rows: rows the insert thread gathers before it inserts (0: insert what is there at once).
         max_delay_s: longest an item waits for ``min_rows`` to come together.
+        place: this process's place (`flows.placement`): one sink partition per process, items keyed
+            by ``place.part``; None: the single partition `PART`.
     """
 
-    PART = "all"
-    """The one partition: every item goes to the worker that owns it (in-process for ``-w 1``)."""
+    PART = LEGACY_PART
+    """The one partition when no `ProcessPlace` is given: every item goes to the worker that owns it."""
 
     def __init__(
         self,
@@ -242,7 +254,9 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         max_pending_rows: int | None = None,
         min_rows: int = 0,
         max_delay_s: float = 1.0,
+        place: ProcessPlace | None = None,
     ) -> None:
+        self.place = place
         self.max_pending_rows = max_pending_rows
         self.min_rows, self.max_delay_s = min_rows, max_delay_s
         self.compress = compress
@@ -253,7 +267,10 @@ class WarehouseSink(FixedPartitionedSink[X, None], Generic[X]):
         self.max_pending = max_pending
 
     def list_parts(self) -> list[str]:
-        return [self.PART]
+        return [self.PART] if self.place is None else self.place.listed_parts()
+
+    def part_fn(self, item_key: str) -> int:
+        return 0 if self.place is None else self.place.part_index(item_key)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PipelinedPartition[X]:
         if self.on_build is not None:

@@ -26,6 +26,7 @@ from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
 from gateway.routes import health, query, stream, table
+from gateway.routes.webhooks import WebhookIntake
 from gateway.services import build_services
 from gateway.ws_ingest import WebSocketIngest
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             await services.stop()
 
     ingest = IngestHandlers(services)
+    webhooks = WebhookIntake(ingest, services.webhook_sources, services.replays)
     fallback = Starlette(
         routes=[
             Route(table.HEALTH.path, health.liveness, methods=[table.HEALTH.method]),
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Route(table.STREAM_SSE.path, stream.sse, methods=[table.STREAM_SSE.method]),
             Route(table.SQL.path, query.sql, methods=[table.SQL.method]),
             Route(table.METRICS_QUERY.path, query.metrics_query, methods=[table.METRICS_QUERY.method]),
+            Route(table.WEBHOOKS.path, webhooks.handle, methods=[table.WEBHOOKS.method]),
             WebSocketRoute(table.STREAM_WEBSOCKET.path, stream.websocket),
             WebSocketRoute(table.INGEST_WEBSOCKET.path, WebSocketIngest(ingest)),
         ],

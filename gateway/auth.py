@@ -8,7 +8,6 @@ gateway refuses requests (503) rather than trusting keys it can no longer check.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.api_keys import ApiKey, key_id_of, list_keys
-from gateway.periodic import PeriodicTask
+from gateway.periodic import WarehouseMirror
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class KeyCache:
+class KeyCache(WarehouseMirror):
     """Live (non-revoked) keys by id, reloaded in the background from the warehouse."""
 
     def __init__(
@@ -62,29 +61,19 @@ class KeyCache:
         max_stale_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client_factory = client_factory
-        self._client: Client | None = None
+        super().__init__("api-key", client_factory, refresh_s, max_stale_s, clock)
         # (live keys by id, keys presented and verified since that load by their text). The second
         # saves hashing every request's key (~0.5 µs); it starts empty at each reload, so a revoked
         # key stops working just as before. One tuple, swapped whole by the reloading thread.
         # A presented text is compared only with keys that already proved themselves, and by its
         # hash (SipHash, seeded per process) first.
         self._live: tuple[dict[str, ApiKey], dict[str, ApiKey]] = ({}, {})
-        self._max_stale_s = max_stale_s
-        self._clock = clock
-        self._loaded_at: float | None = None
-        self._refresher = PeriodicTask("api-key-refresh", refresh_s, self._reload_logged)
-        self.last_error: str | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._loaded_at is not None
 
     def authenticate(self, key: str | None, scope: str) -> ApiKey | AuthFailure:
         """The key's row if ``key`` is live and has ``scope``; else why not."""
         if key is None:
             return MISSING
-        if self._loaded_at is None or self._clock() - self._loaded_at > self._max_stale_s:
+        if not self.fresh:
             return STALE
         keys, verified = self._live
         found = verified.get(key)
@@ -100,32 +89,7 @@ class KeyCache:
 
     def reload(self) -> int:
         """Read every key now (blocking); returns how many are live."""
-        if self._client is None:
-            self._client = self._client_factory()
-        try:
-            keys = list_keys(self._client)
-        except Exception:
-            self._client = None  # reconnect next time
-            raise
-        live = {k.key_id: k for k in keys if not k.revoked}
+        live = {k.key_id: k for k in self._read(list_keys) if not k.revoked}
         self._live = (live, {})
-        self._loaded_at = self._clock()
-        self.last_error = None
+        self._loaded()
         return len(live)
-
-    async def start(self) -> None:
-        """Load once (failures are logged, not raised) and keep reloading in the background."""
-        await self._reload_logged()
-        self._refresher.start()
-
-    async def stop(self) -> None:
-        await self._refresher.stop()
-        if self._client is not None:
-            self._client.close()
-
-    async def _reload_logged(self) -> None:
-        try:
-            await asyncio.to_thread(self.reload)
-        except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("api key reload failed", extra={"error": self.last_error})

@@ -286,8 +286,9 @@ class IngestHandlers:
 
 
 def _rejection(exc: EncodingRefused) -> Rejection:
-    """The dead-letter reason of a body refused while decompressing."""
-    reason = RejectReason.PAYLOAD_TOO_LARGE if exc.status == 413 else RejectReason.MALFORMED_JSON
+    """The dead-letter reason of a body refused while decompressing: a bomb (past the size or ratio
+    bound) or a stream that does not decompress, each its own reason so operators can tell them apart."""
+    reason = RejectReason.BODY_TOO_LARGE_DECOMPRESSED if exc.status == 413 else RejectReason.MALFORMED_ENCODING
     return Rejection(reason, None, exc.detail)
 
 

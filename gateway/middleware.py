@@ -19,7 +19,7 @@ import uuid_utils
 
 from gateway.context import request_id
 from gateway.metrics import GatewayMetrics
-from gateway.routes.table import PATHS
+from gateway.routes.table import PATHS, route_of
 
 log = logging.getLogger("gateway.access")
 
@@ -81,7 +81,7 @@ class RequestContext:
             raise
         finally:
             path = scope["path"]
-            route = path if path in KNOWN_ROUTES else "other"
+            route = path if path in KNOWN_ROUTES else route_of(path)
             counts, count_key = self.metrics.requests, (route, status or 101)
             counts[count_key] = counts.get(count_key, 0) + 1
             if self.log_all or (self.log_errors and status >= 400):

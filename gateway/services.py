@@ -14,6 +14,7 @@ from eventpulse.events import EventValidator
 from eventpulse.events.submitted import SubmittedEventParser
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
+from eventpulse.webhooks.secrets import secret_box
 from gateway.auth import KeyCache
 from gateway.dead_letters import DeadLetterWriter
 from gateway.live_feed import StreamHub
@@ -27,6 +28,7 @@ from gateway.recent_ids import RecentIds
 from gateway.runtime import tune_gc
 from gateway.shared_recent_ids import SharedRecentIds
 from gateway.shared_state import build_limiter, build_query_limiter, build_recent_ids, shared_state
+from gateway.webhook_sources import ReplayGuard, SourceCache
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class GatewayServices:
     readiness: ReadinessProbe
     stream: StreamHub
     query: QueryService
+    webhook_sources: SourceCache
+    replays: ReplayGuard
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     redis: Any = None  # redis.asyncio.Redis when EVENTPULSE_REDIS_URL is set
 
@@ -50,6 +54,7 @@ class GatewayServices:
         self.producer.start(asyncio.get_running_loop())
         await self.keys.start()
         await self.dead_letters.start()
+        await self.webhook_sources.start()
         gw = self.settings.gateway
         tune_gc(gw.gc_gen0_threshold, gw.gc_freeze)
         log.info(
@@ -63,6 +68,7 @@ class GatewayServices:
         left = await self.producer.close(10.0)
         await self.dead_letters.stop()
         await self.keys.stop()
+        await self.webhook_sources.stop()
         self.readiness.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -134,6 +140,13 @@ def build_services(settings: Settings) -> GatewayServices:
             metrics=metrics,
             window_lengths=[w for w in settings.stream.window_seconds],
         ),
+        webhook_sources=SourceCache(
+            warehouse_client,
+            lambda: secret_box(settings),
+            settings.webhooks.refresh_s,
+            settings.webhooks.max_stale_s,
+        ),
+        replays=ReplayGuard(redis, prefix=settings.redis.key_prefix, retry_s=settings.redis.retry_s, metrics=metrics),
         metrics=metrics,
         redis=redis,
     )

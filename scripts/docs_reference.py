@@ -91,11 +91,16 @@ def _constraints(schema: dict[str, Any]) -> str:
         ("minLength", "≥ {} chars"),
         ("maxLength", "≤ {} chars"),
         ("maxItems", "≤ {} items"),
+        ("exclusiveMaximum", "< {}"),
         ("maxProperties", "≤ {} keys"),
+        ("x-maxDepth", "≤ {} levels deep"),
         ("pattern", "pattern `{}`"),
     ):
         if key in schema:
             parts.append(label.format(schema[key]))
+    parts += [f"pattern `{p['pattern']}`" for p in schema.get("allOf", ()) if "pattern" in p]
+    if "pattern" in schema.get("not", {}):
+        parts.append(f"no match of `{schema['not']['pattern']}`")
     if "enum" in schema:
         parts.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
     if "default" in schema:
@@ -111,6 +116,8 @@ def _operation_markdown(path: str, method: str, op: dict[str, Any], doc_security
     if security:
         schemes = " or ".join(f"`{name}`" for item in security for name in item)
         out += [f"Authentication: an API key ({schemes}, see [Authentication](#authentication)).", ""]
+    elif op.get("x-authentication"):  # a route with its own scheme (the webhooks' signature)
+        out += [f"Authentication: {_text(op['x-authentication'])}.", ""]
     else:
         out += ["Authentication: none.", ""]
     if op.get("parameters"):

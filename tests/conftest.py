@@ -17,7 +17,10 @@ from eventpulse.config.redis import RedisSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
+from tests.support.examples import register_profiles
 from tests.support.services import run_broker, run_redis, run_warehouse
+
+register_profiles()  # before pytest's Hypothesis plugin loads `--hypothesis-profile`
 
 
 @pytest.fixture(scope="session", autouse=True)

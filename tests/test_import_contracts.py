@@ -7,6 +7,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # runs lint-imports in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 PACKAGES = ("eventpulse", "devstack", "cli", "gateway", "flows", "orchestration", "dashboards")

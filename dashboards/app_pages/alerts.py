@@ -6,8 +6,10 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import controls, queries
+from dashboards import controls
 from dashboards import formatting as fmt
+from dashboards.queries import alerts as alerts_queries
+from dashboards.queries import client as query_client
 from eventpulse.alert_rules import EXAMPLE_RULES
 from eventpulse.settings import Settings
 
@@ -43,7 +45,7 @@ picked = controls.filters()
 st.title("Alerts")
 st.caption(f"{picked.tenant_label} · {picked.label}")
 
-history = queries.alert_history(picked.tenant, picked.start, picked.end)
+history = alerts_queries.alert_history(picked.tenant, picked.start, picked.end)
 kpis = st.columns(4)
 firing = history.height
 critical = history.filter(pl.col("severity") == "critical").height if firing else 0
@@ -53,7 +55,7 @@ kpis[1].metric("Critical", fmt.count(critical), border=True)
 kpis[2].metric("Rules firing", fmt.count(history["rule"].n_unique() if firing else 0), border=True)
 kpis[3].metric("Not delivered", fmt.count(undelivered), border=True, help="No webhook accepted them (yet).")
 
-if not queries.table_exists("alerts"):
+if not query_client.table_exists("alerts"):
     st.info("No `alerts` table in this warehouse yet: orchestration's migration creates it.")
 elif not firing:
     st.success("No alert fired in this range.")

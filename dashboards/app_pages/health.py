@@ -6,8 +6,9 @@ may not exist yet in a given deployment; each section then says so instead of fa
 
 import streamlit as st
 
-from dashboards import controls, health_views, queries
+from dashboards import controls, health_views
 from dashboards import formatting as fmt
+from dashboards.queries import health as health_queries
 from eventpulse.settings import Settings
 
 settings = Settings().dashboard
@@ -21,7 +22,7 @@ gateway, warehouse = st.columns(2)
 with gateway:
     health_views.gateway_status(settings.gateway_url.rstrip("/"), settings.http_timeout_s)
 with warehouse:
-    parts = queries.warehouse_parts()
+    parts = health_queries.warehouse_parts()
     with st.container(border=True):
         st.markdown("**Warehouse**")
         if parts.is_empty():
@@ -47,7 +48,7 @@ health_views.incidents_section()
 st.subheader("Dead letters and late events")
 left, right = st.columns(2)
 with left:
-    reasons = queries.dead_letter_reasons(picked.tenant, picked.start, picked.end)
+    reasons = health_queries.dead_letter_reasons(picked.tenant, picked.start, picked.end)
     total = int(reasons["letters"].sum()) if reasons.height else 0
     st.metric("Dead letters", fmt.count(total), border=True)
     if reasons.height:
@@ -62,7 +63,9 @@ with right:
 if total:
     with st.expander("Latest dead letters"):
         st.dataframe(
-            queries.recent_dead_letters(picked.tenant, picked.start, picked.end), hide_index=True, key="dead_recent"
+            health_queries.recent_dead_letters(picked.tenant, picked.start, picked.end),
+            hide_index=True,
+            key="dead_recent",
         )
 
 # ---------------------------------------------------------------- storage
@@ -82,7 +85,7 @@ if parts.height:
     )
 
 st.subheader("Batch recomputes")
-recomputes = queries.batch_recomputes()
+recomputes = health_queries.batch_recomputes()
 if recomputes.is_empty():
     st.info("No batch recompute yet: days are recomputed by Dagster's daily schedule or a backfill.")
 else:
@@ -96,7 +99,7 @@ else:
     )
 
 st.subheader("Archive runs")
-runs = queries.archive_runs()
+runs = health_queries.archive_runs()
 if runs.is_empty():
     st.info("No archive runs recorded yet.")
 else:

@@ -11,8 +11,9 @@ from datetime import timedelta
 import polars as pl
 import streamlit as st
 
-from dashboards import charts, controls, queries
+from dashboards import charts, controls
 from dashboards import formatting as fmt
+from dashboards.queries import historical as historical_queries
 from dashboards.sources import GRANULARITIES, auto_granularity, floor_to
 
 AUTO = "auto"
@@ -78,10 +79,10 @@ end = (
     else floor_to(picked.end, bucket) + timedelta(seconds=bucket)
 )
 span = end - start
-series = queries.history_series(picked.tenant, start, end, bucket)
-previous = queries.history_series(picked.tenant, start - span, start, bucket) if compare else pl.DataFrame()
+series = historical_queries.history_series(picked.tenant, start, end, bucket)
+previous = historical_queries.history_series(picked.tenant, start - span, start, bucket) if compare else pl.DataFrame()
 
-plan = queries.history_plan(start, end, bucket)
+plan = historical_queries.history_plan(start, end, bucket)
 st.caption(
     f"{picked.tenant_label} · {picked.label} ({start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC) · "
     f"{granularity} buckets · read from " + ", ".join(f"`{seg.table.name}`" for seg in plan)
@@ -130,8 +131,11 @@ right.altair_chart(
 )
 
 st.subheader("Breakdown")
-dim = st.segmented_control("By", list(queries.BREAKDOWNS), default="type", key="hist_dim", required=True) or "type"
-breakdown = queries.history_breakdown(picked.tenant, start, end, bucket, dim)
+dim = (
+    st.segmented_control("By", list(historical_queries.BREAKDOWNS), default="type", key="hist_dim", required=True)
+    or "type"
+)
+breakdown = historical_queries.history_breakdown(picked.tenant, start, end, bucket, dim)
 if breakdown.is_empty():
     st.info(f"No rows per {dim} in this range.")
 else:

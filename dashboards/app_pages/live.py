@@ -10,8 +10,9 @@ from datetime import timedelta
 import polars as pl
 import streamlit as st
 
-from dashboards import charts, controls, queries
+from dashboards import charts, controls
 from dashboards import formatting as fmt
+from dashboards.queries import live as live_queries
 from dashboards.sources import floor_to
 from eventpulse.settings import Settings
 
@@ -37,7 +38,7 @@ lookback = LOOKBACKS[lookback_label or default_lookback]
 paused = bar[2].toggle("Pause refresh", key="live_paused", help=f"Refreshes every {settings.refresh_seconds:g} s.")
 
 now = controls.utc_now().replace(microsecond=0)
-lengths = queries.window_lengths(
+lengths = live_queries.window_lengths(
     floor_to(now, 60) - timedelta(minutes=lookback), floor_to(now, 60) + timedelta(minutes=2)
 )
 if not lengths:
@@ -47,7 +48,7 @@ if not lengths:
     def wait_for_windows() -> None:
         """Check again every refresh period; draw the page once windows exist."""
         now = controls.utc_now()
-        if queries.window_lengths(
+        if live_queries.window_lengths(
             floor_to(now, 60) - timedelta(minutes=lookback), floor_to(now, 60) + timedelta(minutes=2)
         ):
             st.rerun(scope="app")
@@ -63,7 +64,7 @@ window_seconds = bar[1].selectbox(
 def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
     now = controls.utc_now().replace(microsecond=0)
     start, end = now - timedelta(minutes=lookback), now + timedelta(seconds=window_seconds)
-    windows = queries.live_windows(tenant, window_seconds, start, end)
+    windows = live_queries.live_windows(tenant, window_seconds, start, end)
     if windows.is_empty():
         st.info(f"No {window_seconds} s windows for {tenant or 'any tenant'} in the last {lookback} minutes.")
         return
@@ -123,7 +124,7 @@ def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
 
     left, right = st.columns(2)
     for col, dim in ((left, "type"), (right, "source")):
-        top = queries.live_top(tenant, window_seconds, start, end, dim)
+        top = live_queries.live_top(tenant, window_seconds, start, end, dim)
         if top.is_empty():
             col.info(f"No {dim} breakdown yet.")
             continue

@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboards import controls, queries
+from dashboards import controls
 from dashboards import formatting as fmt
+from dashboards.queries import search as search_queries
 from eventpulse.settings import Settings
 
 COUNT_CAP = 10_000
@@ -28,10 +29,10 @@ with st.form("search", border=True):
     mode = cols[0].radio("Match", ["words (indexed)", "substring"], key="q_mode", horizontal=True)
     event_id = cols[1].text_input("Event id", key="q_id")
     user_id = cols[2].text_input("User id", key="q_user")
-    event_type = cols[3].selectbox("Type", [ANY, *queries.event_types(picked.tenant)], key="q_type")
+    event_type = cols[3].selectbox("Type", [ANY, *search_queries.event_types(picked.tenant)], key="q_type")
     st.form_submit_button("Search", icon=":material/search:", type="primary")
 
-q = queries.EventQuery(
+q = search_queries.EventQuery(
     start=picked.start,
     end=picked.end,
     tenant=picked.tenant,
@@ -41,14 +42,14 @@ q = queries.EventQuery(
     event_type="" if event_type == ANY else event_type,
     substring=mode == "substring",
 )
-if q.text and not q.substring and not queries.search_tokens(q.text):
+if q.text and not q.substring and not search_queries.search_tokens(q.text):
     st.warning("The text has no letters or digits to look up; use substring mode for punctuation.")
     st.stop()
 if not (q.text or q.event_id or q.user_id) and picked.end - picked.start > UNFILTERED_MAX:
     st.info("Enter words, an event id or a user id, or pick a range of an hour or less, to list raw events.")
     st.stop()
 
-total = queries.count_events(q, COUNT_CAP)
+total = search_queries.count_events(q, COUNT_CAP)
 pages = max(1, math.ceil(total / settings.search_page_size))
 summary = f"{fmt.count(total)}{'+' if total >= COUNT_CAP else ''} matching events"
 st.caption(f"{summary} · {picked.tenant_label} · {picked.label} · newest first")
@@ -57,7 +58,7 @@ if not total:
     st.stop()
 
 page = st.pagination(pages, key="q_page", max_visible_pages=7) if pages > 1 else 1
-rows = queries.search_events(q, page - 1, settings.search_page_size)
+rows = search_queries.search_events(q, page - 1, settings.search_page_size)
 st.dataframe(
     rows,
     hide_index=True,

@@ -10,8 +10,9 @@ import re
 import streamlit as st
 from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
-from dashboards import audit, controls, queries, readonly
+from dashboards import audit, controls, readonly
 from dashboards import formatting as fmt
+from dashboards.queries import sql_console as sql_console_queries
 from eventpulse.access.statements import Refused
 from eventpulse.settings import Settings
 
@@ -58,7 +59,7 @@ if run or st.session_state.get("sql_ran"):
     try:
         with audit.console_query(sql):  # one audit_log row per run: success, or failure with the reason
             readonly.check_statement(sql)
-            result = queries.run_readonly(
+            result = sql_console_queries.run_readonly(
                 sql,
                 tenant=picked.tenant,
                 max_execution_s=settings.sql_max_execution_s,

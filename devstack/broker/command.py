@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM while the block runs (previous handlers restored after)."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+from devstack.signals import StopFlag, raised_by_signals
 
 
 @click.command("serve")
@@ -63,7 +50,7 @@ def serve(
     settings = base.model_copy(update={k: v for k, v in updates.items() if v is not None})
     local = LocalBroker.from_settings(settings, echo=sys.stderr if verbose else None)
     retention = RetentionWorker(settings, local.cluster_id) if settings.storage == "s3" else None
-    with _stop_on_signals() as stop:
+    with raised_by_signals(StopFlag(), (signal.SIGINT, signal.SIGTERM)) as stop:
         try:
             if retention is not None:
                 retention.wait_for_store(timeout=30.0)

@@ -18,7 +18,9 @@ Tansu listens on a private loopback port and advertises the public one, where `_
 only TLS and relays the bytes. Clients see a TLS-only broker (``security.protocol=SSL``).
 
 The broker process stays in its parent's process group on purpose: a supervisor that kills the
-group of ``eventpulse broker serve`` then kills Tansu too, so no broker is ever left behind.
+group of ``eventpulse broker serve`` then kills Tansu too, so no broker is ever left behind. It also
+gets SIGKILL from the kernel when the thread that started it dies (``PR_SET_PDEATHSIG``, Linux), so a
+launcher killed alone, or one that died without its ``finally``, does not leave Tansu running.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import IO, Any, Self
 from devstack.broker.errors import BrokerBinaryNotFound, BrokerPortInUseError, BrokerStartError
 from devstack.broker.objectstore import storage_engine, tansu_environment
 from devstack.ports import connect_host, free_port, port_is_free, port_open, wait_until
+from devstack.process import parent_death_preexec
 from eventpulse.config.broker import BrokerSettings
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
@@ -81,6 +84,8 @@ class LocalBroker:
         tls_keyfile: the certificate's private key (PEM).
         storage_engine: Tansu's ``--storage-engine`` (``memory://tansu/`` or ``s3://BUCKET/``).
         env: variables added to the broker's environment (the object store's ``AWS_*``).
+        death_signal: what Tansu receives when the thread that called :meth:`start` ends (None: nothing);
+            start it from a thread that lives as long as the broker should (the main thread, say).
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class LocalBroker:
         tls_keyfile: Path | None = None,
         storage_engine: str = "memory://tansu/",
         env: Mapping[str, str] | None = None,
+        death_signal: int | None = signal.SIGKILL,
     ) -> None:
         if (tls_certfile is None) != (tls_keyfile is None):
             raise ValueError("TLS needs both tls_certfile and tls_keyfile")
@@ -109,6 +115,7 @@ class LocalBroker:
         self._echo = echo
         self.storage_engine = storage_engine
         self.env = dict(env or {})
+        self.death_signal = death_signal
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=200)
@@ -186,6 +193,7 @@ class LocalBroker:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env} if self.env else None,
+            preexec_fn=parent_death_preexec(self.death_signal) if self.death_signal is not None else None,
         )
         self._reader = threading.Thread(
             target=self._read_output, args=(self._proc.stdout,), name=f"tansu:{self.port}", daemon=True

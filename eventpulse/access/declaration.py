@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from eventpulse.access.credentials import Role
 
-SECRET_TABLES = frozenset({"api_keys", "users"})
-"""Tables holding credentials: only admin writes them, and only admin and writer (the gateway's
-key cache) read them. The reader and every tenant-scoped query never see them."""
+SECRET_TABLES = frozenset({"api_keys", "users", "webhook_sources"})
+"""Tables holding credentials (``webhook_sources``: encrypted signing secrets): only admin writes them, and
+only admin and writer (the gateway's key and source caches) read them. The reader and every tenant-scoped query never see them."""
 
 ADMIN_ONLY_WRITES = SECRET_TABLES | {"schema_migrations"}
 """Tables no one but admin may change: keys and users (a forged key row is a key), the migration ledger."""

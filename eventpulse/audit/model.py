@@ -29,6 +29,9 @@ class Action(StrEnum):
 
     API_KEY_CREATE = "api_key.create"
     API_KEY_REVOKE = "api_key.revoke"
+    WEBHOOK_SOURCE_CREATE = "webhook_source.create"
+    WEBHOOK_SOURCE_UPDATE = "webhook_source.update"  # a new mapping or a rotated secret
+    WEBHOOK_SOURCE_REVOKE = "webhook_source.revoke"
     USER_ADD = "user.add"
     USER_REMOVE = "user.remove"
     SIGN_IN = "auth.sign_in"

@@ -78,6 +78,22 @@ class StreamSettings(Section):
             " per-batch work, so 1 worker is fastest with 1 bucket."
         ),
     )
+    sink_parts: Literal["process", "single"] = Field(
+        "process",
+        description=(
+            "Warehouse-sink partitions: 'process' gives every Bytewax process its own, so each writes the rows"
+            " it made (flows/placement.py); 'single' sends every row to one worker (the old layout, for"
+            " comparison: rows then cross processes)."
+        ),
+    )
+    max_flow_processes: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Most Bytewax processes the flow may ever run with (-i/-a). It fixes the set of sink partitions,"
+            " so it must not shrink below a process count a recovery store was written with."
+        ),
+    )
     poll_idle_ms: int = Field(20, ge=1, description="Pause of a source partition that found nothing to read.")
     dead_letters_to_topic: bool = Field(False, description="Also produce dead letters to the dead-letter topic.")
     dead_letter_payload_bytes: int = Field(16 * 1024, gt=0, description="Payload kept in a dead letter at most.")

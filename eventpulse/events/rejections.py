@@ -17,6 +17,10 @@ class RejectReason(StrEnum):
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     MISSING_TENANT = "missing_tenant"
+    # Refusals of a whole request body (the gateway's compressed bodies and webhooks).
+    BODY_TOO_LARGE_DECOMPRESSED = "body_too_large_decompressed"  # a decompression bomb (size or ratio bound)
+    MALFORMED_ENCODING = "malformed_encoding"  # a compressed body that does not decompress (corrupt, truncated)
+    UNMAPPABLE = "unmappable"  # a webhook payload the source's mapping cannot turn into an event
 
 
 @dataclass(frozen=True, slots=True)

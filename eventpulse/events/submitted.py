@@ -11,6 +11,11 @@ and a numeric (or absent) ``latency_ms``. Plain ``type(...) is`` checks replace 
 conversion; the event is then built directly. Anything else, including every event that will be
 rejected, goes to ``parse_object``, so reasons, fields and details always come from one place.
 
+The fields, types and limits are `eventpulse.events.contract`'s, read once per parser: the checks
+below are written out by hand only for speed (a generic walk over the declarations would cost more
+than the rest of the path). Where the contract gives names different limits, the fast path applies
+the smallest, which only sends more events to the exact rules.
+
 Measured: ~0.8 µs per event against ~2.7 µs for ``parse_object`` (benchmark event, no id).
 """
 
@@ -22,14 +27,20 @@ from typing import Any
 
 import uuid_utils
 
+from eventpulse.events import contract
+from eventpulse.events.contract import limit
 from eventpulse.events.model import SCHEMA_VERSION, ValidEvent
 from eventpulse.events.rejections import Rejection
 from eventpulse.events.validation import EventValidator, exceeds_depth
 
 # The fields `parse_object` reads; it ignores ``tenant`` and ``received_at`` (the gateway sets them)
 # and keeps any other field as ``extra``: an event with other fields takes the exact path.
-_ENVELOPE = frozenset({"type", "source", "timestamp", "data", "id", "schema_version", "tenant", "received_at"})
+_ENVELOPE = contract.KNOWN_FIELDS
 _NO_DATA: dict[str, Any] = {}
+_SCHEMA_VERSION_ABSENT = contract.SCHEMA_VERSION_FIELD.default
+_USER_ID_ABSENT = contract.USER_ID.default
+_TIMESTAMP_LOW = limit(contract.TIMESTAMP.minimum)
+_LATENCY_LOW = limit(contract.LATENCY_MS.minimum)
 
 
 def new_event_id() -> str:
@@ -59,16 +70,27 @@ class SubmittedEventParser:
     ``new_id`` names events sent without an id (tests pass a deterministic one).
     """
 
-    __slots__ = ("_max_data_keys", "_max_depth", "_max_id", "_max_name", "_past_ms", "_skew_ms", "_validator", "new_id")
+    __slots__ = (
+        "_max_data_keys",
+        "_max_depth",
+        "_max_id",
+        "_max_name",
+        "_max_tenant",
+        "_past_ms",
+        "_skew_ms",
+        "_validator",
+        "new_id",
+    )
 
     def __init__(self, validator: EventValidator, *, new_id: Callable[[], str] = new_event_id) -> None:
         self._validator = validator
         self.new_id = new_id
         limits = validator.limits
-        self._max_name = limits.max_name_chars
-        self._max_id = limits.max_id_chars
-        self._max_data_keys = limits.max_data_keys
-        self._max_depth = limits.max_data_depth
+        self._max_name = min(limit(f.max_chars, limits) for f in (contract.TYPE, contract.SOURCE, contract.USER_ID))
+        self._max_tenant = limit(contract.TENANT.max_chars, limits)
+        self._max_id = limit(contract.ID.max_chars, limits)
+        self._max_data_keys = limit(contract.DATA.max_keys, limits)
+        self._max_depth = limit(contract.DATA.max_depth, limits)
         self._past_ms = limits.max_past_age_s * 1000
         self._skew_ms = limits.max_future_skew_s * 1000
 
@@ -104,10 +126,10 @@ class SubmittedEventParser:
 
     def _window(self, received_at_ms: int) -> tuple[int, int]:
         """The event times the fast path accepts without asking the exact rules."""
-        return max(0, received_at_ms - self._past_ms), received_at_ms + self._skew_ms
+        return max(_TIMESTAMP_LOW, received_at_ms - self._past_ms), received_at_ms + self._skew_ms
 
     def _tenant_ok(self, tenant: str) -> bool:
-        return bool(tenant.strip()) and len(tenant) <= self._max_name and tenant.isprintable()
+        return bool(tenant.strip()) and len(tenant) <= self._max_tenant and tenant.isprintable()
 
     def _fast(self, obj: Any, tenant: str, received_ms: int, window: tuple[int, int]) -> ValidEvent | None:
         """The event if ``obj`` is a common valid event, else None (then the exact path decides)."""
@@ -136,7 +158,7 @@ class SubmittedEventParser:
             or not event_id.isprintable()
         ):
             return None
-        schema_version = obj.get("schema_version", SCHEMA_VERSION)
+        schema_version = obj.get("schema_version", _SCHEMA_VERSION_ABSENT)
         if type(schema_version) is not int or schema_version != SCHEMA_VERSION:  # other versions: exact path
             return None
         data = obj.get("data", _NO_DATA)
@@ -147,7 +169,7 @@ class SubmittedEventParser:
             any(type(v) is dict or type(v) is list for v in data.values()) and exceeds_depth(data, self._max_depth)
         ):
             return None
-        user = data.get("user_id", "")
+        user = data.get("user_id", _USER_ID_ABSENT)
         if type(user) is not str:
             if type(user) is not int:
                 return None
@@ -160,7 +182,7 @@ class SubmittedEventParser:
         if latency is not None:
             if type(latency) is not float and type(latency) is not int:
                 return None
-            if not 0 <= latency < math.inf:
+            if not _LATENCY_LOW <= latency < math.inf:
                 return None
             latency = float(latency)
         status = data.get("status_code")

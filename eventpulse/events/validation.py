@@ -3,13 +3,16 @@
 One `EventValidator` per process; it is cheap to call per event (orjson decoding, msgspec type
 checks) and never raises on bad input: it returns a `Rejection` with a reason and the field.
 
-The rules that the fast paths (`eventpulse.events.submitted`, `eventpulse.events.wire_batch`)
-screen for are declared here once: `control_character` (names and ids), `decode_rejection`
-(JSON too deep to read). A fast path only *accepts* what it is sure of; everything else comes
-here, so reasons and details have one source.
+The fields, their types and limits are `eventpulse.events.contract`'s; this module turns them
+into checks with reasons and details. The rules that the fast paths (`eventpulse.events.submitted`,
+`eventpulse.events.wire_batch`) screen for are implemented here once: `control_character` (names
+and ids), `decode_rejection` (JSON too deep to read). A fast path only *accepts* what it is sure of;
+everything else comes here, so reasons and details have one source.
 """
 
+import functools
 import math
+import operator
 import re
 import time
 from collections.abc import Iterable
@@ -21,39 +24,46 @@ import orjson
 import uuid_utils
 
 from eventpulse.config.events import EventLimits
-from eventpulse.events.model import SCHEMA_VERSION, ValidEvent
+from eventpulse.events import contract
+from eventpulse.events.contract import CONTROL_CHARACTERS, Kind
+from eventpulse.events.model import ValidEvent
 from eventpulse.events.rejections import Rejection, RejectReason
 
-
-class _Envelope(msgspec.Struct):
-    """The fields every event must or may carry; anything else is kept as ``extra``."""
-
-    type: str
-    source: str
-    timestamp: int | float | str | None = None
-    data: dict[str, Any] = {}
-    id: str | None = None
-    schema_version: int = SCHEMA_VERSION
+_PYTHON_TYPES: dict[Kind, Any] = {
+    Kind.INTEGER: int,
+    Kind.NUMBER: float,
+    Kind.STRING: str,
+    Kind.BOOLEAN: bool,
+    Kind.OBJECT: dict[str, Any],
+    Kind.NULL: None,
+}
 
 
-MAX_SCHEMA_VERSION = 65_535  # the events table stores it as UInt16
-LATEST_RECEIVED_AT_MS = 7_258_118_400_000
-"""2200-01-01: a message's ``received_at`` beyond it (or below 0) is ignored and now used instead."""
+def _envelope_field(field: contract.Field) -> tuple[Any, ...]:
+    """A msgspec field for ``field``: its JSON types, strictly; absent means its default."""
+    kind = functools.reduce(operator.or_, [_PYTHON_TYPES[k] for k in field.kinds])
+    if field.required and field.optional_when is None:
+        return (field.key, kind)
+    return (field.key, kind, {} if Kind.OBJECT in field.kinds else field.default)
 
-_KNOWN_FIELDS = frozenset(_Envelope.__struct_fields__) | {"tenant", "received_at"}
 
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
-"""Characters refused in ``type``, ``source``, ``id``, tenant and ``data.user_id``: Unicode's
-control characters (category Cc): C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F).
+_Envelope: Any = msgspec.defstruct("_Envelope", [_envelope_field(f) for f in contract.ENVELOPE])
+"""The fields every event must or may carry (`contract.ENVELOPE`); anything else is kept as ``extra``.
+A missing ``timestamp`` is decided by `EventValidator._event_time` (it may be allowed)."""
 
-They have no printed form, so a name holding one looks like another name in every dashboard, and
-they break the places names travel to: a NUL ends a C string (librdkafka headers, ClickHouse
-clients, logs), CR/LF split log lines and CSV rows, ESC and C1's CSI (U+009B) drive terminals.
-DEL and C1 are refused with C0 because they are the same category, with the same harms.
-A fast path may accept a name without asking only when ``name.isprintable()`` (which is False for
-every Cc character, and for some others that then take the exact path): see `control_character`.
-"""
-_CONTROL_DETAIL = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+_KNOWN_FIELDS = contract.KNOWN_FIELDS
+_TIMESTAMP_SHAPE = re.compile(contract.TIMESTAMP.pattern or "")
+_TIMESTAMP_TEXT_CHARS = contract.limit(contract.TIMESTAMP.max_chars)
+_TIMESTAMP_LOW = contract.limit(contract.TIMESTAMP.minimum)
+_LATENCY_LOW = contract.limit(contract.LATENCY_MS.minimum)
+_VERSION_LOW = contract.limit(contract.SCHEMA_VERSION_FIELD.minimum)
+_VERSION_HIGH = contract.limit(contract.SCHEMA_VERSION_FIELD.maximum)
+_RECEIVED_AT_LOW = contract.limit(contract.RECEIVED_AT.minimum)
+_RECEIVED_AT_HIGH = contract.limit(contract.RECEIVED_AT.below)
+
+_CONTROL_DETAIL = "must not contain control characters ({})".format(
+    ", ".join(f"U+{low:04X}-U+{high:04X}" for low, high in contract.CONTROL_RANGES)
+)
 _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.(?P<field>[^`\[]+)")
 
@@ -71,7 +81,7 @@ def control_character(name: str, value: str) -> Rejection | None:
     return Rejection(RejectReason.INVALID_VALUE, name, f"{name} {_CONTROL_DETAIL}: U+{char:04X} at position {at}")
 
 
-_ASCII_CONTROLS = bytes([*range(0x20), 0x7F])
+_ASCII_CONTROLS = bytes(c for low, high in contract.CONTROL_RANGES for c in range(low, min(high + 1, 0x80)))
 
 
 def holds_control_character(text: str) -> bool:
@@ -113,6 +123,10 @@ class EventValidator:
 
     def __init__(self, limits: EventLimits) -> None:
         self._limits = limits
+        self._names = [(f, f.key, contract.limit(f.max_chars, limits)) for f in contract.NAMES]
+        self._max_user_id = contract.limit(contract.USER_ID.max_chars, limits)
+        self._max_data_keys = contract.limit(contract.DATA.max_keys, limits)
+        self._max_data_depth = contract.limit(contract.DATA.max_depth, limits)
 
     @property
     def limits(self) -> EventLimits:
@@ -141,7 +155,7 @@ class EventValidator:
         if not isinstance(tenant, str) or not tenant:
             return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant")
         received_at = obj.get("received_at")
-        plausible = _is_number(received_at) and 0 <= received_at < LATEST_RECEIVED_AT_MS
+        plausible = _is_number(received_at) and _RECEIVED_AT_LOW <= received_at < _RECEIVED_AT_HIGH
         received_at_ms = int(received_at) if plausible and received_at is not None else None
         return self.parse_object(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=default_id)
 
@@ -171,18 +185,18 @@ class EventValidator:
         if isinstance(timestamp, Rejection):
             return timestamp
         data = env.data
-        user = data.get("user_id", "")
+        user = data.get("user_id", contract.USER_ID.default)
         if isinstance(user, bool) or not isinstance(user, str | int):
             return Rejection(RejectReason.WRONG_TYPE, "data.user_id", "user_id must be a string or an integer")
         user_id = str(user)
-        if len(user_id) > self._limits.max_name_chars:
+        if len(user_id) > self._max_user_id:
             return Rejection(RejectReason.FIELD_TOO_LARGE, "data.user_id", "user_id is too long")
         if not user_id.isprintable() and (problem := control_character("data.user_id", user_id)):
             return problem
         latency = data.get("latency_ms")
         if latency is not None and not _is_number(latency):
             return Rejection(RejectReason.WRONG_TYPE, "data.latency_ms", "latency_ms must be a number")
-        if latency is not None and (latency < 0 or not math.isfinite(latency)):
+        if latency is not None and (latency < _LATENCY_LOW or not math.isfinite(latency)):
             return Rejection(RejectReason.INVALID_VALUE, "data.latency_ms", "latency_ms must be finite and >= 0")
         status = data.get("status_code")
         is_error = env.type == "error" or data.get("error") is True or (_is_number(status) and status >= 500)
@@ -202,31 +216,26 @@ class EventValidator:
         )
         return event
 
-    def _check_fields(self, env: _Envelope, tenant: str) -> Rejection | None:
-        limits = self._limits
-        for name, value, most in (
-            ("tenant", tenant, limits.max_name_chars),
-            ("type", env.type, limits.max_name_chars),
-            ("source", env.source, limits.max_name_chars),
-            ("id", env.id, limits.max_id_chars),
-        ):
+    def _check_fields(self, env: Any, tenant: str) -> Rejection | None:
+        for field, name, most in self._names:  # `contract.NAMES`: the tenant first, then the body's
+            value = tenant if field is contract.TENANT else getattr(env, name)
             if value is None:
                 continue
-            if not value.strip():
+            if field.not_blank and not value.strip():
                 return Rejection(RejectReason.INVALID_VALUE, name, f"{name} must not be empty")
             if len(value) > most:
                 return Rejection(RejectReason.FIELD_TOO_LARGE, name, f"{name} is longer than {most} characters")
-            if not value.isprintable() and (problem := control_character(name, value)):
+            if field.printable and not value.isprintable() and (problem := control_character(name, value)):
                 return problem
-        if not 0 <= env.schema_version <= MAX_SCHEMA_VERSION:
+        if not _VERSION_LOW <= env.schema_version <= _VERSION_HIGH:
             return Rejection(
-                RejectReason.INVALID_VALUE, "schema_version", f"schema_version must be 0..{MAX_SCHEMA_VERSION}"
+                RejectReason.INVALID_VALUE, "schema_version", f"schema_version must be {_VERSION_LOW}..{_VERSION_HIGH}"
             )
-        if len(env.data) > limits.max_data_keys:
-            return Rejection(RejectReason.FIELD_TOO_LARGE, "data", f"data has more than {limits.max_data_keys} keys")
-        if exceeds_depth(env.data, limits.max_data_depth):
+        if len(env.data) > self._max_data_keys:
+            return Rejection(RejectReason.FIELD_TOO_LARGE, "data", f"data has more than {self._max_data_keys} keys")
+        if exceeds_depth(env.data, self._max_data_depth):
             return Rejection(
-                RejectReason.FIELD_TOO_LARGE, "data", f"data is nested deeper than {limits.max_data_depth} levels"
+                RejectReason.FIELD_TOO_LARGE, "data", f"data is nested deeper than {self._max_data_depth} levels"
             )
         return None
 
@@ -255,7 +264,7 @@ class EventValidator:
         return problem if problem else int(timestamp)
 
     def _check_timestamp(self, timestamp: float, received_ms: int) -> Rejection | None:
-        if not math.isfinite(timestamp) or timestamp < 0:
+        if not math.isfinite(timestamp) or timestamp < _TIMESTAMP_LOW:
             return Rejection(RejectReason.INVALID_VALUE, "timestamp", "timestamp must be epoch milliseconds >= 0")
         ahead, behind = self._limits.max_future_skew_s * 1000, self._limits.max_past_age_s * 1000
         if timestamp > received_ms + ahead:
@@ -296,7 +305,7 @@ def parse_iso_timestamp(text: str) -> int | None:
     Sub-millisecond digits are truncated, as a float timestamp's are. Only strings that hold a date
     and a time are taken, so a stray number in quotes is not read as a year.
     """
-    if len(text) > 64 or ("T" not in text.upper() and " " not in text):
+    if len(text) > _TIMESTAMP_TEXT_CHARS or _TIMESTAMP_SHAPE.search(text) is None:
         return None
     try:
         moment = datetime.fromisoformat(text)

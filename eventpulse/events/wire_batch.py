@@ -25,10 +25,12 @@ That both paths agree, field by field, is a Hypothesis property test
 import bisect
 import functools
 import itertools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import sub
+from types import GenericAlias
 from typing import Annotated, Any
 
 import msgspec
@@ -36,14 +38,11 @@ import orjson
 from msgspec import Meta
 
 from eventpulse.config.events import EventLimits
-from eventpulse.events.model import RAW_EVENT_COLUMNS, SCHEMA_VERSION
+from eventpulse.events import contract
+from eventpulse.events.contract import Kind
+from eventpulse.events.model import RAW_EVENT_COLUMNS
 from eventpulse.events.rejections import Rejection
-from eventpulse.events.validation import (
-    LATEST_RECEIVED_AT_MS,
-    MAX_SCHEMA_VERSION,
-    EventValidator,
-    holds_control_character,
-)
+from eventpulse.events.validation import EventValidator, holds_control_character
 
 WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
@@ -106,7 +105,7 @@ def _fast_path(
     """
     most = limits.max_event_bytes  # a None (a tombstone) or a larger message becomes b"", which fails to decode
     payloads = [p if p is not None and len(p) <= most else b"" for p in payloads]
-    decoders = _decoders(limits.max_name_chars, limits.max_id_chars)
+    decoders = _decoders(limits)
     events, index, general = _decode_each(decoders.event.decode, payloads, first)
     if not events:
         return [], tuple([] for _ in WIRE_COLUMNS), general
@@ -163,40 +162,57 @@ class _Decoders:
     no_data: Any  # stands in for ``data`` that did not decode
 
 
+_INT64 = (-(2**63), 2**63 - 1)  # msgspec's bounds must fit
+
+
+def _typed(field: contract.Field, kind: Kind, limits: EventLimits) -> Any:
+    """``field`` as ``kind``, with the contract's limits on it as msgspec ``Meta`` (those that need no context).
+
+    A string gets its length limits (``min_length=1`` for a name that must not be blank, which
+    rules out only the empty one: blank ones are screened after decoding); a number its bounds;
+    an integer counted by its decimal form (``data.user_id``) the integers whose form fits, within
+    int64 (`contract.integer_range`; the wider integers orjson decodes go to the general path).
+    """
+    if kind is Kind.STRING:
+        most = contract.limit(field.max_chars, limits) if field.max_chars is not None else None
+        return Annotated[str, Meta(min_length=1 if field.not_blank else None, max_length=most)]
+    if kind is Kind.OBJECT:
+        return msgspec.Raw  # decoded later, for the whole batch at once (`_decode_datas`)
+    if kind is Kind.INTEGER and field.digits:
+        least, most = contract.integer_range(field, limits)
+        return Annotated[int, Meta(ge=max(least, _INT64[0]), le=min(most, _INT64[1]))]
+    python = int if kind is Kind.INTEGER else float
+    # msgspec's overloads take one lower and one upper bound: pass only those the field has.
+    bounds: dict[str, Any] = {"ge": field.minimum, "le": field.maximum, "lt": field.below}
+    return Annotated[python, Meta(**{name: bound for name, bound in bounds.items() if bound is not None})]
+
+
+def _struct(name: str, fields: Sequence[tuple[contract.Field, Any]], *, optional: bool, **options: Any) -> Any:
+    """A msgspec struct of ``fields`` (each with its type). A field is required unless ``optional`` or it
+    has a contract default; when absent it takes that default."""
+    spec = [(f.key, kind) if f.default is None and not optional else (f.key, kind, f.default) for f, kind in fields]
+    return msgspec.defstruct(name, spec, kw_only=True, gc=False, **options)
+
+
 @functools.lru_cache(maxsize=8)
-def _decoders(max_name_chars: int, max_id_chars: int) -> _Decoders:
-    """The wire form exactly as the gateway writes it, with the limits that need no context."""
-    name = Annotated[str, Meta(min_length=1, max_length=max_name_chars)]
-    event = msgspec.defstruct(
+def _decoders(limits: EventLimits) -> _Decoders:
+    """The wire form exactly as the gateway writes it (every field of the envelope and the gateway's, each
+    as its first JSON type in the contract), with the contract's limits that need no context."""
+    event = _struct(
         "WireEvent",
-        [
-            ("id", Annotated[str, Meta(min_length=1, max_length=max_id_chars)]),
-            ("timestamp", Annotated[int, Meta(ge=0)]),
-            ("type", name),
-            ("source", name),
-            ("data", msgspec.Raw),
-            ("tenant", name),
-            ("received_at", Annotated[int, Meta(ge=0, lt=LATEST_RECEIVED_AT_MS)]),
-            ("schema_version", Annotated[int, Meta(ge=0, le=MAX_SCHEMA_VERSION)], SCHEMA_VERSION),
-        ],
+        [(f, _typed(f, f.kinds[0], limits)) for f in (*contract.ENVELOPE, *contract.SET_BY_GATEWAY)],
+        optional=False,
         forbid_unknown_fields=True,
-        gc=False,
     )
-    # An integer user_id whose decimal form fits, and within int64: orjson decodes integers beyond
-    # 64 bits as floats (a wrong type) where msgspec gives ints, and bounds must fit int64 anyway.
-    most, least = min(2**63 - 1, 10**max_name_chars - 1), max(-(2**63), 1 - 10 ** (max_name_chars - 1))
-    user_id = Annotated[str, Meta(max_length=max_name_chars)] | Annotated[int, Meta(ge=least, le=most)]
-    data = msgspec.defstruct(
-        "WireData",
-        [
-            ("user_id", user_id, ""),
-            ("latency_ms", Annotated[float, Meta(ge=0)] | None, None),
-            ("status_code", Any, None),
-            ("error", Any, None),
-        ],
-        gc=False,
+    data_fields = []
+    for f in contract.DATA_FIELDS:  # every JSON type each takes (null as absent), or any value
+        kinds = [k for k in f.kinds if k is not Kind.NULL]
+        kind = functools.reduce(operator.or_, [_typed(f, k, limits) for k in kinds]) if kinds else Any
+        data_fields.append((f, kind | None if Kind.NULL in f.kinds else kind))
+    data = _struct("WireData", data_fields, optional=True)
+    return _Decoders(
+        msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(GenericAlias(list, data)), data()
     )
-    return _Decoders(msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(list[data]), data())  # type: ignore[valid-type]  # a Struct built at run time
 
 
 def _decode_each(

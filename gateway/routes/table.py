@@ -29,6 +29,7 @@ SQL = RouteSpec("/api/sql", "POST")
 METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
 INGEST_WEBSOCKET = RouteSpec("/ws/ingest", "WEBSOCKET", documented=False)  # protocol: gateway/ws_ingest.py
+WEBHOOKS = RouteSpec("/api/webhooks/{source}", "POST")  # signed by the source's secret, not an API key
 
 INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
 """Answered by the raw ASGI handlers (`gateway.handlers`), not by Starlette."""
@@ -45,5 +46,18 @@ ROUTES: tuple[RouteSpec, ...] = (
     METRICS_QUERY,
     STREAM_WEBSOCKET,
     INGEST_WEBSOCKET,
+    WEBHOOKS,
 )
 PATHS = frozenset(route.path for route in ROUTES)
+_PREFIXED = {route.path.split("{", 1)[0]: route.path for route in ROUTES if "{" in route.path}
+
+
+def route_of(path: str) -> str:
+    """The route-table path a request path is counted under (``/api/webhooks/{source}`` for
+    ``/api/webhooks/stripe``), or ``other``."""
+    if path in PATHS:
+        return path
+    for prefix, route in _PREFIXED.items():
+        if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+            return route
+    return "other"

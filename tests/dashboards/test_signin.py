@@ -111,10 +111,11 @@ def test_scope_comes_from_the_session_not_the_request(dashboard_env):
 def _probe_scope(asked: str) -> None:
     import streamlit as st
 
-    from dashboards import queries, signin
+    from dashboards import signin
+    from dashboards.queries import client as query_client
 
     try:
-        queries.scope_for(asked)
+        query_client.scope_for(asked)
     except signin.ScopeError as exc:
         st.markdown(f"refused: {exc}")
     else:

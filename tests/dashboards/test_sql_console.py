@@ -7,7 +7,8 @@ import time
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from dashboards import queries, readonly
+from dashboards import readonly
+from dashboards.queries import sql_console as sql_console_queries
 from eventpulse.access.statements import Refused
 from eventpulse.warehouse.client import create_client
 from tests.dashboards.apptest import open_page
@@ -63,7 +64,9 @@ def test_readonly_is_enforced_by_the_server_not_only_the_precheck(monkeypatch, w
     use_warehouse(monkeypatch, warehouse)
     monkeypatch.setenv("EVENTPULSE_DASHBOARD_SIGN_IN", "false")  # called outside a session: as the local admin
     with pytest.raises(Refused):  # the first wall: the scoped read path
-        queries.run_readonly(statement, tenant="", max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9)
+        sql_console_queries.run_readonly(
+            statement, tenant="", max_execution_s=5, max_result_rows=10, max_rows_to_read=10**9
+        )
     if "max_execution_time" not in statement:  # a reader may change limits; only the scoped path refuses that
         reader = create_client(warehouse, role="reader")
         with pytest.raises(DatabaseError, match=r"Code: (164|497)\b"):  # the second wall: READONLY/ACCESS_DENIED

@@ -156,6 +156,7 @@ def test_haproxy_balances_the_gateways_and_checks_their_health() -> None:
         assert "/api/health" in " ".join(SERVICES[gateway]["healthcheck"]["test"])
 
 
+@pytest.mark.integration  # runs haproxy in a subprocess
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed (apt-get install haproxy)")
 def test_haproxy_accepts_the_configuration() -> None:
     result = subprocess.run(

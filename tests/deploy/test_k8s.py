@@ -109,6 +109,7 @@ def test_schema_validation_catches_mistakes() -> None:
             validate(broken, KUBERNETES_VERSIONS[-1])
 
 
+@pytest.mark.integration  # runs kubectl in a subprocess
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed: render.py alone renders")
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=lambda p: p.name)
 def test_render_matches_kubectl_kustomize(folder: Path) -> None:

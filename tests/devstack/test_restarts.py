@@ -25,6 +25,7 @@ from devstack.process import group_members
 from devstack.supervisor import NO_RESTART, RestartPolicy, ServiceEvent, ServiceSpec, Supervisor
 from tests.devstack.test_supervisor import STUBBORN, TREE, _alive, _children_of, _pids, _wait_for
 
+pytestmark = pytest.mark.integration  # real child processes and ports
 PY = sys.executable
 FAST = RestartPolicy(backoff_s=0.1, max_backoff_s=1.0, limit=3, window_s=60)
 

@@ -19,6 +19,7 @@ from devstack.ports import free_port, port_is_free, wait_for_http, wait_for_port
 from devstack.process import group_members
 from devstack.supervisor import NO_RESTART, ServiceSpec, StartupError, Supervisor
 
+pytestmark = pytest.mark.integration  # real child processes and ports
 PY = sys.executable
 
 SERVE_PORT = """

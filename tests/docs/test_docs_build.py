@@ -49,6 +49,10 @@ cli()
 """
 
 
+BUILDS_THE_SITE = pytest.mark.integration
+"""Tests of the built site: the `site` fixture runs mkdocs in a subprocess (integration tier)."""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
@@ -117,6 +121,7 @@ def missing_settings(config_page: str) -> set[str]:
 # --- Tests ---------------------------------------------------------------------------------------
 
 
+@BUILDS_THE_SITE
 def test_every_page_of_the_nav_is_built(site: Path) -> None:
     for page in (
         "index.html",
@@ -134,6 +139,7 @@ def test_every_page_of_the_nav_is_built(site: Path) -> None:
     assert (site / "assets" / "data-path.svg").read_text().startswith("<svg")
 
 
+@BUILDS_THE_SITE
 def test_api_page_lists_every_route_operation_and_schema(site: Path) -> None:
     doc = docs_reference.openapi_document()
     served = gateway_paths()
@@ -144,6 +150,7 @@ def test_api_page_lists_every_route_operation_and_schema(site: Path) -> None:
     assert missing_routes(page_text(site, "reference/api.html"), doc, served) == set()
 
 
+@BUILDS_THE_SITE
 def test_configuration_page_lists_every_setting(site: Path) -> None:
     page = page_text(site, "reference/configuration.html")
     variables = list(settings_variables())
@@ -154,6 +161,7 @@ def test_configuration_page_lists_every_setting(site: Path) -> None:
     assert "EVENTPULSE_GATEWAY_MAX_BATCH_EVENTS int 10000 > 0 Most events in one batch request." in page
 
 
+@BUILDS_THE_SITE
 def test_the_checks_catch_a_page_that_drifted(site: Path) -> None:
     """Negative control: the same checks on pages with one row taken out report exactly that row."""
     config = page_text(site, "reference/configuration.html")

@@ -5,10 +5,12 @@ import sys
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.dedup import MISSING, SlotKeys, event_keys
+from tests.support.examples import examples
 
 SLOT = 10_000
 
@@ -27,6 +29,7 @@ def test_event_keys_identify_tenant_timestamp_and_id() -> None:
     assert np.array_equal(event_keys(_frame(rows, pl.Categorical)), keys)
 
 
+@pytest.mark.integration  # starts a Python subprocess
 def test_event_keys_are_the_same_in_another_process() -> None:
     """Keys are in recovery snapshots and compared with keys of events read from the warehouse."""
     code = (
@@ -83,7 +86,7 @@ def test_snapshots_are_never_modified_and_restore_the_same_set() -> None:
     assert len(keys._slots[0]) <= 12  # runs stay O(log n): sizes at least double going back
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.lists(st.tuples(st.integers(0, 40_000), st.integers(0, 30)), max_size=50),

@@ -12,11 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from devstack.traffic.generator import EventFactory, TrafficProfile
 from eventpulse.broker.admin import admin_client, log_end_offsets, partition_lag, topic_id
@@ -24,7 +27,7 @@ from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.incidents import IncidentLog
 from eventpulse.warehouse.client import create_client
-from flows.source import KafkaBatchSource, PartitionState, SourceBatch
+from flows.source import KafkaBatchSource, PartitionState, SourceBatch, listed_watermarks
 from orchestration.sensors.consumer_lag import processed_offsets
 from tests.flows.test_topic_incarnations import recreate_topic
 from tests.support.pipeline import init_recovery, produce, run_flow_until_drained, start_flow
@@ -273,11 +276,6 @@ def test_listing_waits_while_the_client_does_not_know_the_partition_yet(broker_b
     """What a restarted broker looks like to a running consumer: ``_UNKNOWN_PARTITION`` until its
     metadata refreshes. The listing retries (the flow goes on); with no retry budget it raises
     (the negative control: the crash seen on a loaded CI machine)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-    from confluent_kafka.admin import NewTopic
-
-    from flows.source import listed_watermarks
-
     name = f"later-{uuid.uuid4().hex[:10]}"
     consumer = Consumer({"bootstrap.servers": broker_bootstrap, "group.id": name})
     try:
@@ -289,8 +287,6 @@ def test_listing_waits_while_the_client_does_not_know_the_partition_yet(broker_b
             time.sleep(1.0)
             for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
                 future.result(timeout=30)
-
-        import threading
 
         creator = threading.Thread(target=create_later)
         creator.start()

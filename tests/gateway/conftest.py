@@ -22,6 +22,7 @@ import orjson
 import pytest
 import uvicorn
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from eventpulse.api_keys import DEFAULT_SCOPES, create_key
 from eventpulse.broker.admin import consumer_config
@@ -29,8 +30,12 @@ from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.gateway import GatewaySettings
 from eventpulse.config.redis import RedisSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.config.webhooks import WebhookSettings
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
+from eventpulse.webhooks.secrets import new_key, secret_box
+from eventpulse.webhooks.signature import DELIVERY_HEADER, HEADER, sign
+from eventpulse.webhooks.store import register_source
 from gateway.app import create_app
 from gateway.server import uvicorn_options
 from tests.support.services import free_port, stop
@@ -218,3 +223,48 @@ def gateway_process(settings: Settings, log: Path) -> Iterator[str]:
         yield url
     finally:
         stop(proc, grace=20)
+
+
+# --- Webhooks ------------------------------------------------------------------------------------
+
+
+def with_webhooks(settings: Settings, **webhooks: Any) -> Settings:
+    """``settings`` with a fresh webhook secrets key (and these webhook settings)."""
+    hooks = WebhookSettings(secrets_key=SecretStr(new_key()), refresh_s=0.2, **webhooks)
+    return settings.model_copy(update={"webhooks": hooks})
+
+
+def register_webhook(settings: Settings, tenant: str, source: str, mapping: dict[str, Any]) -> str:
+    """Register ``source`` for ``tenant`` in ``settings``' warehouse; returns its signing secret."""
+    client = create_client(settings.warehouse, role="admin")
+    try:
+        return register_source(client, secret_box(settings), tenant, source, mapping)[1]
+    finally:
+        client.close()
+
+
+def wait_for_source(gw: RunningGateway, source: str, timeout: float = 10.0) -> None:
+    """Block until the gateway's source cache knows ``source``."""
+    deadline = time.monotonic() + timeout
+    while gw.services.webhook_sources.get(source) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"webhook source {source!r} not loaded by the gateway")
+        time.sleep(0.05)
+
+
+def post_webhook(
+    http: httpx.Client,
+    source: str,
+    secret: str,
+    body: bytes,
+    *,
+    at: int | None = None,
+    delivery: str | None = None,
+    header: str | None = None,
+) -> httpx.Response:
+    """POST ``body`` to ``source``'s webhook, signed with ``secret`` at ``at`` (now), or with ``header``."""
+    headers = {"Content-Type": "application/json"}
+    headers[HEADER] = header if header is not None else sign(secret, at or int(time.time()), body)
+    if delivery is not None:
+        headers[DELIVERY_HEADER] = delivery
+    return http.post(f"/api/webhooks/{source}", content=body, headers=headers)

@@ -107,5 +107,7 @@ def test_a_flooding_tenant_does_not_slow_the_others(start_gateway, make_key):
         # Ratios against the quiet tenant alone, measured in the same run (the machine is noisy and
         # shared): the quiet tenant keeps its own bucket (every request 202) and its latency stays
         # within a small factor of its baseline while the flooder is refused.
+        # The tail: the second-slowest of 20, so one scheduler stall of a loaded 2-core machine (456 ms once,
+        # on a clean-clone CI run, with every other sample near the baseline) is not read as a slow tenant.
         assert statistics.median(under) < 3 * statistics.median(base) + 0.03
-        assert under[int(samples * 0.95)] < 5 * base[int(samples * 0.95)] + 0.1
+        assert under[samples - 2] < 5 * base[samples - 2] + 0.1

@@ -6,12 +6,15 @@ status: 401 without a (valid) key, 403 with a key lacking the route's scope (the
 its handshake with 403 either way). Tampering (``tenant`` query parameters, tenant headers, another
 tenant's key as ``api_key`` beside the caller's header, a ``tenant`` in the event body, path
 variants) never widens what a key sees. The cases are generated from `gateway.routes.table.ROUTES`:
-a new route fails `test_every_route_is_classified` until this file says which scope it needs.
+a new route fails `test_every_route_is_classified` until this file says which scope it needs. The
+webhook route takes no key: a delivery signed with the other tenant's source secret is 401, one
+signed with the tenant's own lands under that tenant whatever key, parameters or body say.
 One gateway, one warehouse database and one topic for the module.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +32,19 @@ from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
+from eventpulse.webhooks import signature
 from gateway.routes import table
-from tests.gateway.conftest import RunningGateway, event, gateway_settings, read_topic, serve, wait_for_key
+from tests.gateway.conftest import (
+    RunningGateway,
+    event,
+    gateway_settings,
+    read_topic,
+    register_webhook,
+    serve,
+    wait_for_key,
+    wait_for_source,
+    with_webhooks,
+)
 
 TENANTS = ("acme", "globex")
 SCOPES = ("ingest", "stream", "read", "admin")
@@ -45,6 +59,10 @@ SCOPE_OF = {
 }
 PUBLIC = {table.HEALTH, table.READY, table.METRICS_JSON, table.METRICS_PROMETHEUS, table.OPENAPI}
 """Routes without a key: they answer about the service, never with a tenant's data."""
+SIGNED = {table.WEBHOOKS}
+"""Routes a third party calls: authenticated by the signature of a source's secret, never by a key
+(any key, or none, changes nothing); the tenant is the source's."""
+HOOK_MAPPING = {"type": "$.type", "id": "$.id", "user_id": "$.user"}
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
 COUNT = {"acme": 3, "globex": 300}  # events per minute window: which tenant an answer came from
 TAMPERED_PARAMS = ({}, {"tenant": "{other}"}, {"tenant_id": "{other}"}, {"tenants": "{other},{own}"})
@@ -57,6 +75,7 @@ class Stack:
     keys: dict[tuple[str, str | None], str]  # (tenant, scope or None for every scope) -> key
     topic: str
     bootstrap: str
+    hook_secrets: dict[str, str]  # tenant -> secret of its source "<tenant>-hooks"
 
 
 def _other(tenant: str) -> str:
@@ -101,15 +120,18 @@ def stack(broker_bootstrap: str, warehouse_url: str) -> Iterator[Stack]:
     keys = {(t, s): create_key(client, t, (s,))[1] for t in TENANTS for s in ALL_SCOPES}
     keys |= {(t, None): create_key(client, t, ALL_SCOPES)[1] for t in TENANTS}
     client.close()
-    settings = gateway_settings(broker, warehouse, query_cache_ttl_s=0, stream_poll_s=0.2)
+    settings = with_webhooks(gateway_settings(broker, warehouse, query_cache_ttl_s=0, stream_poll_s=0.2))
+    hook_secrets = {t: register_webhook(settings, t, f"{t}-hooks", HOOK_MAPPING) for t in TENANTS}
     with serve(settings) as gw:
         for key in keys.values():
             wait_for_key(gw, key)
-        yield Stack(gw, keys, topics[0], broker_bootstrap)
+        for tenant in TENANTS:
+            wait_for_source(gw, f"{tenant}-hooks")
+        yield Stack(gw, keys, topics[0], broker_bootstrap, hook_secrets)
 
 
 def test_every_route_is_classified() -> None:
-    assert set(table.ROUTES) == set(SCOPE_OF) | PUBLIC
+    assert set(table.ROUTES) == set(SCOPE_OF) | PUBLIC | SIGNED
     assert set(SCOPE_OF.values()) <= set(ALL_SCOPES)
 
 
@@ -147,6 +169,15 @@ def _request(http: httpx.Client, route: table.RouteSpec, path: str, tenant: str,
                 response.read()
             return response
     return http.get(path, params=params, headers=headers)
+
+
+def _webhook(http: httpx.Client, tenant: str, secret: str, params, headers) -> httpx.Response:
+    """A delivery to ``tenant``'s source whose body names the other tenant, signed with ``secret``."""
+    other = _other(tenant)
+    doc = {"type": "signed", "id": f"{tenant}-{uuid.uuid4().hex[:12]}", "user": "u1", "tenant": other}
+    body = orjson.dumps({**doc, "data": {"tenant": other}})
+    signed = {**headers, signature.HEADER: signature.sign(secret, int(time.time()), body)}
+    return http.post(f"/api/webhooks/{tenant}-hooks", params=params, headers=signed, content=body)
 
 
 def _first_sse_message(response: httpx.Response) -> bytes:
@@ -199,6 +230,16 @@ def test_every_route_with_every_scope_and_tampering(stack: Stack) -> None:
                 if route is table.STREAM_SSE and "X-API-Key" in headers:  # the key parameter: the header wins
                     params["api_key"] = stack.keys[(_other(tenant), "stream")]
                 case = f"{route.method} {path} {tenant}/{scope} {params} {headers}"
+                if route in SIGNED:  # "wrong": signed with the other tenant's secret; any other: its own
+                    secret = stack.hook_secrets[_other(tenant) if scope == "wrong" else tenant]
+                    response = _webhook(http, tenant, secret, params, headers)
+                    if scope == "wrong":
+                        assert response.status_code == 401, case
+                        refused += 1
+                    else:
+                        assert response.status_code == 202 and _other(tenant) not in response.text, case
+                        answered += 1
+                    continue
                 response = _request(http, route, path, tenant, params, headers)
                 if route in PUBLIC:
                     assert response.status_code in (200, 503), case  # ready: 503 while a dependency is down
@@ -266,3 +307,21 @@ def test_websocket_with_every_scope(stack: Stack, tenant: str) -> None:
         with ws_connect(tampered, additional_headers=headers, open_timeout=10) as ws:
             message = orjson.loads(ws.recv(timeout=10))
         assert message["tenant"] == tenant and {r["event_count"] for r in message["rows"]} == {COUNT[tenant]}
+
+
+def test_the_checks_catch_an_answer_with_the_other_tenants_data(stack: Stack) -> None:
+    """Negative control: a gateway that answered with the other tenant's data (simulated by asking
+    with the other tenant's key) fails every data route's check above."""
+    data_routes = [r for r in SCOPE_OF if r.method != "WEBSOCKET" and r not in (table.EVENTS, table.EVENTS_BATCH)]
+    assert data_routes
+    with httpx.Client(base_url=stack.gateway.url, timeout=30) as http:
+        for route in data_routes:
+            for tenant in TENANTS:
+                leaked = _request(
+                    http, route, route.path, _other(tenant), {}, {"X-API-Key": stack.keys[(_other(tenant), None)]}
+                )
+                assert leaked.status_code == 200, (route.path, leaked.text[:200])
+                with pytest.raises(AssertionError):
+                    _assert_own_data(
+                        route, tenant, leaked, f"{route.path} answered {_other(tenant)}'s data to {tenant}"
+                    )

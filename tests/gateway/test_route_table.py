@@ -1,12 +1,14 @@
 """The route table (`gateway.routes.table`) is what the app mounts and what the OpenAPI document describes."""
 
+import pytest
 from starlette.routing import Route, WebSocketRoute
 
 from eventpulse.settings import Settings
 from gateway.app import create_app
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
-from gateway.routes.table import INGEST_ROUTES, PATHS, ROUTES
+from gateway.routes import table
+from gateway.routes.table import INGEST_ROUTES, PATHS, ROUTES, RouteSpec
 
 
 def _mounted(app: RequestContext) -> set[tuple[str, str]]:
@@ -32,3 +34,11 @@ def test_the_openapi_document_describes_the_documented_routes():
     paths = build_openapi(settings.gateway, settings.events)["paths"]
     described = {(path, method.upper()) for path, operations in paths.items() for method in operations}
     assert described == {(r.path, r.method) for r in ROUTES if r.documented}
+
+
+def test_a_documented_route_without_an_operation_fails_the_document(monkeypatch):
+    """Negative control: the document is built from the table, so a route added to it without an
+    operation is caught at build time, not served undocumented."""
+    monkeypatch.setattr(table, "ROUTES", (*table.ROUTES, RouteSpec("/api/new", "GET")))
+    with pytest.raises(LookupError, match="/api/new"):
+        build_openapi(Settings().gateway, Settings().events)

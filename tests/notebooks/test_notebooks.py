@@ -7,14 +7,24 @@ the worst window's breakdown of ``latency_error_anomalies``. A cell appended to 
 result frames (parquet) so the test can read them back from the kernel.
 """
 
+import random
 import statistics
+import time
+import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
+import orjson
 import polars as pl
 import pytest
 from nbclient import NotebookClient
+
+from devstack.traffic.generator import EventFactory, TrafficProfile
+from eventpulse.config.broker import BrokerSettings
+from tests.dashboards.conftest import Filled, create_topics, fresh_database
+from tests.support.pipeline import produce, run_flow_until_drained
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 RESULTS = {
@@ -22,6 +32,7 @@ RESULTS = {
     "latency_error_anomalies": ("windows", "scored", "anomalies", "inside", "worst"),
 }
 ROLLING, THRESHOLD, WINDOW_MS = 5, 3.5, 60_000
+MIN_RISE, MIN_ERROR_RISE, MIN_EVENTS = 1.5, 0.10, 20  # the notebook's defaults
 FUNNEL = ("page_view", "add_to_cart", "purchase")
 
 
@@ -29,12 +40,12 @@ def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == sorted(RESULTS)
 
 
-def _run(path: Path, out: Path, monkeypatch, filled) -> dict[str, pl.DataFrame]:
+def _run(path: Path, out: Path, monkeypatch, filled, rolling: int = ROLLING) -> dict[str, pl.DataFrame]:
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_URL", filled.warehouse.url)
     monkeypatch.setenv("EVENTPULSE_WAREHOUSE_DATABASE", filled.warehouse.database)
     monkeypatch.setenv("NOTEBOOK_LOOKBACK_HOURS", "24")  # the whole filled span, however long the session ran
     monkeypatch.setenv("NOTEBOOK_COHORT_PERIOD", "minute")  # a few minutes of data: minute cohorts
-    monkeypatch.setenv("NOTEBOOK_ROLLING_WINDOWS", str(ROLLING))
+    monkeypatch.setenv("NOTEBOOK_ROLLING_WINDOWS", str(rolling))
     book = nbformat.read(path, as_version=4)
     names = RESULTS[path.stem]
     save = "\n".join(
@@ -116,8 +127,9 @@ def check_funnel_and_retention(got: dict[str, pl.DataFrame], events: list[dict])
     assert len({first for first, _ in active}) >= 3 and max(offset for _, offset in active) >= 3
 
 
-def _robust_z(values: list[float | None]) -> list[float | None]:
-    """The notebook's score, recomputed: against the median and MAD of the previous ROLLING windows."""
+def _robust_z(values: list[float | None]) -> list[tuple[float | None, float | None]]:
+    """The notebook's (score, median), recomputed: against the median and MAD of the previous ROLLING
+    windows, the MAD floored at 5 % of the median."""
 
     def rolling_median(series: list[float | None], i: int) -> float | None:
         seen = [v for v in series[max(0, i - ROLLING + 1) : i + 1] if v is not None]
@@ -128,7 +140,7 @@ def _robust_z(values: list[float | None]) -> list[float | None]:
     spread = [abs(p - m) if p is not None and m is not None else None for p, m in zip(past, medians, strict=True)]
     mads = [rolling_median(spread, i) for i in range(len(values))]
     return [
-        (v - m) / (1.4826 * d + 1e-9) if None not in (v, m, d) else None
+        ((v - m) / (1.4826 * max(d, 0.05 * abs(m)) + 1e-9), m) if None not in (v, m, d) else (None, m)
         for v, m, d in zip(values, medians, mads, strict=True)
     ]
 
@@ -154,8 +166,13 @@ def check_latency_error_anomalies(got: dict[str, pl.DataFrame], events: list[dic
         starts = _ms(mine, "window_start")
         z_latency = _robust_z(mine["latency_p95"].to_list())
         z_errors = _robust_z(mine["error_rate"].to_list())
-        for start, zl, ze, errors in zip(starts, z_latency, z_errors, mine["error_count"], strict=True):
-            if (zl is not None and zl > THRESHOLD) or (ze is not None and ze > THRESHOLD and errors >= 3):
+        columns = (mine["latency_p95"], mine["error_rate"], mine["error_count"], mine["event_count"])
+        for start, (zl, ml), (ze, me), p95, rate, errors, count in zip(
+            starts, z_latency, z_errors, *columns, strict=True
+        ):
+            slow = zl is not None and zl > THRESHOLD and p95 > (1 + MIN_RISE) * ml
+            failing = ze is not None and ze > THRESHOLD and errors >= 3 and rate > me + MIN_ERROR_RISE
+            if count >= MIN_EVENTS and (slow or failing):
                 anomalies.add((tenant, start))
     found = got["anomalies"]
     assert set(zip(found["tenant"], _ms(found, "window_start"), strict=True)) == anomalies
@@ -181,3 +198,46 @@ CHECKS = {"funnel_and_retention": check_funnel_and_retention, "latency_error_ano
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_computes_the_results_of_the_seeded_traffic(path: Path, filled, monkeypatch, tmp_path):
     CHECKS[path.stem](_run(path, tmp_path, monkeypatch, filled), _events(filled))
+
+
+SPIKE_TENANT, SPIKE_WINDOW = "tenant-01", 45  # the injected spike: the 46th minute of tenant-01
+
+
+def _fill_an_hour(warehouse_url: str, broker_bootstrap: str, log: Path, spike: bool) -> tuple[Filled, int]:
+    """An hour of steady traffic (3 tenants, ~160 events per tenant and minute) through the real flow;
+    with ``spike``, one minute of one tenant six times slower with 40 % errors. Returns the filled
+    database and the spike window's start (ms)."""
+    warehouse = fresh_database(warehouse_url)
+    topic = f"nb-events-{uuid.uuid4().hex[:8]}"
+    broker = BrokerSettings(bootstrap=broker_bootstrap, events_topic=topic, dead_letter_topic=f"dead-{topic}")
+    create_topics(broker_bootstrap, topic, broker.dead_letter_topic)
+    start_ms = (int(time.time() * 1000) - 62 * WINDOW_MS) // WINDOW_MS * WINDOW_MS
+    spike_start = start_ms + SPIKE_WINDOW * WINDOW_MS
+    rng = random.Random(3)
+    messages = []
+    profile = TrafficProfile(tenants=3, invalid_share=0.0)
+    for m in EventFactory(profile, seed=21).messages(28_800, start_ms, rate_per_s=8):
+        event = m.event
+        if spike and m.tenant == SPIKE_TENANT and spike_start <= event["timestamp"] < spike_start + WINDOW_MS:
+            event["data"]["latency_ms"] = round(event["data"]["latency_ms"] * 6, 1)
+            if rng.random() < 0.4:
+                event["data"]["error"] = True
+            m = replace(m, value=orjson.dumps(event), event=event)
+        messages.append(m)
+    produce(broker_bootstrap, topic, messages)
+    run_flow_until_drained(broker, warehouse, timeout=240, log=log)
+    return Filled(warehouse, broker, None, None, len(messages), 0, tuple(messages)), spike_start  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spike", [False, True], ids=["steady", "spike"])
+def test_the_anomaly_notebook_is_quiet_on_steady_traffic_and_finds_an_injected_spike(
+    spike: bool, warehouse_url: str, broker_bootstrap: str, monkeypatch, tmp_path: Path
+) -> None:
+    path = next(p for p in NOTEBOOKS if p.stem == "latency_error_anomalies")
+    filled, spike_start = _fill_an_hour(warehouse_url, broker_bootstrap, tmp_path / "flow.log", spike)
+    out = tmp_path / "out"
+    out.mkdir()
+    got = _run(path, out, monkeypatch, filled, rolling=30)
+    assert got["windows"].height >= 3 * 60
+    found = set(zip(got["anomalies"]["tenant"], _ms(got["anomalies"], "window_start"), strict=True))
+    assert found == ({(SPIKE_TENANT, spike_start)} if spike else set())

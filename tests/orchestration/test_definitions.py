@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.definitions import defs
 
@@ -65,6 +66,7 @@ def test_daily_schedule_targets_yesterday():
     assert request.partition_key == "2026-11-02"
 
 
+@pytest.mark.integration  # runs `dagster definitions validate` in a subprocess
 def test_workspace_validates():
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],

@@ -14,12 +14,16 @@ from eventpulse_sdk import AsyncClient, Client, ClientClosedError, ClientConfig,
 from tests.sdk.fake_gateway import accept, fake_gateway
 from tests.support.services import free_port
 
+SERVED = pytest.mark.integration
+"""Tests that start a server (the fake gateway on a free port) belong to the integration tier."""
+
 
 def _config(url: str, **settings) -> ClientConfig:
     defaults = {"api_key": "ep_test", "flush_interval_s": 60.0, "backoff_initial_s": 0.01, "shutdown_timeout_s": 5}
     return ClientConfig(endpoint=url, **{**defaults, **settings})
 
 
+@SERVED
 def test_batches_by_size_then_flush_sends_the_rest_gzip_compressed() -> None:
     with fake_gateway() as fake, Client(config=_config(fake.url, batch_size=100)) as client:
         ids = [client.capture("user_action", "web_app", {"n": i}, user_id=f"u{i}") for i in range(250)]
@@ -40,6 +44,7 @@ def test_batches_by_size_then_flush_sends_the_rest_gzip_compressed() -> None:
         assert client.stats.delivered == 250 and client.stats.requests == 3
 
 
+@SERVED
 def test_a_partial_batch_goes_after_flush_interval() -> None:
     with fake_gateway() as fake, Client(config=_config(fake.url, flush_interval_s=0.2)) as client:
         started = time.monotonic()
@@ -52,6 +57,7 @@ def test_a_partial_batch_goes_after_flush_interval() -> None:
         assert 0.15 <= waited < 2
 
 
+@SERVED
 def test_503_is_retried_after_retry_after_with_the_same_events() -> None:
     with fake_gateway() as fake:
         answers = iter([(503, {"Retry-After": "1"}, {"error": "broker_unavailable", "detail": "", "retry_after_s": 1})])
@@ -78,6 +84,7 @@ def test_connection_errors_are_retried_then_reported_failed() -> None:
     assert "ConnectError" in reports[0].failed[0].error
 
 
+@SERVED
 def test_rejected_events_are_reported_with_the_gateways_reason() -> None:
     reports = []
     with fake_gateway() as fake:
@@ -120,6 +127,7 @@ def _fill(client: Client, fake, n: int) -> list:
     return ids
 
 
+@SERVED
 def test_overflow_drop_newest(stalled) -> None:
     fake, release = stalled
     with Client(config=_config(fake.url, batch_size=2, max_queue_size=4)) as client:
@@ -131,6 +139,7 @@ def test_overflow_drop_newest(stalled) -> None:
         assert [e["id"] for e in fake.events] == ids
 
 
+@SERVED
 def test_overflow_drop_oldest(stalled) -> None:
     fake, release = stalled
     with Client(config=_config(fake.url, batch_size=2, max_queue_size=4, overflow="drop_oldest")) as client:
@@ -143,6 +152,7 @@ def test_overflow_drop_oldest(stalled) -> None:
         assert client.stats.dropped == 1
 
 
+@SERVED
 def test_overflow_raise_and_block(stalled) -> None:
     fake, release = stalled
     with Client(config=_config(fake.url, batch_size=2, max_queue_size=4, overflow="raise")) as client:
@@ -163,6 +173,7 @@ def test_overflow_raise_and_block(stalled) -> None:
         assert client.flush(10)
 
 
+@SERVED
 def test_close_sends_what_is_queued_and_refuses_more() -> None:
     with fake_gateway() as fake:
         client = Client(config=_config(fake.url))
@@ -184,6 +195,7 @@ def test_close_gives_up_at_its_deadline() -> None:
     assert client.stats.failed == 1
 
 
+@SERVED
 def test_async_client_batches_retries_and_closes() -> None:
     with fake_gateway() as fake:
         answers = iter([(429, {"Retry-After": "0.2"}, {"error": "rate_limited", "detail": ""})])
@@ -234,6 +246,7 @@ asyncio.run(main())
 """
 
 
+@SERVED
 def test_what_is_queued_is_sent_at_interpreter_exit() -> None:
     with fake_gateway() as fake:
         subprocess.run([sys.executable, "-c", EXIT_SCRIPT, fake.url], check=True, timeout=60)

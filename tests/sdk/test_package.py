@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 import eventpulse_sdk
+import pytest
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "python"
 SERVER_PACKAGES = {"eventpulse", "devstack", "cli", "gateway", "flows", "orchestration", "dashboards"}
@@ -34,6 +35,7 @@ def test_imports_only_the_standard_library_and_httpx() -> None:
     assert not found & SERVER_PACKAGES
 
 
+@pytest.mark.integration  # runs mypy in a subprocess
 def test_mypy_strict_is_clean() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml"], cwd=SDK, capture_output=True, text=True

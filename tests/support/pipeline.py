@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 from devstack.traffic.generator import GeneratedMessage
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,9 +78,19 @@ def flow_env(
     return env
 
 
-def flow_command(workers: int = 1, recovery_dir: Path | None = None, snapshot_s: int = 1) -> list[str]:
-    """``python -m bytewax.run flows.dataflow:flow`` with workers and, optionally, recovery."""
+def flow_command(
+    workers: int = 1,
+    recovery_dir: Path | None = None,
+    snapshot_s: int = 1,
+    *,
+    process: int | None = None,
+    addresses: Sequence[str] = (),
+) -> list[str]:
+    """``python -m bytewax.run flows.dataflow:flow`` with workers and, optionally, recovery and
+    ``-i process -a addresses`` (one process of a Bytewax cluster)."""
     argv = [sys.executable, "-m", "bytewax.run", "flows.dataflow:flow", "-w", str(workers)]
+    if process is not None:
+        argv += ["-i", str(process), "-a", ";".join(addresses)]
     if recovery_dir is not None:
         argv += ["-r", str(recovery_dir), "-s", str(snapshot_s), "-b", "0"]
     return argv
@@ -122,6 +133,42 @@ def start_flow(
     finally:
         if log:
             out.close()
+
+
+def run_flow_cluster_until_drained(
+    broker: BrokerSettings,
+    warehouse: WarehouseSettings,
+    processes: int,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 300.0,
+    recovery_dir: Path | None = None,
+    log_dir: Path,
+) -> float:
+    """`run_flow_until_drained` with ``processes`` Bytewax processes of one worker each (``-i/-a``
+    on free local ports); every process must exit 0."""
+    started = time.monotonic()
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    env = flow_env(broker, warehouse, tail=False, extra_env=extra_env)
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    for index in range(processes):
+        log = log_dir / f"flow-{index}.log"
+        with log.open("ab") as out:
+            argv = flow_command(1, recovery_dir, process=index, addresses=addresses)
+            procs.append((subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT), log))
+    try:
+        for proc, log in procs:
+            code = proc.wait(max(1.0, timeout - (time.monotonic() - started)))
+            if code != 0:
+                raise RuntimeError(f"flow process exited with {code}:\n{log.read_text()[-4000:]}")
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"the flow cluster did not drain in {timeout}s") from None
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return time.monotonic() - started
 
 
 def run_flow_until_drained(

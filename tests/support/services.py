@@ -54,6 +54,17 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
             proc.wait()
 
 
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """`stop` for a process started in its own session, with its children (a launcher and its server)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 class BrokerProcesses:
     """A real Tansu broker on a free port and, with ``storage="s3"``, its object store (s3rver on
     disk under ``workdir``), each in a process group of its own, so a test can kill -9 either and
@@ -122,13 +133,8 @@ class BrokerProcesses:
 
     def stop(self) -> None:
         for proc in (self.broker, self.store):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            if proc is not None:
+                stop_group(proc)
 
 
 @contextmanager

@@ -169,6 +169,7 @@ REFUSED = (
     "SELECT * FROM {db}.api_keys",
     "SELECT key_hash FROM API_KEYS",
     "SELECT * FROM events WHERE id IN (SELECT key_id FROM api_keys)",
+    "SELECT secret_encrypted FROM webhook_sources",
     "SELECT * FROM pipeline_metrics",
     "SELECT * FROM schema_migrations",
     "SELECT * FROM topic_incarnations",
@@ -273,7 +274,9 @@ def test_the_server_refuses_the_host_and_secret_attacks_even_unscoped(tenants_da
     full, _ = tenants_data
     reader = create_client(full, role="reader")
     walls = [
-        t for t in REFUSED if any(w in t.lower() for w in ("file", "url(", "remote", "merge(", "api_keys", "outfile"))
+        t
+        for t in REFUSED
+        if any(w in t.lower() for w in ("file", "url(", "remote", "merge(", "api_keys", "webhook_sources", "outfile"))
     ]
     assert len(walls) >= 12
     for template in walls:

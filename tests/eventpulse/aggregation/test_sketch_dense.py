@@ -6,12 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventpulse.aggregation import sketch
+from tests.support.examples import examples
 
 LEVELS = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 VALUES = st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1e7))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.lists(st.tuples(st.integers(0, 6), VALUES), min_size=1, max_size=40), min_size=1, max_size=4))
 def test_dense_sketches_equal_row_sketches(batches: list[list[tuple[int, float]]]) -> None:
     """Values arrive in several batches (the bucket range grows both ways); groups 0-6 map to keys."""

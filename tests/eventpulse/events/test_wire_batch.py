@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from eventpulse.config.events import EventLimits
 from eventpulse.events import EventValidator, Rejection, wire_batch
 from eventpulse.events.wire_batch import WIRE_COLUMNS, WireBatch, validate_wire_batch
+from tests.support.examples import examples
 
 NOW = 1_795_000_000_000
 LIMITS = EventLimits(
@@ -190,7 +191,7 @@ def _comparable(result: tuple | Rejection) -> tuple | Rejection:
 
 
 @pytest.mark.parametrize("chunk", [1000, 3])  # the fast path takes messages in chunks of `_CHUNK`
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages(), min_size=1, max_size=8))
 def test_batch_validation_equals_per_message_validation(chunk: int, payloads: list[bytes]) -> None:
     validator = EventValidator(LIMITS)
@@ -269,7 +270,7 @@ def large_messages(draw) -> bytes:
     return _dump(doc).encode()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(large_messages(), min_size=1, max_size=4))
 def test_batch_validation_equals_per_message_validation_at_default_limits(payloads: list[bytes]) -> None:
     validator = EventValidator(EventLimits())
