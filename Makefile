@@ -76,13 +76,21 @@ test-faults: install ## The fault suite alone (tests/faults: kill -9 and restart
 test-unit: install ## The fast tier: every test that needs no broker, warehouse, server or subprocess (under a minute)
 	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -m "not integration" -q --hypothesis-profile unit
 
+# JupyterLab on notebooks/ with the project's kernel; the notebooks read the warehouse the settings point at (the
+# local stack's by default: start it with `make run` first). Jupyter prints the URL with its access token; it
+# refuses to run as root unless told (these machines run as root).
+NOTEBOOKS_PORT ?= 8888
+NOTEBOOKS_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+notebooks: install ## Open notebooks/ in JupyterLab on http://127.0.0.1:8888 (reads the local stack started by `make run`)
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --port $(NOTEBOOKS_PORT) --ServerApp.root_dir=notebooks $(NOTEBOOKS_ROOT_FLAG)
+
 docs: install ## Build the documentation site strictly (any warning fails) into site/
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 docs-serve: install ## Serve the documentation with live reload on http://127.0.0.1:8001
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
-.PHONY: docs docs-serve
+.PHONY: docs docs-serve notebooks
 
 lint: install ## ruff check + format check + the import contracts (pyproject.toml [tool.importlinter])
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
