@@ -3,9 +3,10 @@
 The token (``<id>.<hmac>``) lives in the browser session's ``st.session_state``; the record
 (user, role, tenant, sign-in method) lives in Redis under ``<prefix>dash-session:<id>`` with the
 sign-in's TTL, so every dashboard process (and a restarted one) reads the same sessions and a
-sign-out or expiry holds everywhere. Without Redis the records are kept in the browser session's
-own state: correct for one process. A token whose signature does not match is refused before any
-lookup, so guessed or forged ids cost nothing.
+sign-out or expiry holds everywhere. Without Redis the records are kept in this dashboard process's
+memory: correct for one process, and lost when it restarts. The browser keeps the token in a cookie
+(`dashboards.signin`), so a reload or a new tab stays signed in. A token whose signature does not
+match is refused before any lookup, so guessed or forged ids cost nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class SessionUser:
 
 
 class SessionStore:
-    """Session records by id: in Redis with a TTL, or in ``local`` (the browser session's state)."""
+    """Session records by id: in Redis with a TTL, or in ``local`` (one process's memory)."""
+
+    _LOCAL_PRUNE_AT = 1_000  # local records beyond which expired ones are dropped at the next sign-in
 
     def __init__(
         self,
@@ -65,6 +68,8 @@ class SessionStore:
         if self._redis is not None:
             self._redis.set(self._prefix + session_id, record, px=max(1, int(self._ttl_s * 1000)))
         else:
+            if len(self._local) >= self._LOCAL_PRUNE_AT:
+                self._prune_local()
             self._local[session_id] = record
         return f"{session_id}.{self._sign(session_id)}", user
 
@@ -88,6 +93,12 @@ class SessionStore:
             self._redis.delete(self._prefix + session_id)
         else:
             self._local.pop(session_id, None)
+
+    def _prune_local(self) -> None:
+        now = time.time()
+        for session_id, raw in list(self._local.items()):
+            if orjson.loads(raw)["expires"] <= now:
+                self._local.pop(session_id, None)
 
     def _sign(self, session_id: str) -> str:
         return hmac.new(self._secret, session_id.encode(), hashlib.sha256).hexdigest()

@@ -5,11 +5,19 @@ Local users are the ``users`` table's (`eventpulse users add`), checked by
 ``EVENTPULSE_DASHBOARD_OIDC`` the page also offers Streamlit's ``st.login``; the identity's e-mail
 must name a user of the table, whose role and tenant then apply. The scope every tenant-facing
 query runs with comes from the signed-in user (`scope_tenant`), never from the URL or a widget.
+
+The session token also goes to the browser as the ``eventpulse_session`` cookie (SameSite=Strict,
+Secure over HTTPS, the session's TTL), so a reload, a new tab or a shared link stays signed in:
+Streamlit's session state dies with the page, the cookie does not. Streamlit offers no way to set a
+cookie from Python, so a one-line script (`sync_cookie`) writes it; it cannot be HttpOnly. What it
+holds is only the signed session id: the record stays server-side, sign-out deletes it everywhere,
+and a forged or stale cookie finds nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 
 import streamlit as st
 from clickhouse_connect.driver.client import Client
@@ -23,7 +31,8 @@ from eventpulse.users.roles import PLATFORM_ROLES
 from eventpulse.users.store import find_user
 
 TOKEN_KEY = "_signin_token"
-_LOCAL_KEY = "_signin_sessions"
+COOKIE_NAME = "eventpulse_session"
+_COOKIE_PENDING_KEY = "_signin_cookie_pending"  # the token to write to the cookie ("" clears it)
 _LOCAL_ADMIN = SessionUser("local", "platform_admin", "", "sign-in off", float("inf"))
 
 
@@ -57,15 +66,22 @@ def _local_secret(configured: str) -> bytes:
     return shared_secret(None, configured, "")
 
 
+@st.cache_resource(show_spinner=False)
+def _local_records() -> dict[str, bytes]:
+    """This process's session records when there is no Redis (every browser session's, so a reload finds its own)."""
+    return {}
+
+
 def store() -> SessionStore:
-    """Sessions in Redis when ``EVENTPULSE_REDIS_URL`` is set, else in this browser session's state."""
+    """Sessions in Redis when ``EVENTPULSE_REDIS_URL`` is set, else in this process's memory."""
     settings = Settings()
     secret = settings.dashboard.session_secret.get_secret_value()
     shared = _store_for(settings.redis.url, settings.redis.key_prefix, secret, settings.dashboard.session_ttl_s)
     if shared is not None:
         return shared
-    local = st.session_state.setdefault(_LOCAL_KEY, {})
-    return SessionStore(None, _local_secret(secret), prefix="", ttl_s=settings.dashboard.session_ttl_s, local=local)
+    return SessionStore(
+        None, _local_secret(secret), prefix="", ttl_s=settings.dashboard.session_ttl_s, local=_local_records()
+    )
 
 
 def current_user() -> SessionUser | None:
@@ -73,15 +89,42 @@ def current_user() -> SessionUser | None:
     if not Settings().dashboard.sign_in:
         return _LOCAL_ADMIN
     token = st.session_state.get(TOKEN_KEY)
+    if not isinstance(token, str) and _COOKIE_PENDING_KEY not in st.session_state:  # not just signed out
+        token = _cookie_token()
     if isinstance(token, str):
         try:
             user = store().get(token)
         except REDIS_ERRORS:
             user = None
         if user is not None:
+            st.session_state[TOKEN_KEY] = token
             return user
-        del st.session_state[TOKEN_KEY]
+        st.session_state.pop(TOKEN_KEY, None)
     return _oidc_user()
+
+
+def _cookie_token() -> str | None:
+    """The session token the browser sent with this page's connection, if any."""
+    try:
+        token = st.context.cookies.get(COOKIE_NAME)
+    except (AttributeError, RuntimeError):  # no browser connection (AppTest, bare mode)
+        return None
+    return token if isinstance(token, str) and token else None
+
+
+def sync_cookie() -> None:
+    """Write (after sign-in) or clear (after sign-out) the session cookie in the browser, once."""
+    token = st.session_state.get(_COOKIE_PENDING_KEY)
+    if token is None:
+        return
+    max_age = int(Settings().dashboard.session_ttl_s) if token else 0
+    cookie = json.dumps(f"{COOKIE_NAME}={token}; Path=/; Max-Age={max_age}; SameSite=Strict")
+    st.html(
+        f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');</script>",
+        unsafe_allow_javascript=True,
+    )
+    if token:  # a clearing stays pending, so this page's (stale) cookie is not read again
+        del st.session_state[_COOKIE_PENDING_KEY]
 
 
 def scope_tenant(requested: str) -> str:
@@ -107,6 +150,7 @@ def _source() -> str:
 def _start(username: str, role: str, tenant: str, method: str) -> None:
     token, _ = store().create(username, role, tenant, method)
     st.session_state[TOKEN_KEY] = token
+    st.session_state[_COOKIE_PENDING_KEY] = token
 
 
 def _oidc_user() -> SessionUser | None:
@@ -143,6 +187,7 @@ def _oidc_signed_in() -> bool:
 def sign_out() -> None:
     """End the session everywhere (and the OIDC identity's, if it signed in that way)."""
     token = st.session_state.pop(TOKEN_KEY, None)
+    st.session_state[_COOKIE_PENDING_KEY] = ""
     if isinstance(token, str):
         with contextlib.suppress(*REDIS_ERRORS):
             store().delete(token)

@@ -23,6 +23,7 @@ st.set_page_config(page_title="EventPulse", page_icon=":material/monitoring:", l
 
 
 user = signin.current_user()
+signin.sync_cookie()
 live = st.Page(_PAGES / "live.py", title="Live", icon=":material/speed:", url_path="live", default=True)
 pages = {
     "Metrics": [

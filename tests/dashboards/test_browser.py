@@ -1,7 +1,9 @@
 """The dashboards in a real browser (headless Debian Chromium): the live page while the pipeline
 runs (Streamlit server, dataflow in tail mode, traffic produced in real time; a screenshot goes to
 test-artifacts/), and sign-in: a wrong password is refused, and a tenant analyst finds no other
-tenant's name anywhere on any page they can open, also after tampering with the URL."""
+tenant's name anywhere on any page they can open, also after tampering with the URL; the sign-in
+survives a reload and a new tab (the session cookie) and ends with sign-out, also for a replayed or
+forged cookie."""
 
 import os
 import re
@@ -162,7 +164,8 @@ def test_tenant_analyst_sees_no_other_tenant_in_a_real_browser(warehouse, wareho
     try:
         with sync_playwright() as pw:
             browser = _launch(pw)
-            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            context = browser.new_context(viewport={"width": 1600, "height": 1400})
+            page = context.new_page()
             page.goto(base + "/", wait_until="domcontentloaded")
             _sign_in(page, analyst, "a wrong password, surely")
             page.get_by_text("Wrong user or password.").wait_for(timeout=30_000)
@@ -175,15 +178,31 @@ def test_tenant_analyst_sees_no_other_tenant_in_a_real_browser(warehouse, wareho
                 assert_only_own(page, title)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Audit log" not in nav and "Pipeline health" not in nav and "Alerts" not in nav
-            # Tampering with the URL: a new session (signed out), then the analyst's tenant again.
+            # A reload, a new tab and a URL typed by hand keep the session (the cookie), and its scope.
+            page.reload(wait_until="domcontentloaded")
+            page.get_by_text(f"Signed in as {analyst}").wait_for(timeout=60_000)
+            cookie = next(c for c in context.cookies() if c["name"] == "eventpulse_session")
+            assert cookie["sameSite"] == "Strict" and cookie["expires"] > time.time() + 3600
+            tab = context.new_page()
+            tab.goto(base + "/historical", wait_until="domcontentloaded")
+            tab.get_by_text(f"Signed in as {analyst}").wait_for(timeout=60_000)
+            tab.close()
+            # Tampering with the URL changes nothing: still the analyst's tenant only, no audit page.
             for path in ("historical", "sql", "audit", "search"):
                 page.goto(f"{base}/{path}?tenant={others[0]}&tenant_fixed={others[1]}", wait_until="domcontentloaded")
-                page.get_by_role("heading", name="Sign in to EventPulse").wait_for(timeout=60_000)
-                assert not [t for t in others if t in page.content()]
-                _sign_in(page, analyst, PASSWORD)
                 page.get_by_text(f"Signed in as {analyst}").wait_for(timeout=60_000)
                 assert_only_own(page, f"/{path}?tenant={others[0]}")  # /audit: not theirs, the default page
                 assert page.get_by_role("heading", name="Audit log").count() == 0
+            # Sign-out ends the session for good: a reload, or the old cookie put back, finds the sign-in page.
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_role("heading", name="Sign in to EventPulse").wait_for(timeout=60_000)
+            page.reload(wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Sign in to EventPulse").wait_for(timeout=60_000)
+            for value in (cookie["value"], "forged." + "0" * 64):
+                context.add_cookies([{"name": "eventpulse_session", "value": value, "url": base}])
+                page.goto(base + "/historical", wait_until="domcontentloaded")
+                page.get_by_role("heading", name="Sign in to EventPulse").wait_for(timeout=60_000)
+                assert not [t for t in tenants if t in page.content()]
             browser.close()
     finally:
         stop(server)

@@ -103,7 +103,6 @@ def test_scope_comes_from_the_session_not_the_request(dashboard_env):
     # The same check tenant_frame applies, run in the analyst's session.
     probe = AppTest.from_function(_probe_scope, args=(OTHER,), default_timeout=30)
     probe.session_state[signin.TOKEN_KEY] = token
-    probe.session_state[signin._LOCAL_KEY] = at.session_state[signin._LOCAL_KEY]
     probe.run()
     assert [m.value for m in probe.markdown] == ["refused: dash-analyst reads tenant 'tenant-01' only"]
 
