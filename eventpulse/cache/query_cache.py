@@ -5,9 +5,16 @@ the data version of the tables the query reads is read from ``system.parts``: th
 count, rows, highest block number and data version. Every insert makes a new part with a higher
 block number (a merge or mutation changes the parts too), so a result is never served once newer
 rows landed: the next call has another key and runs the query. With ``version_s``
-(``EVENTPULSE_DASHBOARD_QUERY_CACHE_VERSION_S``) the version itself is shared through Redis for that
-long, so N processes and queries probe ``system.parts`` once per table set and period instead of
-once per call: new rows then show within ``version_s``. Stale entries are never read again
+(``EVENTPULSE_DASHBOARD_QUERY_CACHE_VERSION_S``) the version itself is shared through Redis, so N
+processes and queries probe ``system.parts`` once per table set and period instead of once per
+call. Once a shared version is older than ``version_s``, one caller (elected by a Redis lock, across
+processes) starts a probe on a background thread and every caller, that one included, goes on with
+the version it has until the probe lands (stale-while-revalidate): no request waits for a probe
+except the very first of a table set, and new rows show within ``version_s`` plus one probe.
+Each process also keeps the versions it read (for what remains of their period) and its latest
+results (``local_bytes``, least recently used out) in memory, keyed the same way: a hit on a
+result this process already holds costs neither Redis round trip nor an Arrow decode, and is
+exactly as fresh as one from Redis. Stale entries are never read again
 and expire after ``EVENTPULSE_DASHBOARD_QUERY_CACHE_TTL_S``. A hit spares the query itself and is
 shared by every dashboard process.
 
@@ -19,11 +26,12 @@ once per outage), the query simply runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import numpy as np
@@ -74,7 +82,14 @@ class QueryCache:
     """
 
     def __init__(
-        self, redis: Any | None, *, prefix: str, ttl_s: float, version_s: float = 0.0, retry_s: float = 1.0
+        self,
+        redis: Any | None,
+        *,
+        prefix: str,
+        ttl_s: float,
+        version_s: float = 0.0,
+        retry_s: float = 1.0,
+        local_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.redis = redis
         self._prefix = f"{prefix}q:"
@@ -84,6 +99,10 @@ class QueryCache:
         self._outage = Outage("dashboard queries run uncached", retry_s)
         self._lock = threading.Lock()  # Streamlit runs sessions on threads
         self._probe_lock = threading.Lock()
+        self._keep_ms = max(60_000, 10 * self._version_ms)  # how long a stale version may still be used
+        self._known_versions: dict[str, tuple[float, str]] = {}  # Redis key -> (probed at ms, version)
+        self._local: OrderedDict[str, tuple[pl.DataFrame, int]] = OrderedDict()  # key -> (result, bytes)
+        self._local_bytes, self._local_limit = 0, local_bytes
         self.hits = self.misses = self.bypassed = self.errors = 0
         self._hit_ms: deque[float] = deque(maxlen=2000)
         self._miss_ms: deque[float] = deque(maxlen=2000)
@@ -104,21 +123,69 @@ class QueryCache:
         return self._prefix + digest
 
     def _version(self, client: Client, tables: list[str]) -> str:
-        """The data version of ``tables``: read from ``system.parts``, or, with ``version_s``, from
-        Redis when some process read it less than ``version_s`` ago (one probe per table set and
-        period for all of them)."""
+        """The data version of ``tables``: read from ``system.parts``, or, with ``version_s``, the one
+        shared in Redis (``<probed at ms>|<version>``), refreshed in the background once it is older
+        than ``version_s`` (one probe per table set and period for every process)."""
         if not self._version_ms or self.redis is None:
             return self._probe(client, tables)
         shared = f"{self._versions}{','.join(tables)}"
+        memo = self._known_versions.get(shared)
+        if memo is not None and time.time() * 1000 - memo[0] < self._version_ms:
+            return memo[1]
         known = self.redis.get(shared)
         if known is None:
-            with self._probe_lock:  # the process's other threads wait for this probe, not probe too
+            with self._probe_lock:  # the process's other threads wait for this first probe, not probe too
                 known = self.redis.get(shared)
                 if known is None:
-                    version = self._probe(client, tables)
-                    self.redis.set(shared, version, px=self._version_ms)
-                    return version
-        return known.decode()
+                    return self._store_version(shared, self._probe(client, tables))
+        probed_ms, _, version = known.decode().partition("|")
+        self._known_versions[shared] = (int(probed_ms), version)
+        if time.time() * 1000 - int(probed_ms) >= self._version_ms and self.redis.set(
+            f"{shared}:refresh", b"1", nx=True, px=max(self._version_ms, 1000)
+        ):
+            threading.Thread(
+                target=self._refresh, args=(client, tables, shared), name="query-cache-version", daemon=True
+            ).start()
+        return version
+
+    def _refresh(self, client: Client, tables: list[str], shared: str) -> None:
+        assert self.redis is not None  # only started with Redis
+        try:
+            self._store_version(shared, self._probe(client, tables))
+        except Exception:  # a failed background probe is counted; the next stale read retries it
+            with self._lock:
+                self.errors += 1
+        finally:
+            with contextlib.suppress(*REDIS_ERRORS):
+                self.redis.delete(f"{shared}:refresh")
+
+    def _store_version(self, shared: str, version: str) -> str:
+        assert self.redis is not None  # versions are shared only with Redis
+        probed_ms = int(time.time() * 1000)
+        self.redis.set(shared, f"{probed_ms}|{version}", px=self._keep_ms)
+        self._known_versions[shared] = (probed_ms, version)
+        return version
+
+    def _remembered(self, key: str) -> pl.DataFrame | None:
+        with self._lock:
+            entry = self._local.get(key)
+            if entry is None:
+                return None
+            self._local.move_to_end(key)
+            return entry[0]
+
+    def _remember(self, key: str, result: pl.DataFrame) -> None:
+        size = int(result.estimated_size()) + 512  # + the key and the frame's own overhead: never 0
+        if size > self._local_limit // 4:  # one big answer must not push every other out
+            return
+        with self._lock:
+            if key in self._local:
+                return
+            self._local[key] = (result, size)
+            self._local_bytes += size
+            while self._local_bytes > self._local_limit:
+                _, (_, dropped) = self._local.popitem(last=False)
+                self._local_bytes -= dropped
 
     @staticmethod
     def _probe(client: Client, tables: list[str]) -> str:
@@ -132,17 +199,20 @@ class QueryCache:
             key = self.key(client, sql, params, settings)
             if key is None:
                 return self._run(client, sql, params, settings, bypass=True)
-            cached = self.redis.get(key)
+            result = self._remembered(key)
+            if result is None and (cached := self.redis.get(key)) is not None:
+                result = pl.read_ipc(cached)
+                self._remember(key, result)
         except REDIS_ERRORS as exc:
             self._went_down(exc)
             return self._run(client, sql, params, settings, bypass=True)
-        if cached is not None:
-            result = pl.read_ipc(cached)
+        if result is not None:
             with self._lock:
                 self.hits += 1
                 self._hit_ms.append((time.perf_counter() - started) * 1000)
             return result
         result = self._run(client, sql, params, settings)
+        self._remember(key, result)
         try:
             self.redis.set(key, result.write_ipc(None).getvalue(), px=self._ttl_ms)
         except REDIS_ERRORS as exc:

@@ -89,7 +89,8 @@ def test_without_redis_or_with_it_down_queries_run_uncached(warehouse):
 
 def test_a_shared_data_version_shows_new_rows_within_its_period(warehouse, redis_settings: RedisSettings):
     """With ``version_s`` the data version is read once per period for every process: new rows show
-    within that period (and not before it: the bound is real, not a lucky timing)."""
+    after that period plus one background probe (and not before it: the bound is real, not a lucky
+    timing), and no call waits for the probe once a version is known."""
     client = create_client(warehouse, role="admin")
     redis = sync_client(redis_settings)
     params = {"m": "version_test"}
@@ -104,7 +105,56 @@ def test_a_shared_data_version_shows_new_rows_within_its_period(warehouse, redis
         assert caches[1].frame(client, sql, params, {})["total"].to_list() == [1.0]  # within the period
         assert caches[1].hits == 1
         time.sleep(1.2)
-        assert caches[1].frame(client, sql, params, {})["total"].to_list() == [2.0]  # after it
+        started = time.monotonic()
+        seen = caches[1].frame(client, sql, params, {})["total"].to_list()  # starts the probe, not waits for it
+        assert seen == [1.0] and caches[1].hits == 2
+        while seen != [2.0] and time.monotonic() - started < 5.0:  # the probe lands: the next call sees the rows
+            time.sleep(0.05)
+            seen = caches[0].frame(client, sql, params, {})["total"].to_list()
+        assert seen == [2.0], "the new row never showed"
+        assert caches[1].errors == caches[0].errors == 0
+    finally:
+        client.close()
+        redis.close()
+
+
+def test_a_process_serves_results_it_holds_from_memory_exactly_as_fresh(warehouse, redis_settings: RedisSettings):
+    """What a process already holds is served without Redis (gone from Redis here: still a hit), and
+    no longer than the shared version says: after new rows and the period, the new answer."""
+    client = create_client(warehouse, role="admin")
+    redis = sync_client(redis_settings)
+    params = {"m": "memory_test"}
+    sql = SQL.replace("cache_test", "memory_test")
+    row = [datetime.now(UTC), "test", "memory_test", "", 1.0]
+    columns = ["time", "process", "metric", "label", "value"]
+    cache = QueryCache(redis, prefix=redis_settings.key_prefix, ttl_s=60, version_s=1.0)
+    try:
+        client.insert("pipeline_metrics", [row], column_names=columns)
+        assert cache.frame(client, sql, params, {})["total"].to_list() == [1.0]
+        redis.flushdb()  # neither the result nor the version is in Redis now
+        assert cache.frame(client, sql, params, {})["total"].to_list() == [1.0]
+        assert (cache.hits, cache.misses) == (1, 1)
+        client.insert("pipeline_metrics", [row], column_names=columns)
+        time.sleep(1.2)  # the version this process read is past its period: asked again, then probed
+        assert cache.frame(client, sql, params, {})["total"].to_list() == [2.0]
+        assert (cache.hits, cache.misses) == (1, 2)
+    finally:
+        client.close()
+        redis.close()
+
+
+def test_the_memory_a_process_keeps_is_bounded(warehouse, redis_settings: RedisSettings):
+    client = create_client(warehouse, role="admin")
+    redis = sync_client(redis_settings)
+    cache = QueryCache(redis, prefix=redis_settings.key_prefix, ttl_s=60, version_s=5.0, local_bytes=4096)
+    sql = "SELECT count() AS n, {n:UInt32} AS asked FROM pipeline_metrics WHERE metric = 'cache_test'"
+    try:
+        _insert(client, 1.0)
+        for n in range(200):
+            assert cache.frame(client, sql, {"n": n}, {})["asked"].to_list() == [n]
+        assert 0 < cache._local_bytes <= 4096 and 0 < len(cache._local) < 20
+        assert cache.frame(client, sql, {"n": 0}, {})["asked"].to_list() == [0]  # dropped here, still in Redis
+        assert cache.hits == 1
     finally:
         client.close()
         redis.close()
