@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devstack.broker.compaction import MTIME_HEADER, RecordBatch, merge
+from devstack.broker.compaction import MTIME_HEADER, REPLACES_HEADER, RecordBatch, merge
 from devstack.broker.objectstore import s3_client
 from eventpulse.config.broker import BrokerSettings
 
@@ -235,17 +235,26 @@ class Retention:
 
         first, last = stretch[0][0], stretch[-1][0]
         body = merge([record_batch for _, record_batch in stretch]).encode()
-        mtime_ms = str(int(last.modified.timestamp() * 1000))
+        metadata = {MTIME_HEADER: str(int(last.modified.timestamp() * 1000)), **self._replacing(last)}
         try:
-            self._s3.put_object(
-                Bucket=self.bucket, Key=first.key, Body=body, Metadata={MTIME_HEADER: mtime_ms}, IfMatch=first.etag
-            )
+            self._s3.put_object(Bucket=self.bucket, Key=first.key, Body=body, Metadata=metadata, IfMatch=first.etag)
         except ClientError as exc:  # changed under us (retention, another pass): next time
             if exc.response.get("Error", {}).get("Code") != "PreconditionFailed":
                 raise
             return 0
+        # server.js has removed them with the write; a store without REPLACES_HEADER has not
         self._delete([batch for batch, _ in stretch[1:]])
         return len(stretch) - 1
+
+    def _replacing(self, last: Batch) -> dict[str, str]:
+        """The merged batch's write also removes the batches it holds, up to ``last``, in one step.
+
+        Written first and deleted after, a Tansu fetch in between lists the merged batch and its
+        parts and returns both: consumers read those records twice (measured: 1,011 of 158,400 in the
+        kill test; the store held each once). ``server.js`` removes them in the same tick as the
+        merged batch's rename, so a fetch sees one or the other (or a 404 for a part: it fetches again).
+        """
+        return {REPLACES_HEADER: last.key.rsplit("/", 1)[-1]}
 
     def _raise_log_start(self, key: str, start: int, attempts: int = 20) -> None:
         """Set ``low`` in the partition's watermark to ``start`` (never lower it), conditionally."""
