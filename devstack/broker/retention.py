@@ -216,10 +216,13 @@ class Retention:
                 log.warning("compaction skips %s: %s", batch.key, exc)
                 decoded.append((batch, None))
         removed, stretch, covered = 0, list[tuple[Batch, RecordBatch]](), -1
+        leftovers: list[Batch] = []
         for item, record_batch in [*decoded, (None, None)]:
             if item is not None and record_batch is not None:
                 if item.base_offset < covered:  # left by a merge that did not finish: never merge it again
-                    record_batch = None  # (the broker's start-up recovery deletes it)
+                    if record_batch.next_offset <= covered:  # its records all in the batch read before it
+                        leftovers.append(item)
+                    record_batch = None  # (else the broker's start-up recovery deletes it)
                 else:
                     covered = record_batch.next_offset
             if item is not None and record_batch is not None and stretch and record_batch.follows(stretch[-1][1]):
@@ -228,7 +231,10 @@ class Retention:
             if len(stretch) > 1:
                 removed += self._write_merged(stretch)
             stretch = [(item, record_batch)] if item is not None and record_batch is not None else []
-        return removed
+        if leftovers:  # a fetch would return them with the merged batch: records read twice
+            log.warning("compaction deletes %d leftovers of an unfinished merge: %s", len(leftovers), leftovers[0].key)
+            self._delete(leftovers)
+        return removed + len(leftovers)
 
     def _write_merged(self, stretch: list[tuple[Batch, RecordBatch]]) -> int:
         from botocore.exceptions import ClientError

@@ -209,3 +209,28 @@ def test_a_fetch_during_a_merge_reads_each_record_once(tmp_path: Path, in_one_wr
             assert read == list(enumerate(values))
         else:
             assert twice == 28  # the records of the 28 parts after the merged batch's first
+
+
+@pytest.mark.integration
+def test_the_next_pass_deletes_the_leftovers_of_an_unfinished_merge(tmp_path: Path) -> None:
+    """A merge cut short after its write (the object store killed before it removed the parts, or a
+    store without the replacing write): readers get the parts' records twice until the next pass."""
+    quiet = {"EVENTPULSE_BROKER_RETENTION_CHECK_S": "3600"}
+    with broker_processes(tmp_path, partitions=1, storage="s3", env=quiet) as processes:
+        bootstrap, settings = processes.bootstrap, processes.settings
+        values = _produce_batches(bootstrap, 10, 1)
+        policy = RetentionPolicy(0, 0, 1 << 20)
+
+        class CutShort(Retention):
+            def _replacing(self, last: Batch) -> dict[str, str]:
+                return {}
+
+            def _delete(self, batches: list[Batch]) -> None:
+                pass  # the kill comes before the parts go
+
+        CutShort(s3_client(settings), settings.store_bucket, "eventpulse", policy).enforce()
+        assert len(_records(processes)) == 10  # the merged batch, its 8 parts, the newest
+        assert len(_read(bootstrap, 0, **{"fetch.wait.max.ms": 10_000})) == 10 + 8  # the parts read twice
+        passes = Retention(s3_client(settings), settings.store_bucket, "eventpulse", policy).enforce()
+        assert sum(p.merged for p in passes) == 8 and len(_records(processes)) == 2
+        assert _read(bootstrap, 0) == list(enumerate(values))
