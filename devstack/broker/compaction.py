@@ -12,10 +12,11 @@ idempotent producer writes). The merged batch is the Kafka record batch those re
 formed in one produce: records get their offset and timestamp deltas against the first batch,
 the header its counts and a new CRC-32C. It is written under the first batch's key with the run's
 *last* Last-Modified (``server.js`` keeps that time), so Tansu still finds the log's first and last
-batch by time and time retention still sees the newest record, and only then are the others
-deleted. A fetch that listed the old objects meanwhile may get one 404 (the broker answers an
-error, the client fetches again) or the same records twice in one response (the client skips
-offsets below its position). The newest batch is never touched.
+batch by time and time retention still sees the newest record; the same write removes the others
+(``REPLACES_HEADER``: ``server.js`` deletes them in the tick of the rename, so no fetch returns the
+merged batch and one of its parts, which consumers read twice). A fetch that listed the old objects
+meanwhile may get one 404 (the broker answers an error, the client fetches again). The newest batch
+is never touched.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _CRC_FROM = 21  # the CRC covers attributes .. end
 _LENGTH_FROM = 12  # batch length counts from the leader epoch
 _NOT_PLAIN = 0x07 | 0x10 | 0x20  # compression codec, transactional, control
 MTIME_HEADER = "eventpulse-mtime-ms"  # x-amz-meta-… understood by server.js
+REPLACES_HEADER = "eventpulse-replaces-through"  # x-amz-meta-…: the write also removes the merged batches
 
 
 @dataclass(frozen=True)

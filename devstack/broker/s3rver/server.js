@@ -19,6 +19,10 @@
 //     lists a partition's batches on every fetch; listings are now read from the one directory that
 //     holds the prefix (s3rver's own listing stays for delimiters other than '/');
 //   * kept times: a PUT with x-amz-meta-eventpulse-mtime-ms keeps that Last-Modified (compaction);
+//   * merges in one step: a PUT with x-amz-meta-eventpulse-replaces-through: NAME also removes the
+//     objects of its directory whose names sort after its own, up to NAME, in the same tick as its
+//     rename (compaction's merged batch and the batches it holds), so no listing or GET ever sees both
+//     the merged batch and one of its parts (Tansu's fetch returned both: records read twice);
 //   * atomic writes: an object is written to a temporary file and renamed into place, and the
 //     response is sent only once the bytes are written (s3rver answers before its write stream
 //     has finished, so a GET right after a PUT could read a partial object).
@@ -31,6 +35,7 @@
 
 const crypto = require('crypto');
 const fs = require('fs/promises');
+const fsSync = require('fs');
 const path = require('path');
 
 // s3rver's continuation tokens: `des` is gone from OpenSSL 3; an identity "cipher" round-trips them.
@@ -67,16 +72,38 @@ function parseArgs(argv) {
 
 let tmpCounter = 0;
 
-async function writeAtomically(file, data, mtimeMs) {
+// `alsoNow` (synchronous) runs right after the rename, before any other request is served.
+async function writeAtomically(file, data, mtimeMs, alsoNow) {
   const tmp = `${file}.tmp-${process.pid}-${++tmpCounter}`;
   await fs.writeFile(tmp, data);
   if (mtimeMs !== undefined) await fs.utimes(tmp, mtimeMs / 1000, mtimeMs / 1000);
-  await fs.rename(tmp, file);
+  if (!alsoNow) return fs.rename(tmp, file);
+  fsSync.renameSync(tmp, file);
+  alsoNow();
 }
 
 // A PUT may keep an object's time (its Last-Modified): the broker's compactor rewrites batches under
 // their old time, since Tansu finds a partition's first and last batch by Last-Modified.
 const MTIME_HEADER = 'x-amz-meta-eventpulse-mtime-ms';
+// A PUT may replace a run of objects after it in its directory (compaction's merge): see dropReplaced.
+const REPLACES_HEADER = 'x-amz-meta-eventpulse-replaces-through';
+
+// Synchronously (one tick, so no request sees half of it): remove the objects of key's directory whose
+// names sort after key's own, up to `through` (a name in that directory), from disk and from the index.
+function dropReplaced(store, bucket, key, through) {
+  const [dirKey, name] = parentOf(key);
+  const dir = directories(bucket).get(dirKey);
+  for (const file of fsSync.readdirSync(path.join(store.getBucketPath(bucket), dirKey))) {
+    if (!file.endsWith(OBJECT_SUFFIX)) continue;
+    const child = file.slice(0, -OBJECT_SUFFIX.length);
+    if (child <= name || child > through) continue;
+    for (const kind of ['object', 'object.md5', 'metadata.json']) {
+      fsSync.rmSync(store.getResourcePath(bucket, dirKey + child, kind), { force: true });
+    }
+    metadataCache.delete(`${bucket}/${dirKey}${child}`);
+    if (dir && dir.children.delete(child)) dir.sorted = null;
+  }
+}
 
 // Replaces FilesystemStore.putObject: whole body first, then temporary files renamed into place.
 // The .md5 file (the ETag) is removed before the object is replaced and written after it, so a
@@ -95,12 +122,15 @@ async function putObjectAtomically(object) {
   const md5 = crypto.createHash('md5').update(content).digest('hex');
   const metadata = {};
   for (const [key, value] of Object.entries(object.metadata)) {
+    if (key === REPLACES_HEADER) continue;
     if (key.startsWith('x-amz-meta-') || ALLOWED_METADATA.has(key)) metadata[key] = value;
   }
+  const through = object.metadata[REPLACES_HEADER];
+  const alsoNow = through ? () => dropReplaced(this, object.bucket, object.key, path.posix.basename(through)) : undefined;
   await writeAtomically(metadataPath, JSON.stringify(metadata, null, 2));
   await fs.rm(md5Path, { force: true });
   const mtime = Number(object.metadata[MTIME_HEADER]);
-  await writeAtomically(objectPath, content, Number.isFinite(mtime) && mtime > 0 ? mtime : undefined);
+  await writeAtomically(objectPath, content, Number.isFinite(mtime) && mtime > 0 ? mtime : undefined, alsoNow);
   await writeAtomically(md5Path, md5);
   return { size: content.length, md5 };
 }

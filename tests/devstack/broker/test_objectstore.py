@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from devstack.broker.compaction import REPLACES_HEADER
 from devstack.broker.objectstore import S3RVER_DIR, find_node, object_store_argv, s3_client
 from eventpulse.config.broker import BrokerSettings
 from tests.support.services import _port_open, _wait, free_port, stop
@@ -130,3 +131,26 @@ def test_listings_longer_than_a_page_are_complete_and_ordered(tmp_path: Path) ->
         put_many(settings)
         with pytest.raises(ClientError, match="InternalError"):
             listed(settings, "t/partitions/0000000000/records/")
+
+
+def replaced_keys_left(settings: BrokerSettings) -> list[str]:
+    """A merge's write of r/0 replacing r/1 .. r/3; the keys listed afterwards."""
+    s3, bucket = s3_client(settings), settings.store_bucket
+    for key in ["r/0", "r/1", "r/2", "r/3", "r/4", "other/2"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    s3.list_objects_v2(Bucket=bucket, Prefix="r/")  # the listing index holds the directory
+    s3.put_object(Bucket=bucket, Key="r/0", Body=b"merged", Metadata={REPLACES_HEADER: "3"})
+    assert s3.get_object(Bucket=bucket, Key="r/0")["Body"].read() == b"merged"
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    return [obj["Key"] for obj in listed]
+
+
+def test_a_write_replacing_a_run_removes_it_in_the_same_step(tmp_path: Path) -> None:
+    with store(tmp_path) as settings:
+        assert replaced_keys_left(settings) == ["other/2", "r/0", "r/4"]
+        head = s3_client(settings).head_object(Bucket=settings.store_bucket, Key="r/0")
+        assert REPLACES_HEADER not in head["Metadata"]  # an instruction, not kept with the object
+        with pytest.raises(ClientError):  # gone from disk too, not only from the listing
+            s3_client(settings).get_object(Bucket=settings.store_bucket, Key="r/2")
+    with store(tmp_path, plain=True) as settings:  # s3rver as shipped keeps them (compaction deletes them after)
+        assert replaced_keys_left(settings) == ["other/2", "r/0", "r/1", "r/2", "r/3", "r/4"]

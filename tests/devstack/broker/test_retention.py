@@ -54,9 +54,9 @@ def _produce_batches(bootstrap: str, batches: int, per_batch: int, start: int = 
     return values
 
 
-def _read(bootstrap: str, start: int = -2) -> list[tuple[int, bytes]]:
+def _read(bootstrap: str, start: int = -2, **config: str | int) -> list[tuple[int, bytes]]:
     """(offset, value) of partition 0 from ``start`` (default: the log start) to its end."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "r", "enable.partition.eof": True})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "r", "enable.partition.eof": True, **config})
     consumer.assign([TopicPartition("events", 0, start)])
     out: list[tuple[int, bytes]] = []
     deadline = time.monotonic() + 60
@@ -171,3 +171,66 @@ def test_the_broker_bounds_its_log_under_load(tmp_path: Path) -> None:
     offsets = [o for o, _ in kept]
     assert offsets == list(range(offsets[0], sent)), "the kept log has a hole or lost its end"
     assert "retention: deleted" in (tmp_path / f"broker-{processes.port}.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("in_one_write", [True, False])
+def test_a_fetch_during_a_merge_reads_each_record_once(tmp_path: Path, in_one_write: bool) -> None:
+    """A consumer fetching between the merged batch's write and the removal of its parts.
+
+    Negative control (``in_one_write=False``: the merged batch written, its parts deleted after, as
+    before the fix): Tansu lists the merged batch and its parts and returns both, so the consumer
+    reads every record of the parts twice, although the store ends up holding each record once.
+    """
+    quiet = {"EVENTPULSE_BROKER_RETENTION_CHECK_S": "3600"}  # only this test's pass compacts
+    with broker_processes(tmp_path, partitions=1, storage="s3", env=quiet) as processes:
+        bootstrap, settings = processes.bootstrap, processes.settings
+        values = _produce_batches(bootstrap, 30, 1)  # 30 batches of one record
+        during: list[list[tuple[int, bytes]]] = []
+
+        class PausedMerge(Retention):
+            def _replacing(self, last: Batch) -> dict[str, str]:
+                return super()._replacing(last) if in_one_write else {}
+
+            def _delete(self, batches: list[Batch]) -> None:
+                # a fetch from offset 0 right after the merged write (time enough to list the whole partition)
+                during.append(_read(bootstrap, 0, **{"fetch.wait.max.ms": 10_000}))
+                super()._delete(batches)
+
+        retention = PausedMerge(
+            s3_client(settings), settings.store_bucket, "eventpulse", RetentionPolicy(0, 0, 1 << 20)
+        )
+        [merged] = [p.merged for p in retention.enforce() if p.merged]
+        assert merged == 28  # 30 batches, the newest never touched: 29 became one
+        [read] = during
+        assert _read(bootstrap) == list(enumerate(values))  # after the pass: each record once
+        twice = len(read) - len({offset for offset, _ in read})
+        if in_one_write:
+            assert read == list(enumerate(values))
+        else:
+            assert twice == 28  # the records of the 28 parts after the merged batch's first
+
+
+@pytest.mark.integration
+def test_the_next_pass_deletes_the_leftovers_of_an_unfinished_merge(tmp_path: Path) -> None:
+    """A merge cut short after its write (the object store killed before it removed the parts, or a
+    store without the replacing write): readers get the parts' records twice until the next pass."""
+    quiet = {"EVENTPULSE_BROKER_RETENTION_CHECK_S": "3600"}
+    with broker_processes(tmp_path, partitions=1, storage="s3", env=quiet) as processes:
+        bootstrap, settings = processes.bootstrap, processes.settings
+        values = _produce_batches(bootstrap, 10, 1)
+        policy = RetentionPolicy(0, 0, 1 << 20)
+
+        class CutShort(Retention):
+            def _replacing(self, last: Batch) -> dict[str, str]:
+                return {}
+
+            def _delete(self, batches: list[Batch]) -> None:
+                pass  # the kill comes before the parts go
+
+        CutShort(s3_client(settings), settings.store_bucket, "eventpulse", policy).enforce()
+        assert len(_records(processes)) == 10  # the merged batch, its 8 parts, the newest
+        assert len(_read(bootstrap, 0, **{"fetch.wait.max.ms": 10_000})) == 10 + 8  # the parts read twice
+        passes = Retention(s3_client(settings), settings.store_bucket, "eventpulse", policy).enforce()
+        assert sum(p.merged for p in passes) == 8 and len(_records(processes)) == 2
+        assert _read(bootstrap, 0) == list(enumerate(values))
