@@ -55,10 +55,13 @@ redis: ## Install Debian's redis-server (shared rate limits, idempotency, query 
 browser: ## Install Debian's chromium for the real-browser test (needs root or sudo)
 	@bash scripts/ensure-chromium.sh
 
+haproxy: ## Install Debian's haproxy to check the cluster profile's load-balancer configuration (needs root or sudo)
+	@bash scripts/ensure-haproxy.sh
+
 run: install redis ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
 	$(VENV)/bin/eventpulse up --traffic
 
-test: install redis browser ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
+test: install redis browser haproxy ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
@@ -115,4 +118,4 @@ bench: install ## Run the benchmarks (prints ratios against same-run baselines)
 clean: ## Remove the virtualenv, local data and caches
 	rm -rf $(VENV) $(UV_HOME) $(S3RVER)/node_modules .data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache test-artifacts *.egg-info
 
-.PHONY: help uv install lock upgrade redis browser run test test-faults test-unit lint typecheck hooks format migrate bench clean
+.PHONY: help uv install lock upgrade redis browser haproxy run test test-faults test-unit lint typecheck hooks format migrate bench clean

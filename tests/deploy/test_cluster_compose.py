@@ -157,8 +157,8 @@ def test_haproxy_balances_the_gateways_and_checks_their_health() -> None:
 
 
 @pytest.mark.integration  # runs haproxy in a subprocess
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed (apt-get install haproxy)")
 def test_haproxy_accepts_the_configuration() -> None:
+    assert shutil.which("haproxy"), "haproxy is not installed: `make haproxy` (make test installs it)"
     result = subprocess.run(
         ["haproxy", "-c", "-f", str(ROOT / "deploy/haproxy/haproxy.cfg")], capture_output=True, text=True, timeout=30
     )
