@@ -26,9 +26,12 @@ def time_x(field: str) -> alt.X:
 
 def time_tooltip(field: str, seconds: bool = True) -> alt.Tooltip:
     """A tooltip line for ``field`` in UTC, 24-hour (``2026-12-06 14:05:10``)."""
-    unit = "utcyearmonthdatehoursminutesseconds" if seconds else "utcyearmonthdatehoursminutes"
+    if seconds:
+        return alt.Tooltip(
+            f"{field}:T", timeUnit="utcyearmonthdatehoursminutesseconds", format="%Y-%m-%d %H:%M:%S", title="time (UTC)"
+        )
     return alt.Tooltip(
-        f"{field}:T", timeUnit=unit, format="%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", title=f"{field} (UTC)"
+        f"{field}:T", timeUnit="utcyearmonthdatehoursminutes", format="%Y-%m-%d %H:%M", title="time (UTC)"
     )
 
 
@@ -150,7 +153,7 @@ def lag_bars(df: pl.DataFrame) -> alt.Chart:
             y=alt.Y(
                 "lag:Q",
                 title="messages",
-                scale=alt.Scale(domainMin=0, domainMax=max(1, int(df["lag"].max() or 0))),
+                scale=alt.Scale(domainMin=0, domainMax=max(1, *df["lag"].fill_null(0).to_list())),
                 axis=alt.Axis(format=",d", tickMinStep=1),
             ),
             tooltip=["partition:N", alt.Tooltip("lag:Q", format=",")],

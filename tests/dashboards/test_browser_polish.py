@@ -125,6 +125,10 @@ def _polish_checks(page, context, base: str, admin: str, tenant: str, open_minut
     page.goto(base + "/live", wait_until="domcontentloaded")
     _sign_in(page, admin, PASSWORD)
     page.get_by_text(f"Signed in as {admin}").wait_for(timeout=60_000)
+    deadline = time.monotonic() + 30  # the session cookie is written by a script after the sign-in run
+    while not any(c["name"] == "eventpulse_session" for c in context.cookies()):
+        assert time.monotonic() < deadline, "no session cookie after signing in"
+        page.wait_for_timeout(200)
     pages_by_url_without_cut_values(page, base)
     utc_24_hour_axes_and_provisional_marker(page, base, open_minute)
     filters_kept_in_the_url(page, context, base, tenant)
