@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.dashboards.apptest import PASSWORD, ensure_user
 from tests.dashboards.conftest import use_warehouse
-from tests.dashboards.seeding import PROFILE, seed
+from tests.dashboards.seeding import PROFILE, reopen_newest_minute, seed
 from tests.dashboards.test_browser import ARTIFACTS, _launch, _serve_streamlit, _sign_in
 from tests.support.services import free_port, stop
 
@@ -32,22 +32,6 @@ _TRUNCATED_JS = """els => els.map(el => {
     const cut = [el, ...el.querySelectorAll('*')].some(n => n.scrollWidth > n.clientWidth + 1);
     return {text: el.innerText, cut, width: el.clientWidth};
 })"""
-
-
-def reopen_newest_minute(client) -> datetime:
-    """Make the newest 60 s windows open again (``is_final`` 0, a newer stream emission), as the
-    dataflow leaves the current minute until it closes. Returns that minute's start."""
-    newest = client.query(
-        "SELECT max(window_start) FROM window_aggregates WHERE window_seconds = 60 AND slide_seconds = 60"
-    ).result_rows[0][0]
-    client.command(
-        """INSERT INTO window_aggregates
-           SELECT * REPLACE (0 AS is_final, 'stream' AS origin, version + 1 AS version)
-           FROM window_aggregates FINAL
-           WHERE window_seconds = 60 AND slide_seconds = 60 AND window_start = {start:DateTime64(3, 'UTC')}""",
-        parameters={"start": newest},
-    )
-    return newest.replace(tzinfo=UTC)
 
 
 def settle(page) -> None:
