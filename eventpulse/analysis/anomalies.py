@@ -19,9 +19,10 @@ above the baseline rate), in a window of ``min_events`` events or more after ``m
 
 Why not a z-score of the percentiles against their rolling median and MAD: it ignores how many events a
 window holds, and a small window's p95 or error rate swings widely on steady traffic (the heavy latency
-tail, the binomial noise of a 7 % error rate on 40 events), so it flagged 19 of 261 windows of steady
-synthetic traffic. The bound above shrinks with the window's size: quiet on small windows unless the
-shift is large, sensitive on large ones.
+tail, the binomial noise of a 7 % error rate on 40 events). With a materiality floor (p95 2.5 times the
+median, errors +10 points) it still flagged 33 to 62 of 6,000 steady windows of 20 tenants at 10 to 30
+events/s (the issue saw 19 of 261 before the floor); these rules flagged none at 3 to 3,000 events/s. The
+bound shrinks with the window's size: quiet on small windows unless the shift is large, sensitive on large ones.
 """
 
 from __future__ import annotations
