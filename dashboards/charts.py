@@ -1,4 +1,8 @@
-"""Altair charts shared by the pages (time series, latency bands, breakdown bars)."""
+"""Altair charts shared by the pages (time series, latency bands, breakdown bars).
+
+Every time axis and tooltip is UTC on a 24-hour clock (`time_x`, `time_tooltip`): Vega-Lite's defaults are
+the browser's time zone and a 12-hour clock without AM/PM.
+"""
 
 import altair as alt
 import polars as pl
@@ -8,6 +12,27 @@ PROVISIONAL_COLOR = "#f59e0b"
 PREVIOUS_COLOR = "#94a3b8"
 STATUS_SCALE = alt.Scale(domain=["final", "provisional"], range=[FINAL_COLOR, PROVISIONAL_COLOR])
 LATENCY_SCALE = alt.Scale(domain=["p50", "p95", "p99"], range=["#16a34a", "#f59e0b", "#dc2626"])
+# A tick at midnight names the day; every other tick is HH:MM (seconds only where the ticks are that close).
+TIME_LABELS = (
+    "utcFormat(datum.value, '%H:%M:%S') == '00:00:00' ? utcFormat(datum.value, '%b %d')"
+    " : utcFormat(datum.value, '%S') != '00' ? utcFormat(datum.value, '%H:%M:%S') : utcFormat(datum.value, '%H:%M')"
+)
+
+
+def time_x(field: str) -> alt.X:
+    """A UTC time axis labelled on a 24-hour clock."""
+    return alt.X(f"{field}:T", title=None, scale=alt.Scale(type="utc"), axis=alt.Axis(labelExpr=TIME_LABELS))
+
+
+def time_tooltip(field: str, seconds: bool = True) -> alt.Tooltip:
+    """A tooltip line for ``field`` in UTC, 24-hour (``2026-12-06 14:05:10``)."""
+    if seconds:
+        return alt.Tooltip(
+            f"{field}:T", timeUnit="utcyearmonthdatehoursminutesseconds", format="%Y-%m-%d %H:%M:%S", title="time (UTC)"
+        )
+    return alt.Tooltip(
+        f"{field}:T", timeUnit="utcyearmonthdatehoursminutes", format="%Y-%m-%d %H:%M", title="time (UTC)"
+    )
 
 
 def with_status(df: pl.DataFrame) -> pl.DataFrame:
@@ -24,12 +49,12 @@ def rate_bars(df: pl.DataFrame, x: str, y: str, title: str, y_title: str, height
         alt.Chart(data, title=title, height=height)
         .mark_bar(opacity=0.9, stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X(f"{x}:T", title=None),
+            x=time_x(x),
             x2="window_end:T",
             y=alt.Y(f"{y}:Q", title=y_title),
             y2=alt.datum(0),
             color=alt.Color("status:N", scale=STATUS_SCALE, legend=alt.Legend(orient="top", title=None)),
-            tooltip=[alt.Tooltip(f"{x}:T", format="%H:%M:%S"), alt.Tooltip(f"{y}:Q", format=",.1f"), "status:N"],
+            tooltip=[time_tooltip(x), alt.Tooltip(f"{y}:Q", format=",.1f"), "status:N"],
         )
     )
 
@@ -45,11 +70,11 @@ def latency_lines(df: pl.DataFrame, x: str, title: str = "Latency (ms)", height:
         .drop_nulls("ms")
     )
     base = alt.Chart(data, title=title, height=height).encode(
-        x=alt.X(f"{x}:T", title=None),
+        x=time_x(x),
         y=alt.Y("ms:Q", title="ms"),
         color=alt.Color("percentile:N", scale=LATENCY_SCALE, legend=alt.Legend(orient="top", title=None)),
         tooltip=[
-            alt.Tooltip(f"{x}:T", format="%H:%M:%S"),
+            time_tooltip(x),
             "percentile:N",
             alt.Tooltip("ms:Q", format=",.1f"),
             "status",
@@ -61,17 +86,20 @@ def latency_lines(df: pl.DataFrame, x: str, title: str = "Latency (ms)", height:
     return base.mark_line(interpolate="monotone") + points
 
 
-def line_with_previous(current: pl.DataFrame, previous: pl.DataFrame, y: str, title: str, y_title: str) -> alt.Chart:
-    """``y`` over time, with the previous period shifted onto the same axis as a dashed line."""
+def line_with_previous(
+    current: pl.DataFrame, previous: pl.DataFrame, y: str, title: str, y_title: str
+) -> alt.Chart | alt.LayerChart:
+    """``y`` over time, with the previous period shifted onto the same axis as a dashed line; buckets of
+    the current period that are still open (``is_final`` 0) get a hollow orange "provisional" point."""
     frames = [current.select("bucket", y).with_columns(pl.lit("this period").alias("period"))]
     if previous.height:
         frames.append(previous.select("bucket", y).with_columns(pl.lit("previous period").alias("period")))
     data = pl.concat(frames)
-    return (
+    lines = (
         alt.Chart(data, title=title, height=240)
         .mark_line(interpolate="monotone", point=alt.OverlayMarkDef(size=12))
         .encode(
-            x=alt.X("bucket:T", title=None),
+            x=time_x("bucket"),
             y=alt.Y(f"{y}:Q", title=y_title),
             color=alt.Color(
                 "period:N",
@@ -84,12 +112,21 @@ def line_with_previous(current: pl.DataFrame, previous: pl.DataFrame, y: str, ti
                 legend=None,
             ),
             tooltip=[
-                alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M"),
+                time_tooltip("bucket", seconds=False),
                 "period:N",
                 alt.Tooltip(f"{y}:Q", format=",.3f"),
             ],
         )
     )
+    open_buckets = with_status(current).filter(pl.col("status") == "provisional").select("bucket", y, "status")
+    if open_buckets.is_empty():
+        return lines
+    marks = (
+        alt.Chart(open_buckets)
+        .mark_point(size=90, filled=False, strokeWidth=2, color=PROVISIONAL_COLOR)
+        .encode(x=time_x("bucket"), y=f"{y}:Q", tooltip=[time_tooltip("bucket", seconds=False), "status:N"])
+    )
+    return lines + marks
 
 
 def top_bars(df: pl.DataFrame, dim: str, title: str) -> alt.Chart:
@@ -112,7 +149,13 @@ def lag_bars(df: pl.DataFrame) -> alt.Chart:
         .mark_bar(color=PROVISIONAL_COLOR)
         .encode(
             x=alt.X("partition:N", title="partition", sort="ascending"),
-            y=alt.Y("lag:Q", title="messages"),
+            # whole messages: an all-zero lag would otherwise get ticks like 0.000000
+            y=alt.Y(
+                "lag:Q",
+                title="messages",
+                scale=alt.Scale(domainMin=0, domainMax=max(1, *df["lag"].fill_null(0).to_list())),
+                axis=alt.Axis(format=",d", tickMinStep=1),
+            ),
             tooltip=["partition:N", alt.Tooltip("lag:Q", format=",")],
         )
     )
@@ -126,13 +169,13 @@ def throughput_lines(df: pl.DataFrame) -> alt.Chart:
         alt.Chart(data.select("bucket", "direction", "value"), title="Dataflow throughput", height=220)
         .mark_line(interpolate="monotone")
         .encode(
-            x=alt.X("bucket:T", title=None),
+            x=time_x("bucket"),
             y=alt.Y("value:Q", title="events/s"),
             color=alt.Color(
                 "direction:N",
                 scale=alt.Scale(domain=["in", "out"], range=[FINAL_COLOR, "#16a34a"]),
                 legend=alt.Legend(orient="top", title=None),
             ),
-            tooltip=[alt.Tooltip("bucket:T", format="%H:%M:%S"), "direction:N", alt.Tooltip("value:Q", format=",.1f")],
+            tooltip=[time_tooltip("bucket"), "direction:N", alt.Tooltip("value:Q", format=",.1f")],
         )
     )

@@ -7,7 +7,7 @@ from typing import Literal, cast
 import polars as pl
 import streamlit as st
 
-from dashboards import charts
+from dashboards import charts, layout
 from dashboards import formatting as fmt
 from dashboards.controls import Filters, utc_now
 from dashboards.queries import client as query_client
@@ -184,7 +184,7 @@ def pipeline_section(picked: Filters) -> None:
     service_restarts(picked)
     latest = health_queries.pipeline_latest(picked.start, picked.end)
     if latest.is_empty():
-        st.info("No pipeline metrics yet in this range: is the dataflow running?")
+        st.info("No pipeline metrics in this range: start the dataflow (`make run`), or pick a longer time range.")
         return
     snap = pipeline_snapshot(latest)
     last = cast(datetime, latest["reported_at"].max())  # a non-empty Datetime column
@@ -196,7 +196,7 @@ def pipeline_section(picked: Filters) -> None:
         color="green" if age < 60 else "orange",
     )
     head.caption(f"{latest['process'].n_unique()} flow process(es)")
-    kpis = st.columns(6)
+    kpis = layout.tiles(6)
     kpis[0].metric("Throughput in", f"{fmt.rate(snap['events_in_per_s'])}/s", border=True)
     kpis[1].metric("Throughput out", f"{fmt.rate(snap['events_out_per_s'])}/s", border=True)
     kpis[2].metric("Consumer lag", fmt.count(snap["consumer_lag"]), border=True, help="Messages, all partitions.")

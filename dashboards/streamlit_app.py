@@ -24,9 +24,13 @@ st.set_page_config(page_title="EventPulse", page_icon=":material/monitoring:", l
 
 user = signin.current_user()
 signin.sync_cookie()
-live = st.Page(_PAGES / "live.py", title="Live", icon=":material/speed:", url_path="live", default=True)
+live = st.Page(_PAGES / "live.py", title="Live", icon=":material/speed:", url_path="live")
+# The root URL opens Live at /live: Streamlit serves its default page at "/" only, so a default Live
+# would answer /live with "Page not found".
+home = st.Page(lambda: None, title="EventPulse", url_path="home", default=True, visibility="hidden")
 pages = {
     "Metrics": [
+        home,
         live,
         st.Page(_PAGES / "historical.py", title="Historical", icon=":material/history:", url_path="historical"),
     ],
@@ -46,6 +50,8 @@ if user is None:  # every path answers with the sign-in form (no page runs); aft
     signin.sign_in_page()
     st.stop()
 page = st.navigation(pages)
+if page.url_path == "":  # "/" (or "/home"): the Live page, with the link's tenant and range
+    st.switch_page(live, query_params=st.query_params.to_dict())
 with st.sidebar:
     st.caption(f"Signed in as **{user.username}** · {user.role}" + (f" of {user.tenant}" if user.tenant else ""))
     if user.method != "sign-in off":

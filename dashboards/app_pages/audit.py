@@ -37,4 +37,7 @@ if rows.height:
         column_config={"time": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss.SSS")},
     )
 else:
-    st.info("No audit rows match these filters.", icon=":material/info:")
+    st.info(
+        "No audit rows match these filters: widen the time range, or set actor, action or result back to any.",
+        icon=":material/info:",
+    )

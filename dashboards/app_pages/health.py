@@ -26,7 +26,7 @@ with warehouse:
     with st.container(border=True):
         st.markdown("**Warehouse**")
         if parts.is_empty():
-            st.info("No data parts yet.")
+            st.info("No data parts yet: start the pipeline with traffic (`make run`) to fill the warehouse.")
         else:
             compressed, raw = int(parts["compressed_bytes"].sum()), int(parts["uncompressed_bytes"].sum())
             top, bottom = st.columns(2), st.columns(2)
@@ -101,6 +101,6 @@ else:
 st.subheader("Archive runs")
 runs = health_queries.archive_runs()
 if runs.is_empty():
-    st.info("No archive runs recorded yet.")
+    st.info("No archive runs recorded yet: Dagster's archive job writes them (run it from the Dagster UI).")
 else:
     st.dataframe(runs, hide_index=True, key="archive_runs")

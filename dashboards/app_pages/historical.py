@@ -6,12 +6,13 @@ downloaded as CSV or Parquet.
 """
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 import polars as pl
 import streamlit as st
 
-from dashboards import charts, controls
+from dashboards import charts, controls, layout
 from dashboards import formatting as fmt
 from dashboards.queries import historical as historical_queries
 from dashboards.sources import GRANULARITIES, auto_granularity, floor_to
@@ -88,11 +89,24 @@ st.caption(
     f"{granularity} buckets · read from " + ", ".join(f"`{seg.table.name}`" for seg in plan)
 )
 if series.is_empty():
-    st.info("No aggregates in this range.")
+    st.info(
+        f"No aggregates for {picked.tenant_label} in this range. Pick a longer time range or another tenant in the "
+        "sidebar; on a fresh stack, start traffic (`make run`, or `eventpulse demo` for a week of history).",
+        icon=":material/search_off:",
+    )
     st.stop()
+open_buckets = series.filter(pl.col("is_final") == 0)
+if open_buckets.height:
+    first_open = cast(datetime, open_buckets["bucket"].min())  # a non-empty Datetime column
+    st.badge(
+        f"Provisional from {first_open:%Y-%m-%d %H:%M} UTC: {open_buckets.height} bucket(s) still open, their numbers "
+        "still growing (hollow orange points)",
+        icon=":material/hourglass_top:",
+        color="orange",
+    )
 
 now, before = totals(series), totals(previous) if compare else {}
-kpis = st.columns(5)
+kpis = layout.tiles(5)
 kpis[0].metric("Events", fmt.count(now["events"]), fmt.delta_percent(now["events"], before.get("events")), border=True)
 kpis[1].metric(
     "Errors", fmt.count(now["errors"]), fmt.delta_percent(now["errors"], before.get("errors")), "inverse", border=True
@@ -137,7 +151,7 @@ dim = (
 )
 breakdown = historical_queries.history_breakdown(picked.tenant, start, end, bucket, dim)
 if breakdown.is_empty():
-    st.info(f"No rows per {dim} in this range.")
+    st.info(f"No rows per {dim} in this range: pick a longer time range, or another tenant in the sidebar.")
 else:
     left, right = st.columns([2, 3])
     left.altair_chart(charts.top_bars(breakdown.head(15), dim, f"Events by {dim}"))

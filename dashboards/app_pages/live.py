@@ -10,7 +10,7 @@ from datetime import timedelta
 import polars as pl
 import streamlit as st
 
-from dashboards import charts, controls
+from dashboards import charts, controls, layout
 from dashboards import formatting as fmt
 from dashboards.queries import live as live_queries
 from dashboards.sources import floor_to
@@ -42,7 +42,11 @@ lengths = live_queries.window_lengths(
     floor_to(now, 60) - timedelta(minutes=lookback), floor_to(now, 60) + timedelta(minutes=2)
 )
 if not lengths:
-    st.info(f"No windows in the last {lookback} minutes yet: is the dataflow running and traffic flowing?")
+    st.info(
+        f"No windows in the last {lookback} minutes yet. Start the stack with traffic (`make run`, or "
+        "`eventpulse up --traffic`), or send events to the gateway; this page refreshes on its own.",
+        icon=":material/hourglass_empty:",
+    )
 
     @st.fragment(run_every=None if paused else settings.refresh_seconds)
     def wait_for_windows() -> None:
@@ -66,7 +70,10 @@ def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
     start, end = now - timedelta(minutes=lookback), now + timedelta(seconds=window_seconds)
     windows = live_queries.live_windows(tenant, window_seconds, start, end)
     if windows.is_empty():
-        st.info(f"No {window_seconds} s windows for {tenant or 'any tenant'} in the last {lookback} minutes.")
+        st.info(
+            f"No {window_seconds} s windows for {tenant or 'any tenant'} in the last {lookback} minutes: pick a longer "
+            "span above, another window length or another tenant in the sidebar."
+        )
         return
     current = current_window(windows)
     state = "final" if current["is_final"] else "provisional"
@@ -86,7 +93,7 @@ def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
     )
 
     spark = windows.tail(30)
-    kpis = st.columns(6)
+    kpis = layout.tiles(6)
     kpis[0].metric(
         "Events/s", fmt.rate(current["events_per_s"]), chart_data=spark["events_per_s"].to_list(), border=True
     )
@@ -126,7 +133,7 @@ def live_panel(tenant: str, window_seconds: int, lookback: int) -> None:
     for col, dim in ((left, "type"), (right, "source")):
         top = live_queries.live_top(tenant, window_seconds, start, end, dim)
         if top.is_empty():
-            col.info(f"No {dim} breakdown yet.")
+            col.info(f"No {dim} breakdown yet: it appears with the first events that name a {dim}.")
             continue
         col.altair_chart(charts.top_bars(top, dim, f"Top event {dim}s (last {lookback} min)"))
         col.expander("Table").dataframe(

@@ -54,7 +54,10 @@ pages = max(1, math.ceil(total / settings.search_page_size))
 summary = f"{fmt.count(total)}{'+' if total >= COUNT_CAP else ''} matching events"
 st.caption(f"{summary} · {picked.tenant_label} · {picked.label} · newest first")
 if not total:
-    st.info("No event matches.")
+    st.info(
+        "No event matches: widen the time range in the sidebar, drop a filter, or switch to substring mode "
+        "(words must match whole tokens, case-sensitive)."
+    )
     st.stop()
 
 page = st.pagination(pages, key="q_page", max_visible_pages=7) if pages > 1 else 1

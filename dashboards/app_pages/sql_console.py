@@ -1,4 +1,5 @@
-"""SQL console: read-only queries scoped to the selected tenant, with row, memory and time limits.
+"""SQL console: read-only queries scoped to the selected tenant, with row, memory and time limits;
+each user's saved queries (`dashboards.queries.saved`) above the editor.
 
 The query goes through the scoped read path (`eventpulse.access.scoped_sql`): every table is
 filtered to the tenant picked in the sidebar, and files, system tables, other databases, key
@@ -12,6 +13,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
 from dashboards import audit, controls, readonly
 from dashboards import formatting as fmt
+from dashboards.queries import saved
 from dashboards.queries import sql_console as sql_console_queries
 from eventpulse.access.statements import Refused
 from eventpulse.settings import Settings
@@ -50,9 +52,63 @@ st.caption(
     f"database `{Settings().warehouse.database}`"
 )
 
+
+def load_saved() -> None:
+    """Put the picked saved query in the editor (a callback: it runs before the form is drawn)."""
+    picked_name = st.session_state.get("sql_saved")
+    found = next((q for q in saved.saved_queries() if q.name == picked_name), None)
+    if found is not None:
+        st.session_state["sql_text"], st.session_state["sql_name"] = found.sql, found.name
+
+
+def save_current() -> None:
+    """Save the editor's query under the name typed beside it (the form's values are in session state)."""
+    try:
+        kept = saved.save_query(st.session_state.get("sql_name", ""), st.session_state.get("sql_text", ""))
+    except ValueError as exc:
+        st.session_state["_sql_saved_note"] = ("error", str(exc))
+    else:
+        st.session_state["_sql_saved_note"] = ("success", f"Saved “{kept.name}”: it is in your saved queries.")
+        st.session_state["sql_saved"] = kept.name
+
+
+def remove_picked() -> None:
+    name = st.session_state.get("sql_saved")
+    if name:
+        saved.remove_query(name)
+        st.session_state["_sql_saved_note"] = ("success", f"Removed “{name}” from your saved queries.")
+        st.session_state["sql_saved"] = None
+
+
+mine = saved.saved_queries()
+names = [q.name for q in mine]
+if st.session_state.get("sql_saved") not in names:
+    st.session_state["sql_saved"] = None
+shelf = st.container(horizontal=True, vertical_alignment="bottom")
+shelf.selectbox(
+    "Saved queries",
+    names,
+    index=None,
+    key="sql_saved",
+    on_change=load_saved,
+    placeholder="Open one of your saved queries" if names else "No saved queries yet: name a query below and save it",
+    disabled=not names,
+    help="Yours only: each user sees the queries they saved.",
+)
+shelf.button("Remove", key="sql_remove", icon=":material/delete:", on_click=remove_picked, disabled=not names)
+note = st.session_state.pop("_sql_saved_note", None)
+if note:
+    (st.success if note[0] == "success" else st.error)(note[1])
+
+st.session_state.setdefault("sql_text", EXAMPLE)
 with st.form("sql", border=False):
-    sql = st.text_area("Query", EXAMPLE, height=160, key="sql_text")
-    run = st.form_submit_button("Run", icon=":material/play_arrow:", type="primary", shortcut="ctrl+enter")
+    sql = st.text_area("Query", height=160, key="sql_text")
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    run = row.form_submit_button(
+        "Run", key="sql_run", icon=":material/play_arrow:", type="primary", shortcut="ctrl+enter"
+    )
+    row.text_input("Name", key="sql_name", placeholder="Name this query to save it", max_chars=saved.MAX_NAME)
+    row.form_submit_button("Save", key="sql_save", icon=":material/bookmark_add:", on_click=save_current)
 
 if run or st.session_state.get("sql_ran"):
     st.session_state["sql_ran"] = True

@@ -78,3 +78,19 @@ def recompute_windows(client: Client, start: datetime, end: datetime) -> None:
                 SELECT {columns}, 1, 'batch', {BATCH_VERSION_BASE + 1}, now64(3) FROM ({sql})""",
             parameters=params,
         )
+
+
+def reopen_newest_minute(client) -> datetime:
+    """Make the newest 60 s windows open again (``is_final`` 0, a newer stream emission), as the
+    dataflow leaves the current minute until it closes. Returns that minute's start."""
+    newest = client.query(
+        "SELECT max(window_start) FROM window_aggregates WHERE window_seconds = 60 AND slide_seconds = 60"
+    ).result_rows[0][0]
+    client.command(
+        """INSERT INTO window_aggregates
+           SELECT * REPLACE (0 AS is_final, 'stream' AS origin, version + 1 AS version)
+           FROM window_aggregates FINAL
+           WHERE window_seconds = 60 AND slide_seconds = 60 AND window_start = {start:DateTime64(3, 'UTC')}""",
+        parameters={"start": newest},
+    )
+    return newest.replace(tzinfo=UTC)

@@ -3,12 +3,14 @@
 import time
 from datetime import UTC, datetime, timedelta
 
+import streamlit as st
+
 from dashboards import formatting as fmt
 from eventpulse.aggregation.batch_sql import output_columns, recompute_query
 from eventpulse.aggregation.spec import BATCH_VERSION_BASE, WindowSpec
-from tests.dashboards.apptest import metrics, open_page, table_with
+from tests.dashboards.apptest import badges, metrics, open_page, table_with
 from tests.dashboards.conftest import use_warehouse
-from tests.dashboards.seeding import seed
+from tests.dashboards.seeding import reopen_newest_minute, seed
 
 
 def test_historical_totals_and_breakdowns_match_the_warehouse(dashboard_env, sql):
@@ -60,3 +62,21 @@ def test_previous_period_and_rollups(monkeypatch, warehouse, warehouse_client):
     caption = " ".join(c.value for c in at.caption)
     assert "hour buckets" in caption and "`rollup_hourly`" in caption and "`window_aggregates`" in caption
     assert metrics(at)["Events"] == fmt.count(first.events + second.events)
+
+
+def test_an_empty_range_says_what_to_do(monkeypatch, warehouse):
+    use_warehouse(monkeypatch, warehouse)  # a fresh database: no aggregates at all
+    at = open_page("historical")
+    assert any("Pick a longer time range or another tenant" in i.value and "make run" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_the_open_bucket_is_marked_provisional(monkeypatch, warehouse, warehouse_client):
+    seed(warehouse_client, 1_200, int(time.time() * 1000) - 10 * 60_000, 2)  # ten minutes up to now
+    use_warehouse(monkeypatch, warehouse)
+    at = open_page("historical")
+    assert not [b for b in badges(at) if "Provisional" in b]  # every window final: nothing marked
+    newest = reopen_newest_minute(warehouse_client)
+    st.cache_data.clear()
+    at = open_page("historical")
+    assert [b for b in badges(at) if f"Provisional from {newest:%Y-%m-%d %H:%M} UTC: 1 bucket(s)" in b]

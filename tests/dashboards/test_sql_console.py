@@ -11,13 +11,13 @@ from dashboards import readonly
 from dashboards.queries import sql_console as sql_console_queries
 from eventpulse.access.statements import Refused
 from eventpulse.warehouse.client import create_client
-from tests.dashboards.apptest import open_page
+from tests.dashboards.apptest import ensure_user, open_page
 from tests.dashboards.conftest import use_warehouse
 
 
 def run(at, sql: str):
     at.text_area(key="sql_text").set_value(sql)
-    at.button[0].click().run()
+    at.button(key="sql_run").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -148,3 +148,43 @@ def test_precheck_kinds():
     ):
         with pytest.raises(readonly.RefusedStatement):
             readonly.check_statement(bad)
+
+
+def saved_names(at) -> list[str]:
+    return list(at.selectbox(key="sql_saved").options)
+
+
+def test_saved_queries_are_kept_per_user_and_come_back_in_a_new_session(dashboard_env, sql):
+    tenant = sql("SELECT min(tenant) FROM events")[0][0]
+    mine, theirs = ensure_user("saver-admin"), ensure_user("saver-analyst", "tenant_analyst", tenant)
+    query = "SELECT type, count() AS n FROM events GROUP BY type ORDER BY n DESC"
+    at = open_page("sql_console", user=mine)
+    assert saved_names(at) == []
+    at.text_area(key="sql_text").set_value(query)
+    at.text_input(key="sql_name").input("events per type")
+    at.button(key="sql_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved “events per type”" in s.value for s in at.success)
+    at.text_input(key="sql_name").input("")  # a nameless save is refused and saves nothing
+    at.button(key="sql_save").click().run()
+    assert at.error and "needs a name" in at.error[0].value
+    assert sql("SELECT name, sql FROM saved_queries FINAL WHERE username = {u:String}", u=mine) == [
+        ("events per type", query)
+    ]
+
+    again = open_page("sql_console", user=mine)  # a new browser session: the query is still there
+    assert saved_names(again) == ["events per type"]
+    assert again.text_area(key="sql_text").value != query
+    again.selectbox(key="sql_saved").select("events per type").run()
+    assert again.text_area(key="sql_text").value == query
+    again = run(again, again.text_area(key="sql_text").value)
+    assert len(again.dataframe[0].value) == sql("SELECT uniqExact(type) FROM events")[0][0]
+
+    other = open_page("sql_console", user=theirs)  # someone else's list is their own
+    assert saved_names(other) == []
+    other = run(other, "SELECT * FROM saved_queries")  # and the console cannot read the table
+    assert other.error and "Refused" in other.error[0].value
+
+    again.button(key="sql_remove").click().run()
+    assert saved_names(again) == []
+    assert saved_names(open_page("sql_console", user=mine)) == []

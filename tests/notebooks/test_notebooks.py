@@ -8,7 +8,6 @@ result frames (parquet) so the test can read them back from the kernel.
 """
 
 import random
-import statistics
 import time
 import uuid
 from collections import defaultdict
@@ -22,6 +21,7 @@ import pytest
 from nbclient import NotebookClient
 
 from devstack.traffic.generator import EventFactory, TrafficProfile
+from eventpulse.analysis.anomalies import AnomalyRules, find_anomalies
 from eventpulse.config.broker import BrokerSettings
 from tests.dashboards.conftest import Filled, create_topics, fresh_database
 from tests.support.pipeline import produce, run_flow_until_drained
@@ -31,8 +31,7 @@ RESULTS = {
     "funnel_and_retention": ("span", "reached", "overall", "retention"),
     "latency_error_anomalies": ("windows", "scored", "anomalies", "inside", "worst"),
 }
-ROLLING, THRESHOLD, WINDOW_MS = 5, 3.5, 60_000
-MIN_RISE, MIN_ERROR_RISE, MIN_EVENTS = 1.5, 0.10, 20  # the notebook's defaults
+ROLLING, WINDOW_MS = 5, 60_000
 FUNNEL = ("page_view", "add_to_cart", "purchase")
 
 
@@ -127,24 +126,6 @@ def check_funnel_and_retention(got: dict[str, pl.DataFrame], events: list[dict])
     assert len({first for first, _ in active}) >= 3 and max(offset for _, offset in active) >= 3
 
 
-def _robust_z(values: list[float | None]) -> list[tuple[float | None, float | None]]:
-    """The notebook's (score, median), recomputed: against the median and MAD of the previous ROLLING
-    windows, the MAD floored at 5 % of the median."""
-
-    def rolling_median(series: list[float | None], i: int) -> float | None:
-        seen = [v for v in series[max(0, i - ROLLING + 1) : i + 1] if v is not None]
-        return statistics.median(seen) if len(seen) >= 3 else None
-
-    past = [None, *values[:-1]]
-    medians = [rolling_median(past, i) for i in range(len(values))]
-    spread = [abs(p - m) if p is not None and m is not None else None for p, m in zip(past, medians, strict=True)]
-    mads = [rolling_median(spread, i) for i in range(len(values))]
-    return [
-        ((v - m) / (1.4826 * max(d, 0.05 * abs(m)) + 1e-9), m) if None not in (v, m, d) else (None, m)
-        for v, m, d in zip(values, medians, mads, strict=True)
-    ]
-
-
 def check_latency_error_anomalies(got: dict[str, pl.DataFrame], events: list[dict]) -> None:
     expected: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for e in events:
@@ -159,21 +140,9 @@ def check_latency_error_anomalies(got: dict[str, pl.DataFrame], events: list[dic
     ):
         assert [count, errors] == expected[key] and rate == pytest.approx(errors / count)
 
-    scored = got["scored"]
-    anomalies: set[tuple[str, int]] = set()
-    for tenant in sorted(set(scored["tenant"])):
-        mine = scored.filter(pl.col("tenant") == tenant).sort("window_start")
-        starts = _ms(mine, "window_start")
-        z_latency = _robust_z(mine["latency_p95"].to_list())
-        z_errors = _robust_z(mine["error_rate"].to_list())
-        columns = (mine["latency_p95"], mine["error_rate"], mine["error_count"], mine["event_count"])
-        for start, (zl, ml), (ze, me), p95, rate, errors, count in zip(
-            starts, z_latency, z_errors, *columns, strict=True
-        ):
-            slow = zl is not None and zl > THRESHOLD and p95 > (1 + MIN_RISE) * ml
-            failing = ze is not None and ze > THRESHOLD and errors >= 3 and rate > me + MIN_ERROR_RISE
-            if count >= MIN_EVENTS and (slow or failing):
-                anomalies.add((tenant, start))
+    # The verdicts are `eventpulse.analysis.anomalies`' (tested on its own) with the notebook's rules.
+    want = find_anomalies(windows, AnomalyRules(rolling=ROLLING, min_history=5))
+    anomalies = set(zip(want["tenant"], _ms(want, "window_start"), strict=True))
     found = got["anomalies"]
     assert set(zip(found["tenant"], _ms(found, "window_start"), strict=True)) == anomalies
 
