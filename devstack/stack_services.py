@@ -25,6 +25,7 @@ class StackOptions:
     """What to start besides the core (broker, warehouse, migrations, dataflow)."""
 
     traffic: bool = False
+    history: bool = False  # fill the days before today once (`eventpulse demo`), after the migrations
     traffic_rate: float = 1000.0
     traffic_target: str = "broker"  # or "gateway": through the HTTP API with a demo tenant's key
     workers: int = 1
@@ -182,6 +183,9 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
         ServiceSpec("migrate", [py, "-m", "cli", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
+    if options.history:  # skips the days already filled, so every start may run it
+        demo = [py, "-m", "cli", "demo"]
+        services.append(ServiceSpec("history", demo, env=env, oneshot=True, depends_on=["migrate"], timeout=600))
     if "dashboard" not in options.without and settings.dashboard.sign_in:
         # the first run creates `admin` and prints its password; later runs print that one exists
         bootstrap = [py, "-m", "cli", "users", "bootstrap"]

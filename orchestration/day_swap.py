@@ -146,6 +146,21 @@ def stream_rows_of_day(client: Client, day: date, window: WindowSpec) -> list[di
     )
 
 
+def staged_rows(client: Client, staged: StagedDay, window: WindowSpec) -> list[dict[str, Any]]:
+    """The freshly staged rows of the day and family."""
+    return _select_rows(client, f"{_check_target(staged.target)}_staging", staged.day, window)
+
+
+def published_origins(client: Client, staged: StagedDay, window: WindowSpec) -> dict[str, int]:
+    """Rows currently published for the day and family, by origin ('stream', 'batch'), counted in SQL."""
+    rows = client.query(
+        f"SELECT origin, count() FROM {_check_target(staged.target)} FINAL WHERE toDate(window_start) = {{day:Date}} "
+        "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32} GROUP BY origin",
+        parameters={"day": staged.day, "ws": window.seconds, "ss": window.slide_seconds},
+    ).result_rows
+    return {str(origin): int(count) for origin, count in rows}
+
+
 def published_and_staged(
     client: Client, staged: StagedDay, window: WindowSpec
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

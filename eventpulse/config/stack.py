@@ -39,5 +39,5 @@ class StackSettings(Section):
         description="Days before today `eventpulse demo` fills (raw events older than 30 days are refused).",
     )
     history_events_per_day: int = Field(
-        20_000, ge=1, le=2_000_000, description="Mean synthetic events per history day (weekends 70 %)."
+        6_000, ge=1, le=2_000_000, description="Mean synthetic events per history day (weekends 70 %)."
     )

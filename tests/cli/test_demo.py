@@ -88,7 +88,7 @@ def test_demo_fills_seven_days_through_the_batch_path_and_twice_changes_nothing(
             partitions = instance.get_materialized_partitions(dg.AssetKey(asset))
             assert partitions == {d.isoformat() for d in days}, asset
     assert "demo: done in" in first.output
-    print(f"eventpulse demo: 7 days x ~{PER_DAY} events in {took:.1f} s")
+    print(f"eventpulse demo: 7 days x ~{PER_DAY} events in {took:.1f} s\n{first.output}")
 
     before = _counts(warehouse_client)
     second = _demo(env)
