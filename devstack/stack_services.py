@@ -236,6 +236,8 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             depends_on=["migrate", *(["signin"] if settings.dashboard.sign_in else [])],
         ),
     }
+    if options.history:  # the two heaviest starters wait for the history, which then has the cores to itself
+        optional["dagster"] = replace(optional["dagster"], depends_on=[*optional["dagster"].depends_on, "history"])
     services += [spec for name, spec in optional.items() if name not in options.without]
     if options.traffic:
         argv = [py, "-m", "cli", "traffic", "--rate", str(options.traffic_rate)]
@@ -245,6 +247,8 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
                 raise ValueError("traffic through the gateway needs the gateway")
             argv += ["--target", "gateway", "--create-key", "demo"]
             depends.append("gateway")
+        if options.history:
+            depends.append("history")
         services.append(ServiceSpec("traffic", argv, env=env, depends_on=depends))
     policy = restart_policy(settings.stack)  # one-shots (migrate) are done once they exit 0
     return [spec if spec.oneshot else replace(spec, restart=policy) for spec in services]
