@@ -82,7 +82,7 @@ def reconcile_day(client: Client, staged: StagedDay, windows: tuple[WindowSpec, 
 def _late_pairs(client: Client, staged: StagedDay, window: WindowSpec) -> int:
     return scalar_int(
         client,
-        "SELECT count() FROM late_events WHERE toDate(window_start) = {day:Date} "
+        "SELECT uniqExact(tenant, window_start, id) FROM late_events WHERE toDate(window_start) = {day:Date} "
         "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32}",
         parameters={"day": staged.day, "ws": window.seconds, "ss": window.slide_seconds},
     )
