@@ -162,3 +162,24 @@ def test_a_day_the_stream_never_wrote_is_not_compared(resources, warehouse_clien
     check = _check(dg.materialize([window_aggregates_batch], partition_key=DAY.isoformat(), resources=resources))
     assert check.passed and "Not compared" in (check.description or "")
     assert check.metadata["days"].value[0]["compared"] is False
+
+
+def test_an_event_late_for_some_of_its_hopping_windows_counts_in_the_others(warehouse_client):
+    """The stream refuses an event per window: late for the oldest of its 5-minute windows, in time for the rest."""
+    (row,) = raw_rows(1, day_start_ms(DAY, 10, 7) + 30_000, seed=5)
+    insert_raw(warehouse_client, [row])
+    hopping = WindowSpec(300, 60)
+    starts = hopping.starts_containing(int(row[2].timestamp() * 1000))  # newest first
+    late, kept = sorted(starts)[:2], sorted(starts)[2:]
+    columns = [c.strip() for c in _LATE_COLUMNS.split(",")]
+    warehouse_client.insert(
+        "late_events",
+        [(*row[:8], 300, 60, _dt(s), _dt(s + 300_000), _dt(s + 400_000), 100_000, row[12], row[13]) for s in late],
+        column_names=columns,
+    )
+    start, end = day_bounds(DAY)
+    for as_streamed, expected in ((True, kept), (False, starts)):
+        sql, params = recompute_query(hopping, start, end, as_streamed=as_streamed)
+        rows = [r for r in warehouse_client.query(sql, parameters=params).named_results() if r["type"] == "*"]
+        assert sorted(int(r["window_start"].timestamp() * 1000) for r in rows) == sorted(expected)
+        assert all(r["event_count"] == 1 for r in rows)
