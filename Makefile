@@ -58,8 +58,11 @@ browser: ## Install Debian's chromium for the real-browser test (needs root or s
 haproxy: ## Install Debian's haproxy to check the cluster profile's load-balancer configuration (needs root or sudo)
 	@bash scripts/ensure-haproxy.sh
 
-run: install redis ## Start the whole local stack with synthetic traffic (Ctrl-C stops everything)
-	$(VENV)/bin/eventpulse up --traffic
+# `make run` also fills the 7 days before today with demo history once (`eventpulse demo`; days already filled are
+# skipped): `make run HISTORY=--no-history` leaves it out.
+HISTORY ?= --history
+run: install redis ## Start the whole local stack with synthetic traffic and 7 days of history (Ctrl-C stops everything)
+	$(VENV)/bin/eventpulse up --traffic $(HISTORY)
 
 test: install redis browser haproxy ## Lint, import contracts, types, docs, then run every test (unit, integration on the local stack, browser)
 	$(VENV)/bin/ruff check .

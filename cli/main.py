@@ -12,6 +12,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.broker", "broker"),
     ("cli.up", "up"),
     ("cli.traffic", "traffic"),
+    ("cli.demo", "demo"),
     ("cli.keys", "keys"),
     ("cli.webhooks", "webhooks"),
     ("cli.audit", "audit"),

@@ -22,6 +22,12 @@ from eventpulse.settings import Settings
 
 @click.command("up")
 @click.option("--traffic/--no-traffic", default=False, show_default=True, help="Also run synthetic traffic.")
+@click.option(
+    "--history/--no-history",
+    default=None,
+    help="Fill the days before today with demo history once started (`eventpulse demo`; "
+    "default EVENTPULSE_STACK_HISTORY, on in `make run`).",
+)
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Synthetic events per second.")
 @click.option(
     "--traffic-target",
@@ -37,7 +43,9 @@ from eventpulse.settings import Settings
     multiple=True,
     help="Leave out an optional service (repeatable).",
 )
-def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]) -> None:
+def up(
+    traffic: bool, history: bool | None, rate: float, traffic_target: str, workers: int, without: tuple[str, ...]
+) -> None:
     """Start Redis, broker, warehouse, migrations, dataflow, gateway, Dagster and Streamlit on 127.0.0.1.
 
     Logs stream with a prefix per service; Ctrl-C stops everything and frees every port. A crashed
@@ -47,7 +55,12 @@ def up(traffic: bool, rate: float, traffic_target: str, workers: int, without: t
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     options = StackOptions(
-        traffic=traffic, traffic_rate=rate, traffic_target=traffic_target, workers=workers, without=frozenset(without)
+        traffic=traffic,
+        history=settings.stack.history if history is None else history,
+        traffic_rate=rate,
+        traffic_target=traffic_target,
+        workers=workers,
+        without=frozenset(without),
     )
     if "redis" not in options.without and shutil.which("redis-server") is None:
         raise click.UsageError("redis-server is not installed: run `make redis`, or `eventpulse up --without redis`")

@@ -25,6 +25,7 @@ class StackOptions:
     """What to start besides the core (broker, warehouse, migrations, dataflow)."""
 
     traffic: bool = False
+    history: bool = False  # fill the days before today once (`eventpulse demo`), after the migrations
     traffic_rate: float = 1000.0
     traffic_target: str = "broker"  # or "gateway": through the HTTP API with a demo tenant's key
     workers: int = 1
@@ -182,6 +183,9 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
         ServiceSpec("migrate", [py, "-m", "cli", "migrate"], env=env, oneshot=True, depends_on=["warehouse"]),
         ServiceSpec("flow", _flow_argv(settings, options.workers), env=env, depends_on=["broker", "migrate"]),
     ]
+    if options.history:  # skips the days already filled, so every start may run it
+        demo = [py, "-m", "cli", "demo"]
+        services.append(ServiceSpec("history", demo, env=env, oneshot=True, depends_on=["migrate"], timeout=600))
     if "dashboard" not in options.without and settings.dashboard.sign_in:
         # the first run creates `admin` and prints its password; later runs print that one exists
         bootstrap = [py, "-m", "cli", "users", "bootstrap"]
@@ -232,6 +236,8 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
             depends_on=["migrate", *(["signin"] if settings.dashboard.sign_in else [])],
         ),
     }
+    if options.history:  # the two heaviest starters wait for the history, which then has the cores to itself
+        optional["dagster"] = replace(optional["dagster"], depends_on=[*optional["dagster"].depends_on, "history"])
     services += [spec for name, spec in optional.items() if name not in options.without]
     if options.traffic:
         argv = [py, "-m", "cli", "traffic", "--rate", str(options.traffic_rate)]
@@ -241,6 +247,8 @@ def stack_services(settings: Settings, options: StackOptions) -> list[ServiceSpe
                 raise ValueError("traffic through the gateway needs the gateway")
             argv += ["--target", "gateway", "--create-key", "demo"]
             depends.append("gateway")
+        if options.history:
+            depends.append("history")
         services.append(ServiceSpec("traffic", argv, env=env, depends_on=depends))
     policy = restart_policy(settings.stack)  # one-shots (migrate) are done once they exit 0
     return [spec if spec.oneshot else replace(spec, restart=policy) for spec in services]

@@ -21,6 +21,10 @@ from orchestration.archive.checksum import day_bounds
 TARGETS = ("window_aggregates", "rollup_hourly", "rollup_daily")
 """Tables rebuilt by day; each has a ``<name>_staging`` twin."""
 
+STREAM_TARGET = "window_aggregates"
+REPLACED_STREAM_ROWS = "replaced_stream_rows"
+"""Where the swap keeps the stream's rows of ``STREAM_TARGET`` it replaces (migration 0120)."""
+
 _BOOKKEEPING = ("is_final", "origin", "version", "emitted_at")
 
 
@@ -77,13 +81,35 @@ def stage_day(
     return StagedDay(target, day, rows)
 
 
+def keep_stream_rows(client: Client, day: date) -> int:
+    """Copy the latest stream row of each key of ``day`` into ``replaced_stream_rows``; the rows copied.
+
+    REPLACE PARTITION removes the stream's rows from ``window_aggregates``: kept here, a later
+    recompute of the day still knows what the stream wrote (and that the published rows it
+    replaces are an earlier recompute's). Copying again is harmless: the table keeps the highest
+    version of each key.
+    """
+    keys = ", ".join(KEY_COLUMNS)
+    columns = ", ".join((*output_columns(), *_BOOKKEEPING))
+    summary = client.command(
+        f"INSERT INTO {REPLACED_STREAM_ROWS} ({columns}) SELECT {columns} FROM {STREAM_TARGET} "
+        "WHERE toDate(window_start) = {day:Date} AND origin = 'stream' "
+        f"ORDER BY {keys}, version DESC LIMIT 1 BY {keys}",
+        parameters={"day": day},
+    )
+    return int(getattr(summary, "written_rows", 0) or 0)
+
+
 def swap_day(client: Client, staged: StagedDay) -> None:
     """Make the staged rows *the* rows of the day in the target table, then clear the staging partition.
 
-    An empty day drops the target's partition instead (ClickHouse refuses REPLACE PARTITION from
-    an empty source, which would otherwise silently drop the destination).
+    The stream's rows of ``window_aggregates`` are kept first (`keep_stream_rows`). An empty day
+    drops the target's partition instead (ClickHouse refuses REPLACE PARTITION from an empty
+    source, which would otherwise silently drop the destination).
     """
     target, staging = staged.target, f"{staged.target}_staging"
+    if target == STREAM_TARGET:
+        keep_stream_rows(client, staged.day)
     if staged.total:
         client.command(f"ALTER TABLE {target} REPLACE PARTITION {_partition(staged.day)} FROM {staging}")
     else:
@@ -100,6 +126,39 @@ def _select_rows(client: Client, table: str, day: date, window: WindowSpec) -> l
             parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
         ).named_results()
     )
+
+
+def stream_rows_of_day(client: Client, day: date, window: WindowSpec) -> list[dict[str, Any]]:
+    """What the stream wrote for the day and family: its latest row of each key, published or replaced."""
+    keys = ", ".join(KEY_COLUMNS)
+    columns = ", ".join((*KEY_COLUMNS, *(m.name for m in METRICS), "origin", "is_final", "version"))
+    where = (
+        "WHERE toDate(window_start) = {day:Date} AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32} "
+        "AND origin = 'stream'"
+    )
+    return list(
+        client.query(
+            f"SELECT {columns} FROM (SELECT {columns} FROM {STREAM_TARGET} {where} "
+            f"UNION ALL SELECT {columns} FROM {REPLACED_STREAM_ROWS} {where}) "
+            f"ORDER BY {keys}, version DESC LIMIT 1 BY {keys}",
+            parameters={"day": day, "ws": window.seconds, "ss": window.slide_seconds},
+        ).named_results()
+    )
+
+
+def staged_rows(client: Client, staged: StagedDay, window: WindowSpec) -> list[dict[str, Any]]:
+    """The freshly staged rows of the day and family."""
+    return _select_rows(client, f"{_check_target(staged.target)}_staging", staged.day, window)
+
+
+def published_origins(client: Client, staged: StagedDay, window: WindowSpec) -> dict[str, int]:
+    """Rows currently published for the day and family, by origin ('stream', 'batch'), counted in SQL."""
+    rows = client.query(
+        f"SELECT origin, count() FROM {_check_target(staged.target)} FINAL WHERE toDate(window_start) = {{day:Date}} "
+        "AND window_seconds = {ws:UInt32} AND slide_seconds = {ss:UInt32} GROUP BY origin",
+        parameters={"day": staged.day, "ws": window.seconds, "ss": window.slide_seconds},
+    ).result_rows
+    return {str(origin): int(count) for origin, count in rows}
 
 
 def published_and_staged(

@@ -5,6 +5,7 @@ progress shows in the Dagster UI while a large backfill runs.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,8 +14,11 @@ import dagster as dg
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.aggregation.spec import BATCH_VERSION_BASE, WindowSpec
-from orchestration.day_swap import stage_day, swap_day
-from orchestration.reconciliation import DayReconciliation, reconcile_day
+from orchestration.day_swap import StagedDay, stage_day, swap_day
+from orchestration.reconciliation import DayReconciliation
+
+Reconciler = Callable[[Client, StagedDay, tuple[WindowSpec, ...]], DayReconciliation]
+"""`reconciliation.reconcile_stream_day` (stream vs batch) or `reconciliation.reconcile_day` (published vs staged)."""
 
 
 def batch_version() -> int:
@@ -49,16 +53,16 @@ def rebuild_days(
     windows: tuple[WindowSpec, ...],
     *,
     events_table: str = "events",
-    reconcile: bool = False,
+    reconcile: Reconciler | None = None,
 ) -> RebuildReport:
-    """Recompute and swap in ``target`` for each day; optionally reconcile before each swap."""
+    """Recompute and swap in ``target`` for each day; with ``reconcile``, compare before each swap."""
     report = RebuildReport(batch_version())
     for number, day in enumerate(days, start=1):
         started = time.monotonic()
         staged = stage_day(client, target, day, windows, report.version, events_table=events_table)
         note = ""
-        if reconcile:
-            reconciliation = reconcile_day(client, staged, windows)
+        if reconcile is not None:
+            reconciliation = reconcile(client, staged, windows)
             report.reconciliations.append(reconciliation)
             note = f", {len(reconciliation.differences)} difference(s) with the published rows"
         swap_day(client, staged)

@@ -77,8 +77,9 @@ class GeneratedMessage:
 class EventFactory:
     """Makes events for a `TrafficProfile` from a seed (same seed, same events)."""
 
-    def __init__(self, profile: TrafficProfile | None = None, seed: int = 0) -> None:
+    def __init__(self, profile: TrafficProfile | None = None, seed: int = 0, id_prefix: str = "evt") -> None:
         self.profile = profile or TrafficProfile()
+        self._id_prefix = id_prefix
         self._rng = random.Random(seed)
         self._tenants = self.profile.tenant_names()
         self._types = list(self.profile.type_names[: self.profile.types])
@@ -105,7 +106,7 @@ class EventFactory:
             data["status_code"] = rng.choice((500, 502, 503))
         self._seq += 1
         event = {
-            "id": f"evt-{self._seq:010d}-{rng.getrandbits(32):08x}",
+            "id": f"{self._id_prefix}-{self._seq:010d}-{rng.getrandbits(32):08x}",
             "timestamp": timestamp_ms,
             "type": event_type,
             "source": rng.choice(self._sources),

@@ -53,7 +53,15 @@ def output_columns() -> tuple[str, ...]:
     return (*WINDOW_ROW_COLUMNS, *(m.name for m in METRICS))
 
 
-def _select(dims: tuple[str, ...], events_table: str = "events") -> str:
+_WITHOUT_LATE_EVENTS = """
+  AND (tenant, timestamp, id, w) NOT IN (
+      SELECT tenant, timestamp, id, toUnixTimestamp64Milli(window_start) FROM late_events
+      WHERE window_seconds = {window_seconds:UInt32} AND slide_seconds = {slide_seconds:UInt32}
+        AND window_start >= {start:DateTime64(3, 'UTC')} AND window_start < {end:DateTime64(3, 'UTC')})"""
+"""Leaves out of each window the events the stream recorded as too late for it (table ``late_events``)."""
+
+
+def _select(dims: tuple[str, ...], events_table: str = "events", late_filter: str = "") -> str:
     type_expr = "type" if "type" in dims else f"'{ALL}'"
     source_expr = "source" if "source" in dims else f"'{ALL}'"
     group_by = ", ".join(("tenant", "w", *dims))
@@ -79,12 +87,18 @@ FROM
       AND (tenant = {{tenant:String}} OR {{tenant:String}} = '')
 )
 WHERE w >= toUnixTimestamp64Milli({{start:DateTime64(3, 'UTC')}})
-  AND w < toUnixTimestamp64Milli({{end:DateTime64(3, 'UTC')}})
+  AND w < toUnixTimestamp64Milli({{end:DateTime64(3, 'UTC')}}){late_filter}
 GROUP BY {group_by}"""
 
 
 def recompute_query(
-    window: WindowSpec, start: datetime, end: datetime, tenant: str = "", *, events_table: str = "events"
+    window: WindowSpec,
+    start: datetime,
+    end: datetime,
+    tenant: str = "",
+    *,
+    events_table: str = "events",
+    as_streamed: bool = False,
 ) -> tuple[str, dict]:
     """SQL and parameters that recompute every row of ``window`` whose start is in [start, end).
 
@@ -98,7 +112,8 @@ def recompute_query(
     window_ms = window.seconds * 1000
     slide_ms = window.slide_seconds * 1000
     scan_end = end + timedelta(milliseconds=window_ms - slide_ms)
-    sql = "\nUNION ALL\n".join(_select(dims, events_table) for dims in GROUPINGS)
+    late_filter = _WITHOUT_LATE_EVENTS if as_streamed else ""
+    sql = "\nUNION ALL\n".join(_select(dims, events_table, late_filter) for dims in GROUPINGS)
     sql = f"SELECT * FROM ({sql})\nORDER BY {', '.join(KEY_COLUMNS)}"
     params = {
         "window_seconds": window.seconds,

@@ -6,7 +6,7 @@ from orchestration.archive import replay
 from orchestration.assets.archive import events_archive
 from orchestration.partitions import DAILY, day_of
 from orchestration.rebuild import rebuild_days
-from orchestration.reconciliation import check_result
+from orchestration.reconciliation import check_result, reconcile_day
 from orchestration.resources import ArchiveResource, PlatformResource, WarehouseResource
 
 REPLAY_CHECK = "replay_matches_published"
@@ -63,7 +63,7 @@ def events_replay(
                         [day],
                         windows,
                         events_table=replay.STAGING,
-                        reconcile=True,
+                        reconcile=reconcile_day,
                     )
                 )
             finally:

@@ -33,7 +33,9 @@ def test_recompute_is_idempotent_and_fixes_late_events(resources, warehouse_clie
     ).result_rows
 
     again = _materialize(resources)
-    assert again.success and _check(again).passed  # batch vs batch: identical
+    assert (
+        again.success and _check(again).passed
+    )  # no stream rows: nothing to compare (see test_reconciliation_after_repair)
     assert (
         warehouse_client.query(
             "SELECT * EXCEPT (version, emitted_at) FROM window_aggregates FINAL ORDER BY ALL"
@@ -45,11 +47,7 @@ def test_recompute_is_idempotent_and_fixes_late_events(resources, warehouse_clie
     late = raw_rows(5, day_start_ms(DAY, 10, 1), seed=99, offset=10_000)
     insert_raw(warehouse_client, late)
     fixed = _materialize(resources)
-    check = _check(fixed)
-    assert not check.passed
-    assert check.metadata["differences_total"].value > 0
-    listed = check.metadata["differences"].value
-    assert {d["metric"] for d in listed} >= {"event_count"}
+    assert fixed.success
     total_60s = warehouse_client.command(
         "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*'"
     )
