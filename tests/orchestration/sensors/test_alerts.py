@@ -107,4 +107,5 @@ def test_undelivered_alerts_are_retried_on_the_next_tick(resources, warehouse_cl
 
 def test_example_rules_load():
     rules = load_rules(EXAMPLE_RULES)
-    assert {r.name for r in rules} == {"high_error_rate", "slow_p99", "volume_drop"}
+    assert {r.name for r in rules} == {"error_rate_spike", "p99_latency_spike", "volume_drop"}
+    assert {r.kind for r in rules} == {"baseline", "volume_drop"}
