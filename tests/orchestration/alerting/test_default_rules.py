@@ -1,14 +1,18 @@
-"""The default rules on demo traffic through the real pipeline: quiet on steady traffic, one signal
-source on an injected error spike; the old absolute rule (the negative control) fires on the same data."""
+"""The default rules on demo traffic through the real pipeline: quiet on steady traffic, one episode
+(one notification) on an injected error spike; the old absolute rule (the negative control) fires on the same data."""
 
 from pathlib import Path
 
 import pytest
 
 from eventpulse.alert_rules import EXAMPLE_RULES, AlertRule, load_rules
+from eventpulse.alert_state import read_episodes
+from eventpulse.config.orchestration import OrchestrationSettings
 from eventpulse.warehouse.client import create_client
 from orchestration.alerting.evaluate import evaluate
+from orchestration.alerting.service import tick
 from tests.orchestration.alerting.demo_traffic import SPIKE, SPIKE_TENANT, DemoRun, run_demo
+from tests.orchestration.sensors.webhook_server import Recorder, webhook_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,3 +66,19 @@ def test_default_rules_fire_for_the_spiking_tenant_only(demo: DemoRun):
         tzinfo=None
     )
     assert all(f.value > 0.15 for f in during)
+
+
+def test_the_spike_is_one_episode_with_one_notification(demo: DemoRun):
+    client = create_client(demo.warehouse, role="admin")
+    hook = Recorder()
+    try:
+        with webhook_server(hook) as url:
+            settings = OrchestrationSettings(alert_webhook_urls=(url,), alert_escalate_after_minutes=0)
+            reports = {t: tick(client, load_rules(EXAMPLE_RULES), settings, now=t) for t in demo.ticks()}
+        episodes = read_episodes(client)
+    finally:
+        client.close()
+    assert all(not reports[t].changes for t in demo.steady_ticks())
+    assert sum(r.firings for r in reports.values()) >= 4  # two spiking windows, each seen on several ticks
+    assert [(e.rule, e.tenants, e.status) for e in episodes] == [("error_rate_spike", [SPIKE_TENANT], "resolved")]
+    assert [r["body"]["kind"] for r in hook.requests] == ["firing", "resolved"]
