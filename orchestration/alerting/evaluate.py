@@ -6,7 +6,9 @@ spike keeps its episode open for the lookback after it ends). Tenant-wide rows a
 and source are both the "all" marker ``*``; per type/source rows have neither.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -41,12 +43,14 @@ def _series(event_type: str, source: str) -> str:
     return event_type if source == "*" else f"{event_type}/{source}"
 
 
-def _firing(rule: AlertRule, tenant: str, series: str, start: datetime, value: float, message: str) -> Firing:
+def _firing(rule: AlertRule, row: Sequence[Any], value: float, message: str) -> Firing:
+    """A firing of ``rule`` from a result row that starts with tenant, type, source, window start."""
+    tenant, event_type, source, start = row[:4]
     return Firing(
         rule=rule.name,
         severity=rule.severity,
         tenant=tenant,
-        type=series,
+        type=_series(event_type, source),
         metric=rule.metric if rule.kind != "volume_drop" else "event_count",
         value=value,
         threshold=rule.threshold,
@@ -67,14 +71,13 @@ def _threshold(client: Client, rule: AlertRule, now: datetime) -> list[Firing]:
     return [
         _firing(
             rule,
-            tenant,
-            _series(event_type, source),
-            start,
+            row,
             float(value),
             f"{rule.name}: {rule.metric} = {value:g} {rule.comparison} {rule.threshold:g} for {tenant} "
             f"{event_type}/{source} in the {rule.window_seconds}s window at {start:%Y-%m-%d %H:%M:%S}",
         )
-        for tenant, event_type, source, start, value in rows
+        for row in rows
+        for tenant, event_type, source, start, value in [row]
     ]
 
 
@@ -102,15 +105,14 @@ def _baseline(client: Client, rule: AlertRule, now: datetime) -> list[Firing]:
     return [
         _firing(
             rule,
-            tenant,
-            _series(event_type, source),
-            start,
+            row,
             float(value),
             f"{rule.name}: {rule.metric} = {value:.4g} for {tenant} {_series(event_type, source)} in the "
             f"{rule.window_seconds}s window at {start:%Y-%m-%d %H:%M:%S}, {value / baseline:.1f} x its baseline of "
             f"{baseline:.4g} (rule: {rule.condition()})",
         )
-        for tenant, event_type, source, start, value, baseline in rows
+        for row in rows
+        for tenant, event_type, source, start, value, baseline in [row]
     ]
 
 
@@ -130,15 +132,14 @@ def _volume_drop(client: Client, rule: AlertRule, now: datetime) -> list[Firing]
     return [
         _firing(
             rule,
-            tenant,
-            _series(event_type, source),
-            latest,
+            row,
             float(current) / float(baseline),
             f"{rule.name}: {tenant} had {current} events in the {rule.window_seconds}s window at "
             f"{latest:%Y-%m-%d %H:%M:%S}, {float(current) / float(baseline):.0%} of its mean of {baseline:g} over "
             f"the {rule.baseline_windows} windows before",
         )
-        for tenant, event_type, source, latest, current, baseline in rows
+        for row in rows
+        for tenant, _, _, latest, current, baseline in [row]
     ]
 
 
