@@ -15,6 +15,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.demo", "demo"),
     ("cli.keys", "keys"),
     ("cli.webhooks", "webhooks"),
+    ("cli.alerts", "alerts"),
     ("cli.audit", "audit"),
     ("cli.users", "users"),
     ("cli.access", "access"),

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import Field
 
 from eventpulse.aggregation.spec import WindowSpec, window_specs
-from eventpulse.alert_rules import EXAMPLE_RULES
+from eventpulse.alert_rules import rules_path
 from eventpulse.broker import admin as broker_admin
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.orchestration import OrchestrationSettings
@@ -119,11 +119,24 @@ class ArchiveResource(dg.ConfigurableResource):
 
 
 class AlertingResource(dg.ConfigurableResource):
-    """Alert rules and the webhooks firings are posted to."""
+    """Alert rules, the channels notifications go to and the escalation policy (overrides for tests and deploys)."""
 
     rules_path: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_RULES_PATH.")
+    data_dir: str | None = Field(default=None, description="Overrides EVENTPULSE_DATA_DIR (the default rules path).")
     webhook_urls: list[str] | None = Field(
         default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_URLS."
+    )
+    slack_webhook_urls: list[str] | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_SLACK_WEBHOOK_URLS."
+    )
+    email_to: list[str] | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_EMAIL_TO.")
+    smtp_host: str | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_SMTP_HOST.")
+    smtp_port: int | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_SMTP_PORT.")
+    renotify_minutes: float | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_RENOTIFY_MINUTES."
+    )
+    escalate_after_minutes: float | None = Field(
+        default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_ESCALATE_AFTER_MINUTES."
     )
     attempts: int | None = Field(default=None, description="Overrides EVENTPULSE_ORCHESTRATION_ALERT_WEBHOOK_ATTEMPTS.")
     backoff_s: float | None = Field(
@@ -131,14 +144,25 @@ class AlertingResource(dg.ConfigurableResource):
     )
 
     def settings(self) -> OrchestrationSettings:
+        def listed(values: list[str] | None) -> tuple[str, ...] | None:
+            return tuple(values) if values is not None else None
+
         return OrchestrationSettings(
             **_overrides(
                 alert_rules_path=self.rules_path,
-                alert_webhook_urls=tuple(self.webhook_urls) if self.webhook_urls is not None else None,
+                alert_webhook_urls=listed(self.webhook_urls),
+                alert_slack_webhook_urls=listed(self.slack_webhook_urls),
+                alert_email_to=listed(self.email_to),
+                alert_smtp_host=self.smtp_host,
+                alert_smtp_port=self.smtp_port,
+                alert_renotify_minutes=self.renotify_minutes,
+                alert_escalate_after_minutes=self.escalate_after_minutes,
                 alert_webhook_attempts=self.attempts,
                 alert_webhook_backoff_s=self.backoff_s,
             )
         )
 
     def rules_file(self) -> Path:
-        return self.settings().alert_rules_path or EXAMPLE_RULES
+        """The rules file: the configured one, else ``<data_dir>/alert_rules.yaml`` (the defaults until it exists)."""
+        data_dir = Path(self.data_dir) if self.data_dir else Settings().data_dir
+        return rules_path(self.settings().alert_rules_path, data_dir)

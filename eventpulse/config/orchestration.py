@@ -1,6 +1,7 @@
 """Dagster (orchestration/): where archives go, how long raw events stay, alert delivery, thresholds."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -53,9 +54,33 @@ class OrchestrationSettings(Section):
 
     # Alerts.
     alert_rules_path: Path | None = Field(
-        None, description="YAML alert rules; default eventpulse/alert_rules.example.yaml."
+        None,
+        description="YAML alert rules; default <data_dir>/alert_rules.yaml (the shipped defaults until it exists).",
     )
     alert_webhook_urls: tuple[str, ...] = Field((), description="Webhooks every alert is posted to (JSON list).")
+    alert_slack_webhook_urls: tuple[str, ...] = Field(
+        (), description="Slack-compatible incoming webhooks (JSON with `text`) alerts are posted to (JSON list)."
+    )
+    alert_email_to: tuple[str, ...] = Field((), description="Recipients of alert e-mails (JSON list).")
+    alert_email_from: str = Field("eventpulse@localhost", description="Sender of alert e-mails.")
+    alert_smtp_host: str = Field("", description="SMTP server alert e-mails go through; empty = no e-mail.")
+    alert_smtp_port: int = Field(25, gt=0, description="SMTP port (587 with STARTTLS, 465 is not supported).")
+    alert_smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    alert_smtp_user: str = Field("", description="SMTP login; empty = no authentication.")
+    alert_smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    alert_channels: tuple[Literal["webhook", "slack", "email"], ...] = Field(
+        ("webhook", "slack"), description="Channels an episode is notified on when it fires, reminds and resolves."
+    )
+    alert_escalation_channels: tuple[Literal["webhook", "slack", "email"], ...] = Field(
+        ("email",), description="Channels an unacknowledged episode escalates to."
+    )
+    alert_renotify_minutes: float = Field(
+        30.0, ge=0, description="Re-notify a firing, unacknowledged episode this often (min; 0 = never)."
+    )
+    alert_escalate_after_minutes: float = Field(
+        15.0, ge=0, description="Escalate a firing episode unacknowledged this long (min; 0 = never)."
+    )
+    alert_notify_resolved: bool = Field(True, description="Notify when a notified episode resolves.")
     alert_webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook attempt (s).")
     alert_webhook_attempts: int = Field(4, ge=1, description="Attempts per delivery within one evaluation.")
     alert_webhook_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each attempt (s).")

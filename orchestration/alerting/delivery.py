@@ -9,6 +9,7 @@ duplicate a retry after a lost response may cause.
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from clickhouse_connect.driver.client import Client
@@ -26,12 +27,14 @@ class DeliveryPolicy:
     timeout_s: float = 5.0
 
 
-def post(client: httpx.Client, url: str, firing: Firing, policy: DeliveryPolicy) -> tuple[bool, int, str]:
-    """POST the firing to ``url``, retrying transient failures; ``(delivered, attempts, last error)``."""
+def post_json(
+    client: httpx.Client, url: str, body: dict[str, Any], key: str, policy: DeliveryPolicy
+) -> tuple[bool, int, str]:
+    """POST ``body`` to ``url``, retrying transient failures; ``(delivered, attempts, last error)``."""
     error = ""
     for attempt in range(1, policy.attempts + 1):
         try:
-            response = client.post(url, json=firing.payload(), headers={"Idempotency-Key": firing.dedup_key})
+            response = client.post(url, json=body, headers={"Idempotency-Key": key})
             if response.is_success:
                 return True, attempt, ""
             error = f"HTTP {response.status_code}"
@@ -42,6 +45,11 @@ def post(client: httpx.Client, url: str, firing: Firing, policy: DeliveryPolicy)
         if attempt < policy.attempts:
             time.sleep(policy.backoff_s * 2 ** (attempt - 1))
     return False, policy.attempts, error
+
+
+def post(client: httpx.Client, url: str, firing: Firing, policy: DeliveryPolicy) -> tuple[bool, int, str]:
+    """POST the firing to ``url`` (see `post_json`)."""
+    return post_json(client, url, firing.payload(), firing.dedup_key, policy)
 
 
 def known(client: Client, keys: list[str]) -> dict[str, Firing]:

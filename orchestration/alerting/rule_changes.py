@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from eventpulse.alert_rules import AlertRule
+from eventpulse.alert_rules import AlertRule, read_rules_text
 from eventpulse.audit import FAILURE, SUCCESS, Action, AuditQuery, AuditWriter, read_audit
 
 
@@ -53,7 +53,7 @@ def track_rules(
     path: Path, state: RulesState, load: Callable[[Path], list[AlertRule]], audit: AuditWriter
 ) -> tuple[list[AlertRule], RulesState]:
     """Load the rules; if the file changed since ``state``, record the change. Raises if the file is invalid."""
-    text = path.read_bytes()
+    text = read_rules_text(path).encode()  # the shipped defaults while the file does not exist
     digest = hashlib.sha256(text).hexdigest()
     if digest == state.digest and state.rules is not None:
         return load(path), state

@@ -1,11 +1,15 @@
-"""Evaluate the alert rules on every tick, post new firings to the webhooks, record them all."""
+"""Evaluate the alert rules on every tick: episodes per rule group, notifications by the escalation policy.
+
+The sensor logs at INFO only what changed (an episode opened or resolved, a notification sent); the
+tick's summary goes to DEBUG and to the tick's skip message.
+"""
 
 import dagster as dg
 
 from eventpulse.alert_rules import load_rules
 from eventpulse.audit import Actor, AuditWriter
 from orchestration.alerting.rule_changes import InvalidRules, RulesState, track_rules
-from orchestration.alerting.service import policy, run_rules
+from orchestration.alerting.service import tick
 from orchestration.resources import AlertingResource, WarehouseResource
 
 _ACTOR = Actor.system("sensor:alert_rules_sensor", source="dagster")
@@ -15,9 +19,10 @@ _ACTOR = Actor.system("sensor:alert_rules_sensor", source="dagster")
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Evaluates the alert rules (YAML: thresholds on error rate, p99 latency..., volume drops per tenant or "
-        "tenant/type/source) over closed windows; every firing is recorded in `alerts` and posted to the webhooks "
-        "with retries; a firing already delivered is never posted twice; undelivered ones are retried next tick. "
+        "Evaluates the alert rules (YAML: error rate or p99 above a multiple of their trailing baseline, "
+        "thresholds, volume drops) over closed windows; firings are grouped per rule into episodes (firing → "
+        "resolved) in `alert_episodes`; one notification per episode on the webhook / Slack / e-mail channels, "
+        "re-sent while unacknowledged and escalated after a while; silences and acknowledgements are honoured. "
         "A change of the rules file is recorded in `audit_log` (alert_rules.change)."
     ),
 )
@@ -33,10 +38,11 @@ def alert_rules_sensor(
             context.update_cursor(exc.state.to_cursor())
             raise
         context.update_cursor(state.to_cursor())
-        firings, report = run_rules(client, rules, policy(alerting))
-    for firing in firings[:50]:
-        context.log.info(firing.message)
-    return dg.SkipReason(
-        f"{len(rules)} rule(s): {len(firings)} firing(s), {report.new} new, {report.duplicates} already known, "
-        f"{report.delivered} delivered, {report.failed} undelivered"
-    )
+        report = tick(client, rules, alerting.settings())
+    for line in report.changes + report.notified:
+        context.log.info(line)
+    for line in report.failed:
+        context.log.warning(f"undelivered, retried next tick: {line}")
+    summary = f"{len(rules)} rule(s): {report.summary()}"
+    context.log.debug(summary)
+    return dg.SkipReason(summary)
