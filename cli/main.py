@@ -14,6 +14,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.traffic", "traffic"),
     ("cli.keys", "keys"),
     ("cli.webhooks", "webhooks"),
+    ("cli.schemas", "schemas"),
     ("cli.audit", "audit"),
     ("cli.users", "users"),
     ("cli.access", "access"),
