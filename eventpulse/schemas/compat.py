@@ -263,6 +263,9 @@ class _Compare:
                 yield Refusal(
                     f"{at}/{keyword}", f"'{keyword}' changed; it cannot be compared, so it must stay as it was"
                 )
+        for keyword in ("enum", "const"):  # the writer has neither (`_values` compares those)
+            if keyword in reader:
+                yield Refusal(f"{at}/{keyword}", f"'{keyword}' added: every other value is refused")
         ours, theirs = _types(reader), _types(writer)
         kinds = [k for k in _TYPES if _allows(theirs, k)]  # the writer's values' JSON types
         lost = [k for k in kinds if not _allows(ours, k)]
