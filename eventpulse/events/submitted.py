@@ -148,8 +148,9 @@ class SubmittedEventParser:
             return None
         if not event_type.isprintable() or not source.isprintable():  # maybe a control character
             return None
-        if self._validator.schemas is not None and self._validator.has_schema(tenant, event_type):
-            return None  # a registered schema: `parse_object` checks it
+        schemas = self._validator.schemas
+        if schemas is not None and not schemas.snapshot.accepts(tenant, event_type, obj.get("data", _NO_DATA)):
+            return None  # breaks its registered schema: `parse_object` says why
         event_id = obj.get("id")
         if event_id is None:
             event_id = self.new_id()

@@ -124,7 +124,8 @@ class EventValidator:
     Use `parse_wire` for messages read from the topic (the tenant is in the message) and
     `parse_object` for events submitted to the gateway (the tenant comes from the API key).
     With ``schemas``, an event whose tenant and type have a registered schema is also checked
-    against its latest version (`eventpulse.schemas.registry`): the fast paths hand such events here.
+    against its latest version (`eventpulse.schemas.registry`): the fast paths check it too and hand
+    the events that break it here, which alone decides the rejection.
     """
 
     def __init__(self, limits: EventLimits, schemas: "SchemaRegistry | None" = None) -> None:
@@ -230,10 +231,6 @@ class EventValidator:
         if self.schemas is not None and (problem := self.schemas.snapshot.check(tenant, env.type, data)):
             return problem
         return event
-
-    def has_schema(self, tenant: str, event_type: str) -> bool:
-        """Whether events of ``tenant``'s ``event_type`` are checked against a registered schema (fast paths ask)."""
-        return self.schemas is not None and (tenant, event_type) in self.schemas.snapshot.schemas
 
     def _check_fields(self, env: Any, tenant: str) -> Rejection | None:
         for field, name, most in self._names:  # `contract.NAMES`: the tenant first, then the body's

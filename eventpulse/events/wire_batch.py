@@ -127,10 +127,8 @@ def _fast_path(
     for names in tenants, ids, kinds, sources, user_ids:  # a control character is refused
         if _any_control(names):
             unsure.update(k for k, name in enumerate(names) if name.__class__ is str and holds_control_character(name))
-    if validator.schemas is not None and validator.schemas.snapshot.schemas:  # checked by the general path
-        unsure.update(
-            k for k, (t, kind) in enumerate(zip(tenants, kinds, strict=True)) if validator.has_schema(t, kind)
-        )
+    if validator.schemas is not None and validator.schemas.snapshot.schemas:  # the general path says why
+        unsure |= validator.schemas.snapshot.unsure(tenants, kinds, joined.texts)
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.events.rejections import Rejection, RejectReason
@@ -46,6 +47,27 @@ class SchemaSnapshot:
         """The version events of this subject are checked against now (0: none registered)."""
         live = self.schemas.get((tenant, event_type))
         return live.version if live is not None else 0
+
+    def accepts(self, tenant: str, event_type: str, data: Any) -> bool:
+        """Whether ``data`` passes the subject's latest schema (True when it has none): what fast paths ask."""
+        live = self.schemas.get((tenant, event_type))
+        return live is None or live.validator.is_valid(data)
+
+    def unsure(self, tenants: list[str], types: list[str], texts: list[str]) -> set[int]:
+        """Positions of the events (``data`` as JSON ``texts``) that break their subject's schema, or whose
+        ``data`` does not decode: the wire-batch fast path sends them to the general path, which refuses them."""
+        out: set[int] = set()
+        schemas = self.schemas
+        for k, key in enumerate(zip(tenants, types, strict=True)):
+            live = schemas.get(key)
+            if live is None:
+                continue
+            try:
+                if not live.validator.is_valid(orjson.loads(texts[k])):
+                    out.add(k)
+            except orjson.JSONDecodeError:
+                out.add(k)
+        return out
 
     def check(self, tenant: str, event_type: str, data: Any) -> Rejection | None:
         """Why ``data`` breaks the subject's latest schema, or None (also when it has none)."""
