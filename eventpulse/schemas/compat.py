@@ -253,7 +253,7 @@ class _Compare:
     def _any_branch_accepts(self, branches: list[Any], writer: dict[str, Any], depth: int) -> bool:
         if any(not list(self.refusals(b, writer, "", depth + 1)) for b in branches):
             return True
-        mine = writer.get("anyOf") or writer.get("oneOf")
+        mine: list[Any] = writer.get("anyOf") or writer.get("oneOf") or []
         return bool(mine) and all(any(not list(self.refusals(b, w, "", depth + 1)) for b in branches) for w in mine)
 
     def _plain(self, reader: dict[str, Any], writer: dict[str, Any], at: str, depth: int) -> Iterator[Refusal]:
