@@ -135,12 +135,18 @@ def check(tenant: str, event_type: str, schema_file: Path) -> None:
     """Whether SCHEMA_FILE could be registered now (exit status 1 if not); nothing is stored."""
     schema = _load(schema_file)
 
-    def work(client: Client, settings: Settings) -> tuple[Mode, list[str]]:
-        store.check_schema(schema, settings.schemas.max_schema_bytes)
-        mode = store.get_mode(client, tenant, event_type, settings.schemas.default_compatibility)
-        return mode, store.check_compatibility(schema, store.list_versions(client, tenant, event_type), mode)
+    def work(client: Client, settings: Settings) -> tuple[Mode, list[str], int]:
+        config = settings.schemas
+        return store.registration_check(
+            client,
+            tenant,
+            event_type,
+            schema,
+            default_mode=config.default_compatibility,
+            max_bytes=config.max_schema_bytes,
+        )
 
-    mode, reasons = _admin(work)
+    mode, reasons, _ = _admin(work)
     if reasons:
         click.echo(f"not {mode.value}-compatible:", err=True)
         for reason in reasons:

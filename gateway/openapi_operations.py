@@ -321,6 +321,11 @@ _SCHEMA_ERRORS = {
     "400": _answer("The body is not a registration (`type`, `schema`).", "ErrorBody"),
     "503": _answer("API keys cannot be verified right now.", "Unavailable", RETRY_AFTER),
 }
+_SCHEMA_BODY_ERRORS = {
+    "413": _answer("The request is larger than `EVENTPULSE_SCHEMAS_MAX_SCHEMA_BYTES`.", "ErrorBody"),
+    "422": _answer("Not a valid JSON Schema (draft 2020-12) of an object.", "ErrorBody"),
+    **_SCHEMA_ERRORS,
+}
 
 
 def list_schemas(settings: GatewaySettings) -> dict[str, Any]:
@@ -344,9 +349,7 @@ def register_schema(settings: GatewaySettings) -> dict[str, Any]:
             "201": _answer("Registered as a new version.", "SchemaRegistered"),
             "200": _answer("The schema already is the latest version; nothing added.", "SchemaRegistered"),
             "409": _answer("Refused: not compatible under the type's mode; `reasons` say why.", "SchemaRefused"),
-            "413": _answer("The request is larger than `EVENTPULSE_SCHEMAS_MAX_SCHEMA_BYTES`.", "ErrorBody"),
-            "422": _answer("Not a valid JSON Schema (draft 2020-12) of an object.", "ErrorBody"),
-            **_SCHEMA_ERRORS,
+            **_SCHEMA_BODY_ERRORS,
         },
     }
 
@@ -359,9 +362,7 @@ def check_schema(settings: GatewaySettings) -> dict[str, Any]:
         "requestBody": {"required": True, "content": _json("SchemaRegistration")},
         "responses": {
             "200": _answer("`compatible`, and the `reasons` when not.", "SchemaCheck"),
-            "413": _answer("The request is larger than `EVENTPULSE_SCHEMAS_MAX_SCHEMA_BYTES`.", "ErrorBody"),
-            "422": _answer("Not a valid JSON Schema (draft 2020-12) of an object.", "ErrorBody"),
-            **_SCHEMA_ERRORS,
+            **_SCHEMA_BODY_ERRORS,
         },
     }
 

@@ -142,6 +142,23 @@ def register_schema(
     return row, True
 
 
+def registration_check(
+    client: Client,
+    tenant: str,
+    event_type: str,
+    schema: Any,
+    *,
+    default_mode: Mode | str,
+    max_bytes: int | None = None,
+) -> tuple[Mode, list[str], int]:
+    """Whether ``schema`` could be registered now: the subject's mode, the reasons it could not (empty: it
+    could) and the latest version (0: none). Raises `SchemaError` for a schema that is not valid."""
+    check_schema(schema, max_bytes)
+    history = list_versions(client, tenant, event_type)
+    mode = get_mode(client, tenant, event_type, default_mode)
+    return mode, check_compatibility(schema, history, mode), history[-1].version if history else 0
+
+
 def check_compatibility(schema: Any, history: Sequence[SchemaVersion], mode: Mode) -> list[str]:
     """Why ``schema`` may not follow ``history`` (oldest first) under ``mode``; empty when it may."""
     against = history if mode.transitive else history[-1:]

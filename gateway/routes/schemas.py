@@ -107,13 +107,20 @@ async def list_schemas(request: Request) -> Response:
     return json_response(SchemaList(await _with_client(request, read)))
 
 
-async def register(request: Request) -> Response:
+async def _admitted(request: Request, decoder: msgspec.json.Decoder[Any]) -> tuple[ApiKey, Any] | Response:
+    """The admin key and the decoded body, or the answer refusing the request."""
     key = await _authorized(request)
     if isinstance(key, Response):
         return key
-    body = await _body(request, _registration)
-    if isinstance(body, Response):
-        return body
+    body = await _body(request, decoder)
+    return body if isinstance(body, Response) else (key, body)
+
+
+async def register(request: Request) -> Response:
+    admitted = await _admitted(request, _registration)
+    if isinstance(admitted, Response):
+        return admitted
+    key, body = admitted
     config = services(request).settings.schemas
 
     def write(client: Client) -> tuple[store.SchemaVersion, bool, Mode]:
@@ -139,20 +146,21 @@ async def register(request: Request) -> Response:
 
 
 async def check(request: Request) -> Response:
-    key = await _authorized(request)
-    if isinstance(key, Response):
-        return key
-    body = await _body(request, _registration)
-    if isinstance(body, Response):
-        return body
+    admitted = await _admitted(request, _registration)
+    if isinstance(admitted, Response):
+        return admitted
+    key, body = admitted
     config = services(request).settings.schemas
 
     def judge(client: Client) -> SchemaCheck:
-        store.check_schema(body.schema, config.max_schema_bytes)
-        history = store.list_versions(client, key.tenant, body.type)
-        mode = store.get_mode(client, key.tenant, body.type, config.default_compatibility)
-        reasons = store.check_compatibility(body.schema, history, mode)
-        latest = history[-1].version if history else 0
+        mode, reasons, latest = store.registration_check(
+            client,
+            key.tenant,
+            body.type,
+            body.schema,
+            default_mode=config.default_compatibility,
+            max_bytes=config.max_schema_bytes,
+        )
         return SchemaCheck(body.type, not reasons, mode.value, latest, reasons)
 
     try:
@@ -162,12 +170,10 @@ async def check(request: Request) -> Response:
 
 
 async def set_mode(request: Request) -> Response:
-    key = await _authorized(request)
-    if isinstance(key, Response):
-        return key
-    body = await _body(request, _mode_change)
-    if isinstance(body, Response):
-        return body
+    admitted = await _admitted(request, _mode_change)
+    if isinstance(admitted, Response):
+        return admitted
+    key, body = admitted
     try:
         mode = Mode(body.mode)
     except ValueError:
