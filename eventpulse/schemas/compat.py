@@ -166,7 +166,7 @@ def _allows(types: set[str] | None, kind: str) -> bool:
 class _Compare:
     def __init__(self, reader_root: Any, writer_root: Any) -> None:
         self._roots = (reader_root, writer_root)
-        self._validator: Any = None
+        self._assumed: set[bytes] = set()  # pairs of $refs being compared (recursive schemas)
 
     def refusals(self, reader: Any, writer: Any, at: str, depth: int) -> Iterator[Refusal]:
         if writer is False or reader is True or reader == {}:
@@ -183,6 +183,13 @@ class _Compare:
             if canonical(reader) != canonical(writer):
                 yield Refusal(at, "nested too deep to compare; keep it unchanged")
             return
+        if "$ref" in reader and "$ref" in writer:
+            # A recursive schema meets the same pair again inside itself: assume it holds (co-inductively,
+            # as subtyping of recursive types does); any difference is reported where it first shows.
+            pair = canonical([reader, writer])
+            if pair in self._assumed:
+                return
+            self._assumed.add(pair)
         reader, writer = self._resolve(reader, 0), self._resolve(writer, 1)
         if canonical(reader) == canonical(writer):
             return

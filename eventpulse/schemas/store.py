@@ -65,7 +65,7 @@ def check_schema(schema: Any, max_bytes: int | None = None) -> None:
     if not isinstance(schema, dict | bool):
         raise SchemaError("a JSON Schema is an object (or true/false)")
     declared = schema.get("$schema", DIALECT) if isinstance(schema, dict) else DIALECT
-    if declared.rstrip("#") != DIALECT:
+    if not isinstance(declared, str) or declared.rstrip("#") != DIALECT:
         raise SchemaError(f"$schema must be {DIALECT} (draft 2020-12), got {declared!r}")
     try:
         jsonschema_rs.meta.validate(schema)

@@ -25,6 +25,17 @@ def props(**changes: Any) -> dict[str, Any]:
 
 
 CLOSED = {**OBJ, "additionalProperties": False}
+
+
+def tree(leaf: str) -> dict[str, Any]:
+    """A recursive schema: a node with a value and child nodes."""
+    node = {
+        "type": "object",
+        "properties": {"v": {"type": leaf}, "kids": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+    }
+    return {"$defs": {"n": node}, "$ref": "#/$defs/n"}
+
+
 CASES = [
     # (name, old, new, mode, compatible, a fragment of the first reason)
     ("field added with a default", OBJ, props(currency={"type": "string", "default": "EUR"}), "backward", True, ""),
@@ -129,6 +140,8 @@ CASES = [
         False,
         "type narrowed",
     ),
+    ("recursive schema widened", tree("integer"), tree("number"), "backward", True, ""),
+    ("recursive schema narrowed", tree("number"), tree("integer"), "backward", False, "/properties/v/type"),
     ("a keyword it cannot compare", OBJ, {**OBJ, "not": {"required": ["x"]}}, "backward", False, "'not' changed"),
     ("annotations only", OBJ, {**OBJ, "title": "Purchase", "description": "x"}, "full", True, ""),
     ("anything under none", OBJ, {"type": "object", "required": ["a", "b"]}, "none", True, ""),
