@@ -312,12 +312,12 @@ def webhook(settings: GatewaySettings) -> dict[str, Any]:
 
 
 _SCHEMA_NOTE = (
-    "Needs the `admin` scope; acts on the key's tenant only and is recorded in `audit_log`. A schema is a JSON"
+    "Needs the `schemas` scope; acts on the key's tenant only and is recorded in `audit_log`. A schema is a JSON"
     " Schema (draft 2020-12) of the events' `data`; gateways and the dataflow apply the latest version of a type"
     " within `EVENTPULSE_SCHEMAS_REFRESH_S`."
 )
 _SCHEMA_ERRORS = {
-    **_common("admin"),
+    **_common("schemas"),
     "400": _answer("The body is not a registration (`type`, `schema`).", "ErrorBody"),
     "503": _answer("API keys cannot be verified right now.", "Unavailable", RETRY_AFTER),
 }

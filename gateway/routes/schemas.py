@@ -1,6 +1,8 @@
-"""The schema registry API for keys with the ``admin`` scope: the key's tenant's event schemas only.
+"""The schema registry API for keys with the ``schemas`` scope: the key's tenant's event schemas only.
 
-``GET /api/schemas`` lists them (``?type=`` every version of one type), ``POST /api/schemas`` registers a
+There is no ``admin`` key scope (keys and users are administered with the warehouse's admin credentials,
+``tests/gateway/test_route_scopes.py``): ``schemas`` lets a key change its own tenant's schemas and nothing else.
+``GET /api/schemas`` lists them (``?type=`` every version of one type), ``POST /api/schemas/register`` registers a
 new version (201; 200 when it already is the latest; 409 with the reasons when the type's compatibility
 mode refuses it; 422 when it is no valid draft 2020-12 schema), ``POST /api/schemas/check`` answers
 whether it could be registered, ``PUT /api/schemas/mode`` sets the type's mode. Each change is in
@@ -19,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventpulse.api_keys import SCOPE_ADMIN, ApiKey
+from eventpulse.api_keys import SCOPE_SCHEMAS, ApiKey
 from eventpulse.audit import Actor, AuditWriter, Role
 from eventpulse.schemas import store
 from eventpulse.schemas.compat import Mode
@@ -42,7 +44,7 @@ _mode_change = msgspec.json.Decoder(SchemaModeChange)
 
 
 async def _authorized(request: Request) -> ApiKey | Response:
-    return key_or_refusal(request, SCOPE_ADMIN)
+    return key_or_refusal(request, SCOPE_SCHEMAS)
 
 
 async def _with_client(request: Request, work: Callable[[Client], T]) -> T:
@@ -108,7 +110,7 @@ async def list_schemas(request: Request) -> Response:
 
 
 async def _admitted(request: Request, decoder: msgspec.json.Decoder[Any]) -> tuple[ApiKey, Any] | Response:
-    """The admin key and the decoded body, or the answer refusing the request."""
+    """The key (with the schemas scope) and the decoded body, or the answer refusing the request."""
     key = await _authorized(request)
     if isinstance(key, Response):
         return key

@@ -30,8 +30,8 @@ METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
 INGEST_WEBSOCKET = RouteSpec("/ws/ingest", "WEBSOCKET", documented=False)  # protocol: gateway/ws_ingest.py
 WEBHOOKS = RouteSpec("/api/webhooks/{source}", "POST")  # signed by the source's secret, not an API key
-SCHEMAS_LIST = RouteSpec("/api/schemas", "GET")  # the schema registry: keys with the admin scope
-SCHEMAS_REGISTER = RouteSpec("/api/schemas", "POST")
+SCHEMAS_LIST = RouteSpec("/api/schemas", "GET")  # the schema registry: keys with the schemas scope
+SCHEMAS_REGISTER = RouteSpec("/api/schemas/register", "POST")
 SCHEMAS_CHECK = RouteSpec("/api/schemas/check", "POST")
 SCHEMAS_MODE = RouteSpec("/api/schemas/mode", "PUT")
 

@@ -62,7 +62,7 @@ def registry_gateway(broker_settings, warehouse) -> Iterator[RunningGateway]:
 
 
 def _register(http, schema: dict[str, Any]):
-    return http.post("/api/schemas", json={"type": "purchase", "schema": schema})
+    return http.post("/api/schemas/register", json={"type": "purchase", "schema": schema})
 
 
 def _wait_version(gw: RunningGateway, version: int) -> None:
@@ -90,11 +90,11 @@ def _rows(client, sql: str, expect: int, timeout: float = 60.0) -> list[tuple]:
 
 def test_producers_coexist_across_an_evolution(registry_gateway, make_key, broker_settings, warehouse, tmp_path):
     gw = registry_gateway
-    admin, ingest_only = make_key("acme", scopes=("ingest", "admin")), make_key("acme", scopes=("ingest",))
+    admin, ingest_only = make_key("acme", scopes=("ingest", "schemas")), make_key("acme", scopes=("ingest",))
     wait_for_key(gw, admin)
     wait_for_key(gw, ingest_only)
     http, plain = gw.client(admin), gw.client(ingest_only)
-    assert _register(plain, V1).status_code == 403  # the admin scope only
+    assert _register(plain, V1).status_code == 403  # the schemas scope only
     flow = start_flow(
         broker_settings,
         warehouse,
