@@ -16,6 +16,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.keys", "keys"),
     ("cli.webhooks", "webhooks"),
     ("cli.alerts", "alerts"),
+    ("cli.schemas", "schemas"),
     ("cli.audit", "audit"),
     ("cli.users", "users"),
     ("cli.access", "access"),

@@ -28,7 +28,8 @@ _ID_CHARS = 12
 SCOPE_INGEST = "ingest"
 SCOPE_STREAM = "stream"
 SCOPE_READ = "read"
-ALL_SCOPES: tuple[str, ...] = (SCOPE_INGEST, SCOPE_STREAM, SCOPE_READ)
+SCOPE_SCHEMAS = "schemas"  # the key's tenant's event schemas (/api/schemas...); keys and users stay CLI-only
+ALL_SCOPES: tuple[str, ...] = (SCOPE_INGEST, SCOPE_STREAM, SCOPE_READ, SCOPE_SCHEMAS)
 DEFAULT_SCOPES: tuple[str, ...] = (SCOPE_INGEST, SCOPE_STREAM)
 
 _COLUMNS = ("key_id", "tenant", "key_hash", "scopes", "rate_per_s", "burst", "description", "created_at", "revoked")

@@ -22,6 +22,7 @@ from eventpulse.config.events import EventLimits
 from eventpulse.config.gateway import GatewaySettings
 from eventpulse.config.orchestration import OrchestrationSettings
 from eventpulse.config.redis import RedisSettings
+from eventpulse.config.schemas import SchemaRegistrySettings
 from eventpulse.config.stack import StackSettings
 from eventpulse.config.stream import StreamSettings
 from eventpulse.config.warehouse import WarehouseSettings
@@ -45,6 +46,7 @@ class Settings(Section):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    schemas: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
 
     @model_validator(mode="after")
     def _local_credentials(self) -> Self:

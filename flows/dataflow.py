@@ -31,7 +31,9 @@ from bytewax.outputs import Sink
 from eventpulse.aggregation.spec import window_specs
 from eventpulse.events import EventValidator
 from eventpulse.incidents import IncidentLog
+from eventpulse.schemas.registry import SchemaRegistry
 from eventpulse.settings import Settings
+from eventpulse.warehouse.client import create_client
 from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
 from flows.placement import ProcessPlace, this_process
@@ -161,6 +163,11 @@ def warehouse_sinks(settings: Settings, metrics: PipelineMetrics, place: Process
     )
 
 
+def schema_registry(settings: Settings) -> SchemaRegistry:
+    """The registry as the warehouse holds it, re-read every ``EVENTPULSE_SCHEMAS_REFRESH_S``."""
+    return SchemaRegistry(lambda: create_client(settings.warehouse, role="writer"), settings.schemas.refresh_s)
+
+
 def get_flow(
     settings: Settings | None = None,
     *,
@@ -169,6 +176,7 @@ def get_flow(
     partitions: Sequence[int] | None = None,
     metrics: PipelineMetrics | None = None,
     place: ProcessPlace | None = None,
+    schemas: SchemaRegistry | None = None,
 ) -> Dataflow:
     """Build the events dataflow for ``settings`` (default: `Settings()` from the environment).
 
@@ -178,9 +186,13 @@ def get_flow(
     topic partitions the watermark waits for (default: asked of the broker), ``metrics`` counts
     (default `build_metrics`), ``place`` is this process's place, which names the sink partition the
     rows are keyed by (default `flow_place`; it must match the ``sinks``' own). Window seeding still
-    follows ``stream.seed_from_warehouse``.
+    follows ``stream.seed_from_warehouse``. ``schemas`` is the registry events are checked against
+    (default: read from the warehouse every ``EVENTPULSE_SCHEMAS_REFRESH_S`` when the sinks are the
+    warehouse's and ``EVENTPULSE_SCHEMAS_VALIDATE_EVENTS`` holds; none with other sinks).
     """
     settings = settings or Settings()
+    if schemas is None and sinks is None and settings.schemas.validate_events:
+        schemas = schema_registry(settings)
     stream = settings.stream
     metrics = metrics or build_metrics(settings)
     source = source or kafka_source(settings, metrics)
@@ -194,7 +206,7 @@ def get_flow(
 
     if partitions is None:
         partitions = topic_partition_ids(settings.broker, settings.broker.events_topic)
-    validator = EventValidator(settings.events)
+    validator = EventValidator(settings.events, schemas)
     config = WindowConfig(
         families=window_specs(stream.window_seconds, stream.sliding_windows),
         partitions=tuple(partitions),
@@ -214,7 +226,11 @@ def get_flow(
         sizes = [len(b.offsets) for b in batches]
         metrics.inc("events_in", sum(sizes))
         metrics.observe("batch_size", sizes)
-        return [decode_batches(validator, batches, stream.dead_letter_payload_bytes)]
+        checker = validator
+        if schemas is not None:
+            schemas.refresh_if_due()  # between batches; the batch is checked against one snapshot
+            checker = validator.with_schemas(schemas.pinned())
+        return [decode_batches(checker, batches, stream.dead_letter_payload_bytes)]
 
     warm_up()
     flow = Dataflow("eventpulse_events")

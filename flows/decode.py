@@ -63,7 +63,7 @@ class DecodedBatch:
 
     topic: str
     progress: list[Progress]  # one per source batch
-    raw_events: pa.Table  # eventpulse.events.arrow.RAW_EVENT_SCHEMA
+    raw_events: pa.Table  # eventpulse.events.arrow.RAW_EVENT_SCHEMA, then DATA_SCHEMA_VERSION
     dead_letters: pa.Table | list  # eventpulse.events.arrow.DEAD_LETTER_SCHEMA ([] when none)
     dead_payloads: list[tuple[bytes | None, bytes]]  # (key, value) for the dead-letter topic
     events: pl.DataFrame  # FRAME_SCHEMA
@@ -167,6 +167,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     arrays.append(pa.array(partitions if all_valid else [partitions[i] for i in index], type=pa.uint32()))
     arrays.append(pa.array(offsets if all_valid else [offsets[i] for i in index], type=pa.uint64()))
     raw = pa.Table.from_arrays(arrays, schema=RAW_EVENT_SCHEMA)
+    raw = raw.append_column(DATA_SCHEMA_VERSION, _schema_versions(validator, columns, len(index)))
     frame = {name: raw.column(source) for source, name in _FRAME_SOURCES.items()}
     frame["ts"] = frame["ts"].cast(pa.int64())  # a view back to the epoch ms
     frame["broker_ts"] = pa.array(stamps if all_valid else [stamps[i] for i in index], pa.int64())
@@ -185,6 +186,19 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
         dead_payloads=dead_payloads,
         events=events,
     )
+
+
+DATA_SCHEMA_VERSION = "data_schema_version"
+"""The column (migration 0161) naming the registered schema version each event's ``data`` was checked against."""
+
+
+def _schema_versions(validator: EventValidator, columns: dict[str, list[Any]], count: int) -> pa.Array:
+    """Per valid event, the version of its subject's schema in the snapshot that validated it (0: none)."""
+    snapshot = validator.schemas.snapshot if validator.schemas is not None else None
+    if snapshot is None or not snapshot.schemas:
+        return pa.nulls(count, pa.uint32()).fill_null(0)
+    version = snapshot.version_of
+    return pa.array(list(map(version, columns["tenant"], columns["type"])), pa.uint32())
 
 
 def _progress(batches: list[SourceBatch], ts: np.ndarray, partitions: np.ndarray) -> list[Progress]:

@@ -25,7 +25,7 @@ from gateway.handlers import IngestHandlers
 from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
-from gateway.routes import health, query, stream, table
+from gateway.routes import health, query, schemas, stream, table
 from gateway.routes.webhooks import WebhookIntake
 from gateway.services import build_services
 from gateway.ws_ingest import WebSocketIngest
@@ -69,6 +69,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Route(table.SQL.path, query.sql, methods=[table.SQL.method]),
             Route(table.METRICS_QUERY.path, query.metrics_query, methods=[table.METRICS_QUERY.method]),
             Route(table.WEBHOOKS.path, webhooks.handle, methods=[table.WEBHOOKS.method]),
+            Route(table.SCHEMAS_LIST.path, schemas.list_schemas, methods=[table.SCHEMAS_LIST.method]),
+            Route(table.SCHEMAS_REGISTER.path, schemas.register, methods=[table.SCHEMAS_REGISTER.method]),
+            Route(table.SCHEMAS_CHECK.path, schemas.check, methods=[table.SCHEMAS_CHECK.method]),
+            Route(table.SCHEMAS_MODE.path, schemas.set_mode, methods=[table.SCHEMAS_MODE.method]),
             WebSocketRoute(table.STREAM_WEBSOCKET.path, stream.websocket),
             WebSocketRoute(table.INGEST_WEBSOCKET.path, WebSocketIngest(ingest)),
         ],

@@ -37,6 +37,13 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
         schemas.StreamMessage,
         schemas.SqlRequest,
         schemas.QueryResult,
+        schemas.SchemaRegistration,
+        schemas.SchemaList,
+        schemas.SchemaRegistered,
+        schemas.SchemaCheck,
+        schemas.SchemaRefused,
+        schemas.SchemaModeChange,
+        schemas.SchemaMode,
     ]
     _, components = msgspec.json.schema_components(structs, ref_template=_REF)
     components["Event"] = event_schema(limits)

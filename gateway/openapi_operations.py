@@ -311,6 +311,72 @@ def webhook(settings: GatewaySettings) -> dict[str, Any]:
     }
 
 
+_SCHEMA_NOTE = (
+    "Needs the `schemas` scope; acts on the key's tenant only and is recorded in `audit_log`. A schema is a JSON"
+    " Schema (draft 2020-12) of the events' `data`; gateways and the dataflow apply the latest version of a type"
+    " within `EVENTPULSE_SCHEMAS_REFRESH_S`."
+)
+_SCHEMA_ERRORS = {
+    **_common("schemas"),
+    "400": _answer("The body is not a registration (`type`, `schema`).", "ErrorBody"),
+    "503": _answer("API keys cannot be verified right now.", "Unavailable", RETRY_AFTER),
+}
+_SCHEMA_BODY_ERRORS = {
+    "413": _answer("The request is larger than `EVENTPULSE_SCHEMAS_MAX_SCHEMA_BYTES`.", "ErrorBody"),
+    "422": _answer("Not a valid JSON Schema (draft 2020-12) of an object.", "ErrorBody"),
+    **_SCHEMA_ERRORS,
+}
+
+
+def list_schemas(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "summary": "The key's tenant's event schemas",
+        "description": _SCHEMA_NOTE,
+        "operationId": "listSchemas",
+        "parameters": [_query("type", "One event type: every version of its schema (else the latest of each).")],
+        "responses": {"200": _answer("The schemas.", "SchemaList"), **_SCHEMA_ERRORS},
+    }
+
+
+def register_schema(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "summary": "Register a new version of an event type's schema",
+        "description": f"{_SCHEMA_NOTE} Checked against the type's compatibility mode (default"
+        " `EVENTPULSE_SCHEMAS_DEFAULT_COMPATIBILITY`) as Confluent's Schema Registry checks JSON Schemas.",
+        "operationId": "registerSchema",
+        "requestBody": {"required": True, "content": _json("SchemaRegistration")},
+        "responses": {
+            "201": _answer("Registered as a new version.", "SchemaRegistered"),
+            "200": _answer("The schema already is the latest version; nothing added.", "SchemaRegistered"),
+            "409": _answer("Refused: not compatible under the type's mode; `reasons` say why.", "SchemaRefused"),
+            **_SCHEMA_BODY_ERRORS,
+        },
+    }
+
+
+def check_schema(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "summary": "Whether a schema could be registered now (nothing is stored)",
+        "description": _SCHEMA_NOTE,
+        "operationId": "checkSchema",
+        "requestBody": {"required": True, "content": _json("SchemaRegistration")},
+        "responses": {
+            "200": _answer("`compatible`, and the `reasons` when not.", "SchemaCheck"),
+            **_SCHEMA_BODY_ERRORS,
+        },
+    }
+
+
+def set_schema_mode(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "summary": "Set an event type's compatibility mode",
+        "description": f"{_SCHEMA_NOTE} Modes: backward, forward, full (and their `_transitive` forms), none.",
+        "operationId": "setSchemaMode",
+        "requestBody": {"required": True, "content": _json("SchemaModeChange")},
+        "responses": {"200": _answer("The mode now in force.", "SchemaMode"), **_SCHEMA_ERRORS},
+    }
+
+
 OPERATIONS: dict[RouteSpec, Callable[[GatewaySettings], dict[str, Any]]] = {
     table.EVENTS: submit_event,
     table.EVENTS_BATCH: submit_batch,
@@ -322,6 +388,10 @@ OPERATIONS: dict[RouteSpec, Callable[[GatewaySettings], dict[str, Any]]] = {
     table.SQL: sql,
     table.METRICS_QUERY: metrics_query,
     table.WEBHOOKS: webhook,
+    table.SCHEMAS_LIST: list_schemas,
+    table.SCHEMAS_REGISTER: register_schema,
+    table.SCHEMAS_CHECK: check_schema,
+    table.SCHEMAS_MODE: set_schema_mode,
 }
 """The operation of every documented route of `table.ROUTES`."""
 

@@ -162,3 +162,67 @@ class QueryResult(msgspec.Struct):
     row_count: int
     cached: bool
     elapsed_ms: float
+
+
+class SchemaRegistration(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/schemas`` and ``/api/schemas/check``: a JSON Schema (draft 2020-12) of the events' ``data``."""
+
+    type: str
+    schema: dict[str, Any] | bool
+
+
+class SchemaInfo(msgspec.Struct):
+    """One registered version of the key's tenant's schema for ``type``."""
+
+    type: str
+    version: int
+    mode: str
+    fingerprint: str
+    created_at: str
+    schema: Any
+
+
+class SchemaList(msgspec.Struct):
+    """``GET /api/schemas``: the latest version of every type, or every version of one (``?type=``)."""
+
+    schemas: list[SchemaInfo]
+
+
+class SchemaRegistered(msgspec.Struct):
+    """A registration's outcome: the version (``new`` false when the schema was already the latest)."""
+
+    type: str
+    version: int
+    new: bool
+    mode: str
+
+
+class SchemaCheck(msgspec.Struct):
+    """Whether the schema could be registered now: ``reasons`` say why not."""
+
+    type: str
+    compatible: bool
+    mode: str
+    latest_version: int
+    reasons: list[str]
+
+
+class SchemaRefused(msgspec.Struct):
+    """409: the schema breaks the type's compatibility mode; ``reasons`` (with JSON pointers into the schemas)."""
+
+    error: str
+    detail: str
+    mode: str
+    reasons: list[str]
+
+
+class SchemaModeChange(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /api/schemas/mode``: an event type's compatibility mode."""
+
+    type: str
+    mode: str
+
+
+class SchemaMode(msgspec.Struct):
+    type: str
+    mode: str

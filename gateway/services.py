@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 from eventpulse.broker.admin import admin_client, producer_config
 from eventpulse.cache.client import SharedState, async_client
 from eventpulse.events import EventValidator
 from eventpulse.events.submitted import SubmittedEventParser
+from eventpulse.schemas.registry import SchemaRegistry
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from eventpulse.webhooks.secrets import secret_box
@@ -26,6 +30,7 @@ from gateway.rate_limit import Limiter
 from gateway.readiness import ReadinessProbe
 from gateway.recent_ids import RecentIds
 from gateway.runtime import tune_gc
+from gateway.schema_registry import SchemaMirror
 from gateway.shared_recent_ids import SharedRecentIds
 from gateway.shared_state import build_limiter, build_query_limiter, build_recent_ids, shared_state
 from gateway.webhook_sources import ReplayGuard, SourceCache
@@ -47,6 +52,8 @@ class GatewayServices:
     query: QueryService
     webhook_sources: SourceCache
     replays: ReplayGuard
+    schemas: SchemaMirror
+    warehouse_client: Callable[[], Client]  # a new writer connection (the registry API's writes)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     redis: Any = None  # redis.asyncio.Redis when EVENTPULSE_REDIS_URL is set
 
@@ -55,6 +62,7 @@ class GatewayServices:
         await self.keys.start()
         await self.dead_letters.start()
         await self.webhook_sources.start()
+        await self.schemas.start()
         gw = self.settings.gateway
         tune_gc(gw.gc_gen0_threshold, gw.gc_freeze)
         log.info(
@@ -69,6 +77,7 @@ class GatewayServices:
         await self.dead_letters.stop()
         await self.keys.stop()
         await self.webhook_sources.stop()
+        await self.schemas.stop()
         self.readiness.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -112,9 +121,11 @@ def build_services(settings: Settings) -> GatewayServices:
         gw.max_queued_events,
         on_latency=metrics.observe_produce,
     )
+    registry = SchemaRegistry()
+    validator = EventValidator(settings.events, registry if settings.schemas.validate_events else None)
     return GatewayServices(
         settings=settings,
-        parser=SubmittedEventParser(EventValidator(settings.events)),
+        parser=SubmittedEventParser(validator),
         keys=KeyCache(warehouse_client, gw.key_refresh_s, gw.key_max_stale_s),
         limiter=build_limiter(settings, redis, metrics),
         producer=producer,
@@ -147,6 +158,8 @@ def build_services(settings: Settings) -> GatewayServices:
             settings.webhooks.max_stale_s,
         ),
         replays=ReplayGuard(redis, prefix=settings.redis.key_prefix, retry_s=settings.redis.retry_s, metrics=metrics),
+        schemas=SchemaMirror(registry, warehouse_client, settings.schemas.refresh_s),
+        warehouse_client=warehouse_client,
         metrics=metrics,
         redis=redis,
     )

@@ -32,6 +32,8 @@ class Action(StrEnum):
     WEBHOOK_SOURCE_CREATE = "webhook_source.create"
     WEBHOOK_SOURCE_UPDATE = "webhook_source.update"  # a new mapping or a rotated secret
     WEBHOOK_SOURCE_REVOKE = "webhook_source.revoke"
+    SCHEMA_REGISTER = "schema.register"  # a new version of an event type's schema (or a refused one)
+    SCHEMA_MODE_CHANGE = "schema.mode_change"  # an event type's compatibility mode
     USER_ADD = "user.add"
     USER_REMOVE = "user.remove"
     SIGN_IN = "auth.sign_in"

@@ -21,11 +21,13 @@ class RejectReason(StrEnum):
     BODY_TOO_LARGE_DECOMPRESSED = "body_too_large_decompressed"  # a decompression bomb (size or ratio bound)
     MALFORMED_ENCODING = "malformed_encoding"  # a compressed body that does not decompress (corrupt, truncated)
     UNMAPPABLE = "unmappable"  # a webhook payload the source's mapping cannot turn into an event
+    SCHEMA_VIOLATION = "schema_violation"  # ``data`` breaks its type's registered schema (field: a JSON pointer)
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A refused event: ``reason`` is a `RejectReason`, ``field`` a dotted path or None."""
+    """A refused event: ``reason`` is a `RejectReason`, ``field`` a dotted path or None (for
+    ``schema_violation``, the JSON pointer of the offending value, ``/data/...``)."""
 
     reason: RejectReason
     field: str | None

@@ -148,6 +148,9 @@ class SubmittedEventParser:
             return None
         if not event_type.isprintable() or not source.isprintable():  # maybe a control character
             return None
+        schemas = self._validator.schemas
+        if schemas is not None and not schemas.snapshot.accepts(tenant, event_type, obj.get("data", _NO_DATA)):
+            return None  # breaks its registered schema: `parse_object` says why
         event_id = obj.get("id")
         if event_id is None:
             event_id = self.new_id()

@@ -10,6 +10,7 @@ and ids), `decode_rejection` (JSON too deep to read). A fast path only *accepts*
 everything else comes here, so reasons and details have one source.
 """
 
+import copy
 import functools
 import math
 import operator
@@ -17,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import msgspec
 import orjson
@@ -28,6 +29,9 @@ from eventpulse.events import contract
 from eventpulse.events.contract import CONTROL_CHARACTERS, Kind
 from eventpulse.events.model import ValidEvent
 from eventpulse.events.rejections import Rejection, RejectReason
+
+if TYPE_CHECKING:
+    from eventpulse.schemas.registry import SchemaRegistry
 
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.INTEGER: int,
@@ -119,14 +123,24 @@ class EventValidator:
 
     Use `parse_wire` for messages read from the topic (the tenant is in the message) and
     `parse_object` for events submitted to the gateway (the tenant comes from the API key).
+    With ``schemas``, an event whose tenant and type have a registered schema is also checked
+    against its latest version (`eventpulse.schemas.registry`): the fast paths check it too and hand
+    the events that break it here, which alone decides the rejection.
     """
 
-    def __init__(self, limits: EventLimits) -> None:
+    def __init__(self, limits: EventLimits, schemas: "SchemaRegistry | None" = None) -> None:
         self._limits = limits
+        self.schemas = schemas
         self._names = [(f, f.key, contract.limit(f.max_chars, limits)) for f in contract.NAMES]
         self._max_user_id = contract.limit(contract.USER_ID.max_chars, limits)
         self._max_data_keys = contract.limit(contract.DATA.max_keys, limits)
         self._max_data_depth = contract.limit(contract.DATA.max_depth, limits)
+
+    def with_schemas(self, schemas: "SchemaRegistry | None") -> "EventValidator":
+        """This validator checking against ``schemas`` instead (a shallow copy: cheap, per micro-batch)."""
+        other = copy.copy(self)
+        other.schemas = schemas
+        return other
 
     @property
     def limits(self) -> EventLimits:
@@ -214,6 +228,8 @@ class EventValidator:
             schema_version=env.schema_version,
             received_at_ms=received,
         )
+        if self.schemas is not None and (problem := self.schemas.snapshot.check(tenant, env.type, data)):
+            return problem
         return event
 
     def _check_fields(self, env: Any, tenant: str) -> Rejection | None:

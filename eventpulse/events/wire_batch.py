@@ -76,7 +76,7 @@ def validate_wire_batch(
     """
     out, general = WireBatch(), []
     for first in range(0, len(payloads), _CHUNK):
-        index, columns, slow = _fast_path(validator.limits, payloads[first : first + _CHUNK], first)
+        index, columns, slow = _fast_path(validator, payloads[first : first + _CHUNK], first)
         out.index += index
         for name, column in zip(WIRE_COLUMNS, columns, strict=True):
             out.columns[name] += column
@@ -97,12 +97,13 @@ _CHUNK = 1000  # messages the fast path takes at once: its passes over them stay
 
 
 def _fast_path(
-    limits: EventLimits, payloads: Sequence[bytes | None], first: int
+    validator: EventValidator, payloads: Sequence[bytes | None], first: int
 ) -> tuple[list[int], tuple[list[Any], ...], list[int]]:
     """The events the fast path accepts (positions, columns), and the positions of all others.
 
-    Positions count from ``first``.
+    Positions count from ``first``. Events of a type with a registered schema go to the general path.
     """
+    limits = validator.limits
     most = limits.max_event_bytes  # a None (a tombstone) or a larger message becomes b"", which fails to decode
     payloads = [p if p is not None and len(p) <= most else b"" for p in payloads]
     decoders = _decoders(limits)
@@ -126,6 +127,8 @@ def _fast_path(
     for names in tenants, ids, kinds, sources, user_ids:  # a control character is refused
         if _any_control(names):
             unsure.update(k for k, name in enumerate(names) if name.__class__ is str and holds_control_character(name))
+    if validator.schemas is not None and validator.schemas.snapshot.schemas:  # the general path says why
+        unsure |= validator.schemas.snapshot.unsure(tenants, kinds, joined.texts)
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts

@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics; the helpers every route shares (`json_response`, `key_or_refusal`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import msgspec
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from gateway.schemas import Liveness, MetricsSnapshot
+from eventpulse.api_keys import ApiKey
+from gateway.auth import AuthFailure, key_from_headers
+from gateway.schemas import ErrorBody, Liveness, MetricsSnapshot, Unavailable
 from gateway.services import GatewayServices
 
 _encode = msgspec.json.Encoder().encode
@@ -18,6 +20,18 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
 
 def services(request: HTTPConnection) -> GatewayServices:
     return request.app.state.services
+
+
+def key_or_refusal(request: HTTPConnection, scope: str) -> ApiKey | Response:
+    """The request's API key if it is live and has ``scope``, else the answer refusing it (401/403/503)."""
+    key = services(request).keys.authenticate(key_from_headers(request.scope["headers"]), scope)
+    if not isinstance(key, AuthFailure):
+        return key
+    if key.status == 503:
+        retry = services(request).settings.gateway.retry_after_s
+        return json_response(Unavailable(key.error, key.detail, retry), 503, {"Retry-After": str(retry)})
+    headers = {"WWW-Authenticate": 'Bearer realm="eventpulse"'} if key.status == 401 else None
+    return json_response(ErrorBody(key.error, key.detail), key.status, headers)
 
 
 async def liveness(request: Request) -> Response:

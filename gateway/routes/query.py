@@ -16,22 +16,17 @@ from starlette.responses import Response
 
 from eventpulse.access.statements import Refused
 from eventpulse.api_keys import SCOPE_READ, ApiKey
-from gateway.auth import AuthFailure, key_from_headers
 from gateway.query import BadQuery, MetricQuery, QueryAnswer
-from gateway.routes.health import json_response, services
-from gateway.schemas import ErrorBody, QueryResult, SqlRequest, Unavailable
+from gateway.routes.health import json_response, key_or_refusal, services
+from gateway.schemas import ErrorBody, QueryResult, SqlRequest
 
 _decode_sql = msgspec.json.Decoder(SqlRequest)
 
 
 async def _authorized(request: Request) -> ApiKey | Response:
-    key = services(request).keys.authenticate(key_from_headers(request.scope["headers"]), SCOPE_READ)
-    if isinstance(key, AuthFailure):
-        if key.status == 503:
-            retry = services(request).settings.gateway.retry_after_s
-            return json_response(Unavailable(key.error, key.detail, retry), 503, {"Retry-After": str(retry)})
-        headers = {"WWW-Authenticate": 'Bearer realm="eventpulse"'} if key.status == 401 else None
-        return json_response(ErrorBody(key.error, key.detail), key.status, headers)
+    key = key_or_refusal(request, SCOPE_READ)
+    if isinstance(key, Response):
+        return key
     refusal = await services(request).query.admit(key.key_id)
     if refusal is not None:
         headers = {name.decode(): value.decode() for name, value in refusal.headers()}

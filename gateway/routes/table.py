@@ -30,6 +30,10 @@ METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
 INGEST_WEBSOCKET = RouteSpec("/ws/ingest", "WEBSOCKET", documented=False)  # protocol: gateway/ws_ingest.py
 WEBHOOKS = RouteSpec("/api/webhooks/{source}", "POST")  # signed by the source's secret, not an API key
+SCHEMAS_LIST = RouteSpec("/api/schemas", "GET")  # the schema registry: keys with the schemas scope
+SCHEMAS_REGISTER = RouteSpec("/api/schemas/register", "POST")
+SCHEMAS_CHECK = RouteSpec("/api/schemas/check", "POST")
+SCHEMAS_MODE = RouteSpec("/api/schemas/mode", "PUT")
 
 INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
 """Answered by the raw ASGI handlers (`gateway.handlers`), not by Starlette."""
@@ -47,6 +51,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     STREAM_WEBSOCKET,
     INGEST_WEBSOCKET,
     WEBHOOKS,
+    SCHEMAS_LIST,
+    SCHEMAS_REGISTER,
+    SCHEMAS_CHECK,
+    SCHEMAS_MODE,
 )
 PATHS = frozenset(route.path for route in ROUTES)
 _PREFIXED = {route.path.split("{", 1)[0]: route.path for route in ROUTES if "{" in route.path}

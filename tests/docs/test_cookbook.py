@@ -94,6 +94,11 @@ class Known:
         return [e for e in self.events if e.tenant == tenant]
 
 
+def schema_version_of(event: ValidEvent) -> int:
+    """The registered schema version the rows claim: none (0) for most types, 1 or 2 for the common ones."""
+    return 0 if event.type not in ("page_view", "purchase") else 1 + sum(map(ord, event.id)) % 2
+
+
 def _fill(client: Client) -> Known:
     known = Known()
     validator = EventValidator(EventLimits(max_past_age_s=10 * 365 * 86400))
@@ -109,6 +114,7 @@ def _fill(client: Client) -> Known:
             known.events.append(result)
             row = list(result.raw_row(partition, offset))
             row[2], row[11] = _dt(row[2]), _dt(row[11])
+            row.append(schema_version_of(result))  # data_schema_version, as the dataflow records it
             raw_rows.append(tuple(row))
             continue
         assert not message.valid and result.reason == message.reason
@@ -131,10 +137,11 @@ def _fill(client: Client) -> Known:
 
     for table in ("events", "dead_letters", "window_aggregates", "late_events"):
         client.command(f"SYSTEM STOP MERGES {table}")  # keep the replayed duplicates: FINAL must matter
-    client.insert("events", raw_rows, column_names=list(RAW_EVENT_COLUMNS))
+    raw_columns = [*RAW_EVENT_COLUMNS, "data_schema_version"]
+    client.insert("events", raw_rows, column_names=raw_columns)
     # A replay after a crash: the same events stored a second time at other offsets.
-    replayed = [(*row[:13], row[13] + 1_000_000) for row in raw_rows[100:400] + raw_rows[-300:]]
-    client.insert("events", replayed, column_names=list(RAW_EVENT_COLUMNS))
+    replayed = [(*row[:13], row[13] + 1_000_000, row[14]) for row in raw_rows[100:400] + raw_rows[-300:]]
+    client.insert("events", replayed, column_names=raw_columns)
     client.insert("dead_letters", dead_rows, column_names=list(DEAD_LETTER_COLUMNS))
     client.insert("dead_letters", dead_rows[:20], column_names=list(DEAD_LETTER_COLUMNS))
 
@@ -263,6 +270,13 @@ def _minutes(events: list[ValidEvent]) -> dict[int, list[ValidEvent]]:
     for e in events:
         out[_minute(e.timestamp_ms)].append(e)
     return dict(sorted(out.items()))
+
+
+@check("events-per-schema-version")
+def _events_per_schema_version(rows: Rows, known: Known) -> None:
+    counts = Counter((e.type, schema_version_of(e)) for e in known.of_tenant())
+    assert [tuple(r) for r in rows] == sorted((t, v, n) for (t, v), n in counts.items())
+    assert {r[1] for r in rows} == {0, 1, 2}
 
 
 @check("events-per-type")

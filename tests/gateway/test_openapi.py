@@ -43,12 +43,12 @@ def test_api_conforms_to_its_schema(gateway, make_key):
 
     Driven through Hypothesis directly: Schemathesis' pytest plugin does not load under pytest 9.
     """
-    key = make_key("schemathesis", scopes=("ingest", "stream", "read"))
+    key = make_key("schemathesis", scopes=("ingest", "stream", "read", "schemas"))
     wait_for_key(gateway, key)
     schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [op for op in operations if op.path != "/api/stream"]
-    assert len(operations) == 9
+    assert len(operations) == 13
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -30,6 +30,7 @@ from websockets.sync.client import connect as ws_connect
 from eventpulse.api_keys import ALL_SCOPES, create_key
 from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.schemas.store import register_schema
 from eventpulse.warehouse.client import create_client
 from eventpulse.warehouse.schema import migrate
 from eventpulse.webhooks import signature
@@ -47,7 +48,7 @@ from tests.gateway.conftest import (
 )
 
 TENANTS = ("acme", "globex")
-SCOPES = ("ingest", "stream", "read", "admin")
+SCOPES = ("ingest", "stream", "read", "schemas", "admin")
 SCOPE_OF = {
     table.EVENTS: "ingest",
     table.EVENTS_BATCH: "ingest",
@@ -56,7 +57,12 @@ SCOPE_OF = {
     table.INGEST_WEBSOCKET: "ingest",
     table.SQL: "read",
     table.METRICS_QUERY: "read",
+    table.SCHEMAS_LIST: "schemas",
+    table.SCHEMAS_REGISTER: "schemas",
+    table.SCHEMAS_CHECK: "schemas",
+    table.SCHEMAS_MODE: "schemas",
 }
+SCHEMA_ROUTES = (table.SCHEMAS_LIST, table.SCHEMAS_REGISTER, table.SCHEMAS_CHECK, table.SCHEMAS_MODE)
 PUBLIC = {table.HEALTH, table.READY, table.METRICS_JSON, table.METRICS_PROMETHEUS, table.OPENAPI}
 """Routes without a key: they answer about the service, never with a tenant's data."""
 SIGNED = {table.WEBHOOKS}
@@ -103,6 +109,7 @@ def _seed(warehouse: WarehouseSettings) -> None:
         admin.insert(
             "window_aggregates", windows, column_names=[*columns, "is_final", "origin", "version", "emitted_at"]
         )
+        register_schema(admin, tenant, "click", _schema(tenant), default_mode="backward")  # named after its tenant
     admin.close()
 
 
@@ -144,6 +151,10 @@ def test_there_is_no_admin_key_scope(stack: Stack) -> None:
     client.close()
 
 
+def _schema(tenant: str) -> dict:
+    return {"type": "object", "title": tenant, "properties": {"sku": {"type": "string", "description": tenant}}}
+
+
 def _fill(template: dict[str, str], tenant: str) -> dict[str, str]:
     return {k: v.format(own=tenant, other=_other(tenant)) for k, v in template.items()}
 
@@ -161,6 +172,10 @@ def _request(http: httpx.Client, route: table.RouteSpec, path: str, tenant: str,
     if route is table.METRICS_QUERY:
         span = {"start": START.isoformat(), "end": (START + timedelta(minutes=5)).isoformat(), "granularity": "60"}
         return http.get(path, params={**span, **params}, headers=headers)
+    if route in (table.SCHEMAS_REGISTER, table.SCHEMAS_CHECK):  # the schema names the caller's own tenant
+        return http.post(path, params=params, headers=headers, json={"type": f"t-{tenant}", "schema": _schema(tenant)})
+    if route is table.SCHEMAS_MODE:
+        return http.put(path, params=params, headers=headers, json={"type": f"t-{tenant}", "mode": "backward"})
     if route is table.STREAM_SSE:
         with http.stream("GET", path, params=params, headers=headers) as response:
             if response.status_code == 200:
@@ -192,7 +207,8 @@ def _assert_own_data(route: table.RouteSpec, tenant: str, response: httpx.Respon
     if route in (table.EVENTS, table.EVENTS_BATCH):
         assert response.status_code == 202, case
         return  # where the event went is checked on the topic (test_ingest_lands_in_the_keys_tenant)
-    assert response.status_code == 200, f"{case}: {response.status_code} {response.text[:300]}"
+    ok = (200, 201) if route is table.SCHEMAS_REGISTER else (200,)  # 201 the first time, then the same again
+    assert response.status_code in ok, f"{case}: {response.status_code} {response.text[:300]}"
     body = response.json()
     if route is table.SQL:
         assert body["rows"] and {row[0] for row in body["rows"]} == {tenant}, case
@@ -202,6 +218,10 @@ def _assert_own_data(route: table.RouteSpec, tenant: str, response: httpx.Respon
     elif route is table.STREAM_SSE:
         assert body["tenant"] == tenant and body["rows"], case
         assert {row["event_count"] for row in body["rows"]} == {COUNT[tenant]}, case
+    elif route is table.SCHEMAS_LIST:
+        assert {s["schema"]["title"] for s in body["schemas"]} == {tenant} and body["schemas"], case
+    elif route in SCHEMA_ROUTES:
+        assert body["type"] == f"t-{tenant}", case
     assert other not in response.text, case
 
 
