@@ -4,12 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.aggregation.spec import grouping_filter
 from eventpulse.alert_rules import AlertRule
 from orchestration.alerting.firing import Firing
 
 _BASE = (
     "window_seconds = {ws:UInt32} AND slide_seconds = {ws:UInt32} AND is_final = 1 "
-    "AND (type = '*') = {tenant_wide:Bool} "
+    f"AND if({{tenant_wide:Bool}}, {grouping_filter()}, {grouping_filter(('type', 'source'))}) "
     "AND (length({tenants:Array(String)}) = 0 OR has({tenants:Array(String)}, tenant))"
 )
 

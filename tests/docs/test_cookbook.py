@@ -157,7 +157,7 @@ def _fill(client: Client) -> Known:
     minute_ms, raw_count = sorted(minutes.items())[len(minutes) // 2]
     result = client.query(
         "SELECT * FROM window_aggregates FINAL WHERE tenant = {t:String} AND window_seconds = 60 "
-        "AND slide_seconds = 60 AND type = '*' AND window_start = {w:DateTime64(3, 'UTC')}",
+        "AND slide_seconds = 60 AND type = '*' AND source = '*' AND window_start = {w:DateTime64(3, 'UTC')}",
         parameters={"t": TAMPERED_TENANT, "w": _dt(minute_ms)},
     )
     (row,) = result.named_results()

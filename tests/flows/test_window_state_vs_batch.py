@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from eventpulse.aggregation import sketch
 from eventpulse.aggregation.batch_sql import recompute_query
 from eventpulse.aggregation.compare import compare_rows
-from eventpulse.aggregation.spec import KEY_COLUMNS, metric_names, window_specs
+from eventpulse.aggregation.spec import GROUPINGS, KEY_COLUMNS, metric_names, state_columns, window_specs
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.events import RAW_EVENT_COLUMNS
 from eventpulse.warehouse.client import create_client
@@ -69,7 +69,7 @@ def _stream_rows(sorted_events: list[tuple], batch: int) -> list[dict]:
             assert not any(len(e.late_rows) for e in emissions), "bounded disorder must not produce late events"
         emitted += logic.on_notify()[0]
     emitted += logic.on_eof()[0]
-    columns = {*AGGREGATE_COLUMNS, *metric_names(), *BOOKKEEPING_COLUMNS}
+    columns = {*AGGREGATE_COLUMNS, *metric_names(), *state_columns(), *BOOKKEEPING_COLUMNS}
     latest: dict[tuple, dict] = {}
     for emission in emitted:
         for row in emission.rows.to_pylist():
@@ -138,6 +138,14 @@ def test_stream_equals_batch_recompute(chdb_client, generated, batch) -> None:
         ]
     differences = compare_rows(stream, batch_rows)
     assert not differences, [d.as_dict() for d in differences[:5]]
+    # The mergeable states too, exactly: same hashes, same buckets (same log and division) on both sides.
+    by_key = {tuple(r[c] for c in KEY_COLUMNS): r for r in batch_rows}
+    for row in stream:
+        other = by_key[tuple(row[c] for c in KEY_COLUMNS)]
+        assert [row[c] for c in state_columns()] == [other[c] for c in state_columns()], row
+    # Every grouping set is written, and each row belongs to exactly one set's filter.
+    sets = {tuple(d for d in ("type", "source") if r[d] != "*") for r in stream}
+    assert sets == set(GROUPINGS)
 
 
 @given(st.lists(st.floats(0.0, 1e7, allow_nan=False), min_size=1, max_size=300), st.sampled_from([0.5, 0.95, 0.99]))
