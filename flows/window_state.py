@@ -357,9 +357,16 @@ class WindowStore:
         return frame.select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics), *states)
 
     def _pairs(self, window: Window) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per distinct column, the window's distinct (group id, value hash) pairs."""
+        """Per distinct column, the window's distinct (group id, value hash) pairs, by hash: sorted once
+        here, each grouping set then only needs a stable sort by its key (`_distinct_lists`)."""
         state = self._windows[window]
-        return {c: state.distinct[c][0].pairs() for c in self._distinct if c in state.distinct}
+        out = {}
+        for c in self._distinct:
+            if c in state.distinct:
+                groups, hashes = state.distinct[c][0].pairs()
+                order = np.argsort(hashes)
+                out[c] = (groups[order], hashes[order])
+        return out
 
     def _window_columns(
         self, window: Window, dims: tuple[str, ...], pairs: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -415,10 +422,11 @@ class WindowStore:
             lengths = np.zeros(n_keys, np.int64)
             buckets, bucket_counts = np.zeros(0, np.int32), np.zeros(0, np.uint64)
             if dense is not None:
-                keys, answers = dense.quantiles(levels, to_key)
+                merged = dense.merged(to_key)
+                keys, answers = dense.quantiles(levels, to_key, merged)
                 for name in levels:
                     full[name][keys] = answers[name]
-                keys, offsets, buckets, bucket_counts = dense.states(to_key)
+                keys, offsets, buckets, bucket_counts = dense.states(to_key, merged)
                 lengths[keys] = np.diff(offsets)  # keys ascending: the values are already in key order
             out.update({name: values[holding] for name, values in full.items()})
             offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
@@ -449,8 +457,11 @@ def _partial(combo: tuple[str, str, str], dims: tuple[str, ...]) -> tuple[str, .
 
 
 def _distinct_lists(keys: np.ndarray, hashes: np.ndarray, n_keys: int) -> pa.ListArray:
-    """Per key ``0..n_keys-1``, its sorted distinct hashes (pairs may repeat across merged groups)."""
-    order = np.lexsort((hashes, keys))
+    """Per key ``0..n_keys-1``, its sorted distinct hashes (pairs may repeat across merged groups).
+
+    ``hashes`` come sorted, so a stable sort by key (a radix sort for integers) orders by (key, hash).
+    """
+    order = np.argsort(keys, kind="stable")
     keys, hashes = keys[order], hashes[order]
     if len(keys):
         new = np.r_[True, (keys[1:] != keys[:-1]) | (hashes[1:] != hashes[:-1])]
