@@ -25,6 +25,7 @@ from eventpulse.warehouse.schema import migrate
 from flows.decode import FRAME_SCHEMA, Progress
 from flows.metrics import PipelineMetrics
 from flows.windowing import AGGREGATE_COLUMNS, BOOKKEEPING_COLUMNS, Slice, WindowConfig, WindowLogic
+from tests.support.stream_fill import raw_rows
 
 FAMILIES = window_specs((10, 60), ((30, 10),))
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -105,25 +106,7 @@ def test_stream_equals_batch_recompute(chdb_client, generated, batch) -> None:
     ordered = [generated[i] for _, i in sorted(arrival)]
     stream = _stream_rows(ordered, batch)
 
-    raw = [
-        (
-            e["tenant"],
-            e["id"],
-            e["ts"],
-            e["type"],
-            e["source"],
-            e["user_id"],
-            e["latency_ms"],
-            e["is_error"],
-            "{}",
-            "{}",
-            1,
-            e["ts"],
-            e["partition"],
-            e["offset"],
-        )
-        for e in generated
-    ]
+    raw = raw_rows(generated)
     chdb_client.insert("events", raw, column_names=list(RAW_EVENT_COLUMNS))
     batch_rows = []
     for family in FAMILIES:
