@@ -19,8 +19,8 @@ numpy columns, sketch buckets, distinct keys), sorted by event time, and every w
 touches (`touched`) reads its events as a slice of that order. The coarser grouping sets ((tenant,
 type), (tenant, source), (tenant)) are derived from the group arrays at emission: sums, minima and
 sketches merge, distinct users are the distinct (key, hash) pairs. Rows carry the mergeable states
-of `spec.STATES` besides the final values. Nothing here knows about Kafka, Bytewax or watermarks: the Hypothesis tests
-drive it (through `flows.windowing.WindowLogic`) against the batch SQL.
+of `spec.STATES` besides the final values. Nothing here knows about Kafka, Bytewax or watermarks:
+the Hypothesis tests drive it (through `flows.windowing.WindowLogic`) against the batch SQL.
 """
 
 from collections.abc import Iterable, Sequence
