@@ -134,7 +134,9 @@ def test_distinct_users_per_tenant_per_day_from_the_view_are_exact(filled) -> No
     assert len(rows) >= 6  # 3 tenants over at least 2 days
     for tenant, day, from_view, exact, summed in rows:
         assert from_view == exact, (tenant, day)
-        assert summed > exact, "summing per-window distinct counts must overcount (negative control)"
+        assert summed >= exact
+    # Negative control: summing the per-window distinct counts overcounts wherever users come back.
+    assert sum(r[4] > 2 * r[3] for r in rows) >= 3, rows
 
 
 def test_the_views_need_no_final_and_read_one_family(filled) -> None:
