@@ -422,11 +422,11 @@ class WindowStore:
             lengths = np.zeros(n_keys, np.int64)
             buckets, bucket_counts = np.zeros(0, np.int32), np.zeros(0, np.uint64)
             if dense is not None:
-                merged = dense.merged(to_key)
-                keys, answers = dense.quantiles(levels, to_key, merged)
+                per_key = dense.merged(to_key)
+                keys, answers = dense.quantiles(levels, to_key, per_key)
                 for name in levels:
                     full[name][keys] = answers[name]
-                keys, offsets, buckets, bucket_counts = dense.states(to_key, merged)
+                keys, offsets, buckets, bucket_counts = dense.states(to_key, per_key)
                 lengths[keys] = np.diff(offsets)  # keys ascending: the values are already in key order
             out.update({name: values[holding] for name, values in full.items()})
             offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
