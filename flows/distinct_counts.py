@@ -6,8 +6,9 @@ millions of rows each second, the emission's main cost. Here each window keeps a
 (group, user) pairs it has seen and a count per group that grows when a batch brings a pair the
 set does not hold, so an emission only reads the counts.
 
-Pairs are 64-bit keys: a stable hash of the value (polars' ``Series.hash`` with fixed seeds, the
-same in every process of one polars version) mixed with the group id. The counts are exact unless
+Pairs are 64-bit keys: the value's hash (`eventpulse.aggregation.distinct.value_hash`, the same
+as the batch SQL's, so the hashes written as the window's ``user_hashes`` state merge with the
+batch's) mixed with the group id. The counts are exact unless
 two different pairs of one window share a key; for a million distinct pairs in a window that
 happens with a probability below 3e-8 (birthday bound, n² / 2⁶⁵).
 
@@ -18,14 +19,15 @@ The keys also go, batch by batch, into an append-only list of arrays: a snapshot
 import numpy as np
 import polars as pl
 
-_SEED = 0x5EED_E7E7
+from eventpulse.aggregation.distinct import value_hashes as _shared_hashes
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads group ids over all 64 bits
 _COMPACT_CHUNKS = 64
 
 
 def value_hashes(values: pl.Series) -> np.ndarray:
     """A stable 64-bit hash of each value (``uint64``)."""
-    return values.hash(seed=_SEED).to_numpy()
+    return _shared_hashes(values)
 
 
 def pair_keys(hashes: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -65,6 +67,14 @@ class DistinctCounts:
                 (np.concatenate([k for k, _ in self._chunks]), np.concatenate([g for _, g in self._chunks]))
             ]
         return unknown
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(groups, value hashes)`` of every distinct pair (each pair once, in no order)."""
+        if not self._chunks:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        keys = np.concatenate([k for k, _ in self._chunks])
+        groups = np.concatenate([g for _, g in self._chunks])
+        return groups, keys ^ (groups.astype(np.uint64) * _MIX)
 
     def state(self) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], np.ndarray]:
         """An immutable picture (the key chunks are never modified)."""

@@ -7,18 +7,20 @@ id:
 
 * scalar partials (``COUNT``, ``COUNT_IF``, ``COUNT_NOT_NULL``, ``SUM``, ``MIN``, ``MAX``): one array
   each, updated with ``bincount`` / ``minimum.at`` / ``maximum.at``;
-* exact distinct counts (``DISTINCT``): `distinct.DistinctCounts` per grouping, updated as pairs
-  arrive, so an emission only reads counts;
+* exact distinct counts (``DISTINCT``): `distinct.DistinctCounts` of the (group, user hash) pairs,
+  updated as pairs arrive; an emission reads the pairs once per window and answers every grouping
+  set (and the ``user_hashes`` state) with one sort;
 * DDSketch bucket counts (``QUANTILE``): one dense (group x bucket) array per window
   (`sketch.DenseSketches`);
 * ratios (``RATIO``) computed when rows are produced.
 
 Events are never copied once per window: a micro-batch is prepared once (`prepare`: group ids,
 numpy columns, sketch buckets, distinct keys), sorted by event time, and every window the batch
-touches (`touched`) reads its events as a slice of that order. The tenant-wide grouping is derived
-from the group arrays at emission (sums, minima and sketches merge; distinct users have their own
-per-tenant counts). Nothing here knows about Kafka, Bytewax or watermarks: the Hypothesis tests
-drive it (through `flows.windowing.WindowLogic`) against the batch SQL.
+touches (`touched`) reads its events as a slice of that order. The coarser grouping sets ((tenant,
+type), (tenant, source), (tenant)) are derived from the group arrays at emission: sums, minima and
+sketches merge, distinct users are the distinct (key, hash) pairs. Rows carry the mergeable states
+of `spec.STATES` besides the final values. Nothing here knows about Kafka, Bytewax or watermarks:
+the Hypothesis tests drive it (through `flows.windowing.WindowLogic`) against the batch SQL.
 """
 
 from collections.abc import Iterable, Sequence
@@ -26,13 +28,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpulse.aggregation import sketch
-from eventpulse.aggregation.spec import ALL, GROUPINGS, METRICS, WINDOW_ROW_COLUMNS, Kind, Metric, WindowSpec
+from eventpulse.aggregation.spec import (
+    ALL,
+    GROUPINGS,
+    METRICS,
+    STATES,
+    WINDOW_ROW_COLUMNS,
+    Kind,
+    Metric,
+    WindowSpec,
+    state_columns,
+)
 from flows.distinct_counts import DistinctCounts, pair_keys, value_hashes
 
 DIMENSIONS = ["tenant", "type", "source"]
+_FULL = GROUPINGS[0]
+"""The finest grouping set (a group id per (tenant, type, source)); the others are derived from it."""
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "ts": pl.Int64(),
@@ -69,8 +84,8 @@ class PreparedBatch:
     present: dict[str, np.ndarray]  # column -> not null (and, for distinct columns, not empty)
     buckets: dict[str, np.ndarray]  # quantiled column -> sketch bucket
     keys: dict[str, tuple[np.ndarray, np.ndarray]]  # distinct column -> (group keys, tenant keys)
-    unknown: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    """(distinct column, tumbling family) -> which events' (group, tenant) pairs their window did not
+    unknown: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    """(distinct column, tumbling family) -> which events' (group, value) pairs their window did not
     know before this batch; filled by `WindowStore.add`, read by the families it tiles."""
 
     def events(self, part: slice) -> pl.DataFrame:
@@ -121,6 +136,8 @@ class WindowStore:
         self._groups: dict[tuple[str, str, str], int] = {}  # (tenant, type, source) -> gid
         self._tenants: dict[str, int] = {}  # tenant -> tid
         self._tenant_of = np.zeros(0, dtype=np.int64)  # gid -> tid
+        self._keys: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {d: {} for d in GROUPINGS if d != _FULL}
+        self._key_of: dict[tuple[str, ...], np.ndarray] = {d: np.zeros(0, np.int64) for d in self._keys}
         self._names_cache: dict[tuple[str, ...], pl.DataFrame] = {}
 
     def _parent(self, i: int) -> int | None:
@@ -193,7 +210,7 @@ class WindowStore:
             state = self._windows[window] = _WindowState()
         if keep is not None:
             part = np.arange(part.start, part.stop)[keep]  # positions, same uses
-        n_groups, n_tenants = len(self._groups), len(self._tenants)
+        n_groups = len(self._groups)
         gid = batch.gid[part]
         inputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (groups, values) where present
         for m in self._scalar:
@@ -225,22 +242,16 @@ class WindowStore:
             counters = state.distinct.get(c)
             if counters is None:
                 counters = state.distinct[c] = (DistinctCounts(), DistinctCounts())
-            group_keys, tenant_keys = batch.keys[c]
-            check_group = check_tenant = batch.present[c][part]
+            group_keys = batch.keys[c][0]
+            check = batch.present[c][part]
             parent = self._parents[window[0]]
             if parent is not None and (c, parent) in batch.unknown:
-                group_unknown, tenant_unknown = batch.unknown[(c, parent)]
-                check_group, check_tenant = check_group & group_unknown[part], check_tenant & tenant_unknown[part]
+                check = check & batch.unknown[(c, parent)][part]
             new_group = np.zeros(len(gid), dtype=bool)
-            new_group[check_group] = counters[0].add(group_keys[part][check_group], gid[check_group], n_groups)
-            check_tenant = check_tenant & new_group  # a pair known to the group is known to its tenant
-            new_tenant = np.zeros(len(gid), dtype=bool)
-            tid = batch.tid[part]
-            new_tenant[check_tenant] = counters[1].add(tenant_keys[part][check_tenant], tid[check_tenant], n_tenants)
+            new_group[check] = counters[0].add(group_keys[part][check], gid[check], n_groups)
             if self.families[window[0]].is_tumbling:
-                n = len(batch.ts)
-                masks = batch.unknown.setdefault((c, window[0]), (np.ones(n, bool), np.ones(n, bool)))
-                masks[0][part], masks[1][part] = new_group, new_tenant
+                masks = batch.unknown.setdefault((c, window[0]), np.ones(len(batch.ts), bool))
+                masks[part] = new_group
         for c in self._sketched:
             dense = state.sketches.get(c)
             if dense is None:
@@ -268,13 +279,22 @@ class WindowStore:
         )
 
     def _register(self, combos: Iterable[tuple[str, str, str]]) -> None:
-        """Give ids to groups (and tenants) not seen before."""
+        """Give ids to groups (and tenants, and the keys of the coarser grouping sets) not seen before."""
         fresh = [c for c in combos if c not in self._groups]
         for combo in fresh:
             self._groups[combo] = len(self._groups)
             self._tenants.setdefault(combo[0], len(self._tenants))
+            for dims, keys in self._keys.items():
+                keys.setdefault(_partial(combo, dims), len(keys))
         if fresh:
-            self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
+            self._index_groups()
+
+    def _index_groups(self) -> None:
+        """The gid -> tenant id and gid -> coarser key arrays (groups in gid order)."""
+        groups = sorted(self._groups, key=self._groups.__getitem__)
+        self._tenant_of = np.array([self._tenants[c[0]] for c in groups], dtype=np.int64)
+        for dims, keys in self._keys.items():
+            self._key_of[dims] = np.array([keys[_partial(c, dims)] for c in groups], dtype=np.int64)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -295,7 +315,11 @@ class WindowStore:
         self._windows = {w: _WindowState.restore(s) for w, s in state["windows"].items()}
         self._groups = dict(state["groups"])
         self._tenants = dict(state["tenants"])
-        self._tenant_of = np.array([self._tenants[c[0]] for c in self._groups], dtype=np.int64)
+        self._keys = {d: {} for d in self._keys}
+        for combo in sorted(self._groups, key=self._groups.__getitem__):
+            for dims, keys in self._keys.items():
+                keys.setdefault(_partial(combo, dims), len(keys))
+        self._index_groups()
 
     # -- output --------------------------------------------------------------------------------
 
@@ -308,22 +332,16 @@ class WindowStore:
         """
         windows = [w for w in windows if w in self._windows]
         frames = []
+        pairs = {w: self._pairs(w) for w in windows}
         for dims in GROUPINGS:
-            parts = [self._window_columns(w, dims) for w in windows]
+            parts = [self._window_columns(w, dims, pairs[w]) for w in windows]
             parts = [p for p in parts if len(p["key"])]
             if not parts:
                 continue
-            columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            columns = {name: _concat([p[name] for p in parts]) for name in parts[0]}
             keys = columns.pop("key")
-            frame = pl.DataFrame(
-                {
-                    name: pl.Series(name, values, nan_to_null=values.dtype.kind == "f")
-                    for name, values in columns.items()
-                }
-            )
+            frame = pl.DataFrame([_series(name, values) for name, values in columns.items()])
             names = self._names(dims)[keys]
-            if not dims:
-                names = names.with_columns(type=pl.lit(ALL), source=pl.lit(ALL))
             frames.append(pl.concat([frame, names], how="horizontal"))
         if not frames:
             return pl.DataFrame()
@@ -335,16 +353,31 @@ class WindowStore:
                 frame = frame.with_columns(
                     pl.when(den == 0).then(0.0).otherwise(num.cast(pl.Float64) / den.cast(pl.Float64)).alias(m.name)
                 )
-        return frame.select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics))
+        states = [c for c in state_columns() if c in frame.columns]
+        return frame.select(*WINDOW_ROW_COLUMNS, *(m.name for m in self.metrics), *states)
 
-    def _window_columns(self, window: Window, dims: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """One window's rows for one grouping (per group, or per tenant with ``dims`` empty) as
-        numpy columns; ``key`` is the group or tenant id; NaN stands for null."""
+    def _pairs(self, window: Window) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per distinct column, the window's distinct (group id, value hash) pairs, by hash: sorted once
+        here, each grouping set then only needs a stable sort by its key (`_distinct_lists`)."""
+        state = self._windows[window]
+        out = {}
+        for c in self._distinct:
+            if c in state.distinct:
+                groups, hashes = state.distinct[c][0].pairs()
+                order = np.argsort(hashes)
+                out[c] = (groups[order], hashes[order])
+        return out
+
+    def _window_columns(
+        self, window: Window, dims: tuple[str, ...], pairs: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> dict[str, np.ndarray | pa.Array]:
+        """One window's rows for one grouping set as columns (numpy, or Arrow lists for the
+        states); ``key`` is the group id (finest set) or the set's key id; NaN stands for null."""
         state = self._windows[window]
         counts = next(state.scalars[m.name] for m in self._scalar if m.kind is Kind.COUNT)
         n = len(counts)
-        to_key = None if dims else self._tenant_of[:n]
-        n_keys = n if dims else len(self._tenants)
+        to_key = None if dims == _FULL else self._key_of[dims][:n]
+        n_keys = n if to_key is None else len(self._keys[dims])
         merged: dict[str, np.ndarray] = {}
         for m in self._scalar:
             values = state.scalars[m.name]
@@ -358,7 +391,7 @@ class WindowStore:
                 merged[m.name] = np.rint(total).astype(np.uint64) if m.kind in _DTYPE else total
         holding = np.flatnonzero(merged[next(m.name for m in self._scalar if m.kind is Kind.COUNT)])
         family = self.families[window[0]]
-        out: dict[str, np.ndarray] = {
+        out: dict[str, np.ndarray | pa.Array] = {
             "key": holding,
             "window_seconds": np.full(len(holding), family.seconds, np.uint32),
             "slide_seconds": np.full(len(holding), family.slide_seconds, np.uint32),
@@ -369,12 +402,15 @@ class WindowStore:
             values = merged[m.name][holding]
             out[m.name] = np.where(np.isinf(values), np.nan, values) if m.kind in _INITIAL else values
         for c in self._distinct:
-            counters = state.distinct.get(c)
-            distinct = counters[0 if dims else 1].counts if counters else np.zeros(0, np.uint64)
-            distinct = np.concatenate([distinct, np.zeros(max(0, n_keys - len(distinct)), np.uint64)])[holding]
+            groups, hashes = pairs.get(c, (np.zeros(0, np.int64), np.zeros(0, np.uint64)))
+            hash_lists = _distinct_lists(groups if to_key is None else to_key[groups], hashes, n_keys).take(holding)
+            distinct = pc.list_value_length(hash_lists).to_numpy(zero_copy_only=False).astype(np.uint64)
             for m in self.metrics:
                 if m.kind is Kind.DISTINCT and m.column == c:
                     out[m.name] = distinct
+            for st in STATES:
+                if st.kind == "hashes" and st.column == c:
+                    out[st.name] = hash_lists
         for c in self._sketched:
             levels = {
                 m.name: q
@@ -383,20 +419,64 @@ class WindowStore:
             }
             dense = state.sketches.get(c)
             full = {name: np.full(n_keys, np.nan) for name in levels}
+            lengths = np.zeros(n_keys, np.int64)
+            buckets, bucket_counts = np.zeros(0, np.int32), np.zeros(0, np.uint64)
             if dense is not None:
-                keys, answers = dense.quantiles(levels, to_key)
+                per_key = dense.merged(to_key)
+                keys, answers = dense.quantiles(levels, to_key, per_key)
                 for name in levels:
                     full[name][keys] = answers[name]
+                keys, offsets, buckets, bucket_counts = dense.states(to_key, per_key)
+                lengths[keys] = np.diff(offsets)  # keys ascending: the values are already in key order
             out.update({name: values[holding] for name, values in full.items()})
+            offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+            for st in STATES:
+                if st.kind == "sketch" and st.column == c:
+                    bucket_name, count_name = st.columns
+                    out[bucket_name] = pa.ListArray.from_arrays(offsets, buckets).take(holding)
+                    out[count_name] = pa.ListArray.from_arrays(offsets, bucket_counts).take(holding)
         return out
 
     def _names(self, dims: tuple[str, ...]) -> pl.DataFrame:
-        """The dimension columns of every group (``dims`` given) or tenant, row = its id."""
+        """The dimension columns of every key of grouping set ``dims`` (``ALL`` where it does not
+        group), row = its id."""
+        keys = list(self._groups) if dims == _FULL else list(self._keys[dims])
         cached = self._names_cache.get(dims)
-        if cached is None or len(cached) != (len(self._groups) if dims else len(self._tenants)):
-            if dims:
-                cached = pl.DataFrame(list(self._groups), schema=DIMENSIONS, orient="row")
-            else:
-                cached = pl.DataFrame({"tenant": list(self._tenants)}, schema={"tenant": pl.String})
-            self._names_cache[dims] = cached
-        return cached
+        if cached is None or len(cached) != len(keys):
+            present = ["tenant", *dims]
+            cached = pl.DataFrame(keys, schema=present, orient="row").with_columns(
+                [pl.lit(ALL).alias(d) for d in DIMENSIONS if d not in present]
+            )
+            self._names_cache[dims] = cached.select(DIMENSIONS)
+        return self._names_cache[dims]
+
+
+def _partial(combo: tuple[str, str, str], dims: tuple[str, ...]) -> tuple[str, ...]:
+    """The key of group ``combo`` (tenant, type, source) in grouping set ``dims``."""
+    return (combo[0], *(combo[DIMENSIONS.index(d)] for d in dims))
+
+
+def _distinct_lists(keys: np.ndarray, hashes: np.ndarray, n_keys: int) -> pa.ListArray:
+    """Per key ``0..n_keys-1``, its sorted distinct hashes (pairs may repeat across merged groups).
+
+    ``hashes`` come sorted, so a stable sort by key (a radix sort for integers) orders by (key, hash).
+    """
+    order = np.argsort(keys, kind="stable")
+    keys, hashes = keys[order], hashes[order]
+    if len(keys):
+        new = np.r_[True, (keys[1:] != keys[:-1]) | (hashes[1:] != hashes[:-1])]
+        keys, hashes = keys[new], hashes[new]
+    offsets = np.r_[0, np.cumsum(np.bincount(keys, minlength=n_keys))].astype(np.int32)
+    return pa.ListArray.from_arrays(offsets, hashes.astype(np.uint64))
+
+
+def _concat(parts: list) -> np.ndarray | pa.Array:
+    return pa.concat_arrays(parts) if isinstance(parts[0], pa.Array) else np.concatenate(parts)
+
+
+def _series(name: str, values: np.ndarray | pa.Array) -> pl.Series:
+    if isinstance(values, pa.Array):
+        series = pl.from_arrow(values)
+        assert isinstance(series, pl.Series)
+        return series.alias(name)
+    return pl.Series(name, values, nan_to_null=values.dtype.kind == "f")

@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.access.scoped_sql import Scope, ScopedReader
+from eventpulse.aggregation.spec import grouping_filter
 from gateway.schemas import StreamMessage, WindowRow
 
 log = logging.getLogger(__name__)
 
-LATEST_WINDOWS_SQL = """
+LATEST_WINDOWS_SQL = f"""
 SELECT window_seconds, slide_seconds, toUnixTimestamp64Milli(window_start), toUnixTimestamp64Milli(window_end),
        type, source, event_count, error_count, error_rate, distinct_users,
        latency_p50, latency_p95, latency_p99, is_final, version
 FROM window_aggregates FINAL
-WHERE tenant = {tenant:String}
+WHERE tenant = {{tenant:String}} AND (({grouping_filter(("type", "source"))}) OR ({grouping_filter()}))
 ORDER BY window_start DESC, window_seconds, slide_seconds, type, source
-LIMIT {limit:UInt32}
+LIMIT {{limit:UInt32}}
 """
 
 DROPPED = object()  # put in a queue to tell its reader it was dropped

@@ -22,7 +22,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from eventpulse.access.scoped_sql import Scope, ScopedQuery, ScopedReader
-from eventpulse.aggregation.spec import ALL
+from eventpulse.aggregation.spec import grouping_filter
 from eventpulse.cache.query_cache import data_version, moves_with_clock
 from eventpulse.config.access import AccessSettings
 from gateway.metrics import GatewayMetrics
@@ -84,7 +84,7 @@ class MetricQuery:
             f"window_start < {{end:{dt}}}",
         ]
         detailed = self.breakdown is not None or self.types or self.sources
-        where.append(f"type != '{ALL}'" if detailed else f"type = '{ALL}'")
+        where.append(grouping_filter(("type", "source") if detailed else ()))
         if self.types:
             where.append("type IN {types:Array(String)}")
             params["types"] = list(self.types)

@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from eventpulse.aggregation.batch_sql import output_columns, recompute_query
+from eventpulse.aggregation.batch_sql import output_columns, recompute_query, rollup_query
 from eventpulse.aggregation.spec import KEY_COLUMNS, METRICS, WindowSpec
 from eventpulse.warehouse.client import scalar_int
 from orchestration.archive.checksum import day_bounds
@@ -59,15 +59,21 @@ def stage_day(
     windows: tuple[WindowSpec, ...],
     version: int,
     events_table: str = "events",
+    merge_from: WindowSpec | None = None,
 ) -> StagedDay:
-    """Recompute every window of ``windows`` starting on ``day`` into ``<target>_staging``."""
+    """Recompute every window of ``windows`` starting on ``day`` into ``<target>_staging``: from raw
+    events, or, with ``merge_from``, by merging that tumbling family's rows of ``window_aggregates``
+    (states included: the rollups)."""
     staging = f"{_check_target(target)}_staging"
     client.command(f"ALTER TABLE {staging} DROP PARTITION {_partition(day)}")
     start, end = day_bounds(day)
     columns = ", ".join((*output_columns(), *_BOOKKEEPING))
     rows: dict[WindowSpec, int] = {}
     for window in windows:
-        sql, params = recompute_query(window, start, end, events_table=events_table)
+        if merge_from is None:
+            sql, params = recompute_query(window, start, end, events_table=events_table)
+        else:
+            sql, params = rollup_query(window, merge_from, start, end)
         client.command(
             f"INSERT INTO {staging} ({columns}) SELECT *, 1, 'batch', {{version:UInt64}}, now64(3) FROM ({sql})",
             parameters={**params, "version": version},

@@ -54,12 +54,17 @@ def rebuild_days(
     *,
     events_table: str = "events",
     reconcile: Reconciler | None = None,
+    merge_from: WindowSpec | None = None,
 ) -> RebuildReport:
-    """Recompute and swap in ``target`` for each day; with ``reconcile``, compare before each swap."""
+    """Recompute and swap in ``target`` for each day; with ``reconcile``, compare before each swap.
+
+    ``merge_from`` (rollups): merge that tumbling family of ``window_aggregates`` instead of raw events."""
     report = RebuildReport(batch_version())
     for number, day in enumerate(days, start=1):
         started = time.monotonic()
-        staged = stage_day(client, target, day, windows, report.version, events_table=events_table)
+        staged = stage_day(
+            client, target, day, windows, report.version, events_table=events_table, merge_from=merge_from
+        )
         note = ""
         if reconcile is not None:
             reconciliation = reconcile(client, staged, windows)

@@ -19,8 +19,8 @@ from eventpulse.access.statements import Refused
 from eventpulse.settings import Settings
 
 EXAMPLE = """SELECT tenant, sum(event_count) AS events, round(sum(error_count) / events, 4) AS error_rate
-FROM window_aggregates FINAL
-WHERE window_seconds = 60 AND type = '*' AND window_start >= now() - INTERVAL 1 HOUR
+FROM metrics_1m
+WHERE type = '*' AND source = '*' AND window_start >= now() - INTERVAL 1 HOUR
 GROUP BY tenant
 ORDER BY events DESC"""
 _CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?: \(version [^)]*\))?(?: \(for url [^)]*\))?$", re.S)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboards.queries.client import DT, HISTORY_TTL, client, tenant_clause, tenant_frame
 from dashboards.sources import TABLES, Segment, as_utc, plan_sources
-from eventpulse.aggregation.spec import ALL
+from eventpulse.aggregation.spec import ALL, grouping_filter
 
 BREAKDOWNS = ("type", "source", "tenant")
 """What a breakdown may group by."""
@@ -104,7 +104,7 @@ def history_breakdown(tenant: str, start: datetime, end: datetime, bucket_second
     if not segments:
         return pl.DataFrame()
     params: dict[str, Any] = {"tenant": tenant}
-    rows_filter = f"type = '{ALL}'" if dim == "tenant" else f"type != '{ALL}'"
+    rows_filter = grouping_filter(() if dim == "tenant" else ("type", "source"))
     rows = _segments_sql(segments, _ROW_COLUMNS, f"{rows_filter} AND {tenant_clause()}", params)
     sql = f"""
         SELECT

@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards.queries.client import DT, LIVE_TTL, frame, tenant_clause, tenant_frame
-from eventpulse.aggregation.spec import ALL
+from eventpulse.aggregation.spec import ALL, grouping_filter
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
@@ -81,7 +81,7 @@ def live_top(tenant: str, window_seconds: int, start: datetime, end: datetime, d
         FROM window_aggregates FINAL
         WHERE window_seconds = {{ws:UInt32}} AND slide_seconds = {{ws:UInt32}}
           AND window_start >= {{start:{DT}}} AND window_start < {{end:{DT}}}
-          AND type != '{ALL}' AND {tenant_clause()}
+          AND {grouping_filter(("type", "source"))} AND {tenant_clause()}
         GROUP BY {dim}
         ORDER BY events DESC, {dim}
         LIMIT {{limit:UInt32}}"""

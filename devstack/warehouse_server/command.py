@@ -16,6 +16,11 @@ import click
     default=None,
     help="chDB data directory [default: EVENTPULSE_WAREHOUSE_PATH or <EVENTPULSE_DATA_DIR>/warehouse].",
 )
+@click.option(
+    "--default-database",
+    default=None,
+    help="Database of a request that names none [default: EVENTPULSE_WAREHOUSE_DATABASE, i.e. eventpulse].",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=16, show_default=True, help="Threads running queries.")
 @click.option(
     "--users-file",
@@ -24,7 +29,14 @@ import click
     help="Users file (admin, writer, reader), generated if missing [default: EVENTPULSE_WAREHOUSE_CREDENTIALS_FILE "
     "or <path>-users.json].",
 )
-def serve(host: str | None, port: int | None, path: Path | None, workers: int, users_file: Path | None) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    path: Path | None,
+    default_database: str | None,
+    workers: int,
+    users_file: Path | None,
+) -> None:
     """Serve the chDB warehouse until Ctrl-C or SIGTERM (then close it cleanly)."""
     from devstack.ports import PortInUseError
     from devstack.warehouse_server.engine import EngineOpenError
@@ -44,6 +56,7 @@ def serve(host: str | None, port: int | None, path: Path | None, workers: int, u
             tls_certfile=settings.warehouse.tls_certfile,
             tls_keyfile=settings.warehouse.tls_keyfile,
             users_file=users_file,
+            default_database=default_database or settings.warehouse.database,
         )
     except (PortInUseError, EngineOpenError) as exc:
         raise click.ClickException(str(exc)) from None

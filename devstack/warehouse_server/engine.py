@@ -228,8 +228,10 @@ class Connection:
 class Engine:
     """The process's chDB engine on ``path``: opens connections and knows the server's facts."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, default_database: str = "default") -> None:
         self.path = Path(path)
+        self.default_database = default_database
+        """Where a request that names no database lands (ClickHouse's ``default_database``); created if missing."""
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             # Held until close(): the engine stays up while connections come and go.
@@ -252,6 +254,7 @@ class Engine:
         self.table_functions: frozenset[str] = frozenset(name.decode().lower() for name in rows)
         rows = _run(self._anchor, _CHANGED_SETTINGS, "JSONEachRow").bytes().splitlines()
         self._baseline = {row["name"]: row["value"] for row in map(json.loads, rows)}
+        _run(self._anchor, f"CREATE DATABASE IF NOT EXISTS {quote_identifier(default_database)}")
 
     def connect(self) -> Connection:
         """A new connection, in the state of a fresh session."""
@@ -259,7 +262,7 @@ class Engine:
             if self._closed:
                 raise ClickHouseError.from_exception(RuntimeError("the warehouse engine is shut down"))
             raw = chdb.connect(str(self.path))
-        return Connection(raw, dict(self._baseline))
+        return Connection(raw, dict(self._baseline), baseline_db=self.default_database)
 
     def close(self) -> None:
         """Close the anchor connection (the engine stops when its last connection closes)."""

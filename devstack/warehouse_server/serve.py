@@ -85,12 +85,15 @@ def serve(
     users_file: Path | None = None,
     tls_certfile: Path | None = None,
     tls_keyfile: Path | None = None,
+    default_database: str = "default",
 ) -> None:
     """Serve the chDB warehouse at ``path`` over ClickHouse's HTTP interface until SIGINT/SIGTERM.
 
     Requests authenticate as one of the users in ``users_file`` (default
     ``<path>-users.json``, generated with mode 0600 on first start). With ``tls_certfile`` and
-    ``tls_keyfile`` (PEM) it serves HTTPS only, as ClickHouse's ``https_port`` does. Raises
+    ``tls_keyfile`` (PEM) it serves HTTPS only, as ClickHouse's ``https_port`` does. A request that
+    names no database lands in ``default_database`` (created if missing), as with ClickHouse's
+    ``default_database`` server setting. Raises
     `PortInUseError` if ``host:port`` is taken and `EngineOpenError` if another process has
     ``path`` open.
     """
@@ -101,7 +104,7 @@ def serve(
     with _deferred_signals() as received:
         sock = _listen(host, port)
         try:
-            engine = Engine(path)
+            engine = Engine(path, default_database)
         except BaseException:
             sock.close()
             raise

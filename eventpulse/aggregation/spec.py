@@ -4,8 +4,14 @@ This declaration drives the streaming aggregation (flows/) and generates the Cli
 that recomputes the same rows from raw events (`eventpulse.aggregation.batch_sql`), and it
 says how closely the two must agree (`eventpulse.aggregation.compare`).
 
-Rows are computed per window for two groupings: (tenant, type, source) and (tenant), the
-latter with ``type = source = ALL``. Inputs are the raw-event columns of
+Rows are computed per window for four grouping sets (`GROUPINGS`): (tenant, type, source),
+(tenant, type), (tenant, source) and (tenant); a dimension a row is not grouped by holds ``ALL``
+(``'*'``), so ``type = '*' AND source = '*'`` is the tenant-wide row. A reader picks the set it means
+with `grouping_filter`, never with a bare ``type != '*'`` (which would also match the (tenant, type)
+rows). Besides the final values, every row carries mergeable states (`STATES`): the latency
+sketch's bucket counts and the sorted 64-bit hashes of its distinct users, so any rollup or
+regrouping is answered in SQL (``sketch_quantile(sumMap(...), q)``,
+``length(groupUniqArrayArray(user_hashes))``). Inputs are the raw-event columns of
 `eventpulse.events.model` (``is_error``, ``user_id``, ``latency_ms``), so both engines see
 exactly the same derived values.
 """
@@ -15,12 +21,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 ALL = "*"
-"""The value of ``type`` and ``source`` on tenant-wide rows."""
+"""The value of a dimension (``type``, ``source``) a row is not grouped by ("all of them")."""
 
 KEY_COLUMNS: tuple[str, ...] = ("tenant", "window_seconds", "slide_seconds", "window_start", "type", "source")
 WINDOW_ROW_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "window_end")
 """A window row's identifying columns, before its metrics (stream and batch alike)."""
-GROUPINGS: tuple[tuple[str, ...], ...] = (("type", "source"), ())
+DIMENSIONS: tuple[str, ...] = ("type", "source")
+"""The dimensions below the tenant; every grouping set is the tenant plus a subset of them."""
+GROUPINGS: tuple[tuple[str, ...], ...] = (("type", "source"), ("type",), ("source",), ())
+"""The grouping sets written for every window, finest first (the tenant is always part of the key)."""
 BATCH_VERSION_BASE = 1 << 62
 """Batch rows carry versions above this, so a recompute supersedes any streaming emission."""
 
@@ -96,6 +105,45 @@ METRICS: tuple[Metric, ...] = (
         for q in (0.5, 0.95, 0.99)
     ),
 )
+
+
+@dataclass(frozen=True)
+class State:
+    """A mergeable state column of ``window_aggregates`` (beside the final values, which stay).
+
+    ``kind`` is ``"sketch"`` (DDSketch bucket counts of ``column``: two parallel arrays ``<name>_buckets``
+    and ``<name>_counts``, buckets ascending; see `eventpulse.aggregation.sketch`) or ``"hashes"``
+    (the sorted distinct 64-bit hashes of the non-empty values of ``column``, see
+    `eventpulse.aggregation.distinct`).
+    """
+
+    name: str
+    kind: str
+    column: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"{self.name}_buckets", f"{self.name}_counts") if self.kind == "sketch" else (self.name,)
+
+
+STATES: tuple[State, ...] = (State("latency_sketch", "sketch", "latency_ms"), State("user_hashes", "hashes", "user_id"))
+
+
+def state_columns() -> tuple[str, ...]:
+    """State columns in table order."""
+    return tuple(c for s in STATES for c in s.columns)
+
+
+def grouping_filter(dims: tuple[str, ...] | list[str] = ()) -> str:
+    """The SQL condition that keeps the rows of one grouping set: ``dims`` are the dimensions it
+    groups by beyond the tenant (``()`` = tenant-wide rows, ``("type",)`` = per (tenant, type)).
+
+    Only our own constants go into the text, never input.
+    """
+    unknown = set(dims) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown dimension(s) {sorted(unknown)}; one of {DIMENSIONS}")
+    return " AND ".join(f"{d} {'!=' if d in dims else '='} '{ALL}'" for d in DIMENSIONS)
 
 
 def metric_names() -> tuple[str, ...]:

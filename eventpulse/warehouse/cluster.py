@@ -50,6 +50,10 @@ _VIEW = re.compile(
     rf"^CREATE\s+(?P<kind>(?:OR\s+REPLACE\s+)?VIEW)\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_NAME})\s+(?P<rest>AS\s.*)$",
     re.S | re.I,
 )
+_FUNCTION = re.compile(
+    rf"^CREATE\s+(?P<kind>(?:OR\s+REPLACE\s+)?FUNCTION)\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_NAME})\s+(?P<rest>AS\s.*)$",
+    re.S | re.I,
+)
 _DROP = re.compile(rf"^DROP\s+TABLE\s+(?P<ie>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s*$", re.I)
 _TABLE_REFERENCE = re.compile(rf"\b(?P<kw>FROM|JOIN)\s+(?P<name>{_NAME})\b", re.I)
 
@@ -192,7 +196,8 @@ class ClusterRenderer:
 
     def render(self, statement: str) -> list[str]:
         """The cluster statements for one single-node statement, in the order they must run."""
-        for handler in (self._create_table, self._alter, self._materialized_view, self._view, self._drop):
+        handlers = (self._create_table, self._alter, self._materialized_view, self._view, self._function, self._drop)
+        for handler in handlers:
             rendered = handler(statement)
             if rendered is not None:
                 return rendered
@@ -274,6 +279,14 @@ class ClusterRenderer:
 
     def _view(self, statement: str) -> list[str] | None:
         match = _VIEW.match(statement)
+        if not match:
+            return None
+        ine = "IF NOT EXISTS " if match["ine"] else ""
+        return [f"CREATE {match['kind']} {ine}{match['name']} {self.on_cluster} {match['rest']}"]
+
+    def _function(self, statement: str) -> list[str] | None:
+        """A SQL function is server-wide: created on every node."""
+        match = _FUNCTION.match(statement)
         if not match:
             return None
         ine = "IF NOT EXISTS " if match["ine"] else ""

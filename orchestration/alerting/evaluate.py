@@ -12,13 +12,14 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from eventpulse.aggregation.spec import grouping_filter
 from eventpulse.alert_rules import AlertRule
 from orchestration.alerting.firing import Firing
 
 _BASE = (
     "window_seconds = {ws:UInt32} AND slide_seconds = {ws:UInt32} AND is_final = 1 "
     "AND window_end <= {now:DateTime64(3, 'UTC')} "
-    "AND if({tenant_wide:Bool}, type = '*' AND source = '*', type != '*' AND source != '*') "
+    f"AND if({{tenant_wide:Bool}}, {grouping_filter()}, {grouping_filter(('type', 'source'))}) "
     "AND (length({tenants:Array(String)}) = 0 OR has({tenants:Array(String)}, tenant))"
 )
 

@@ -18,7 +18,7 @@ def test_historical_totals_and_breakdowns_match_the_warehouse(dashboard_env, sql
     shown = metrics(at)
     events, errors = sql(
         """SELECT sum(event_count), sum(error_count) FROM window_aggregates FINAL
-           WHERE window_seconds = 60 AND slide_seconds = 60 AND type = '*'"""
+           WHERE window_seconds = 60 AND slide_seconds = 60 AND type = '*' AND source = '*'"""
     )[0]
     assert events == dashboard_env.valid
     assert shown["Events"] == fmt.count(events)

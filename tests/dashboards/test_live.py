@@ -11,7 +11,7 @@ LATEST_WINDOW = """
     SELECT window_start, sum(event_count), sum(error_count), sum(distinct_users),
            sum(latency_p50 * latency_count) / sum(latency_count), sum(latency_p99 * latency_count) / sum(latency_count)
     FROM window_aggregates FINAL
-    WHERE window_seconds = 10 AND slide_seconds = 10 AND type = '*' AND is_final = 1
+    WHERE window_seconds = 10 AND slide_seconds = 10 AND type = '*' AND source = '*' AND is_final = 1
       AND (tenant = {tenant:String} OR {tenant:String} = '')
     GROUP BY window_start ORDER BY window_start DESC LIMIT 1"""
 
@@ -60,7 +60,7 @@ def test_live_page_marks_open_windows_provisional(monkeypatch, warehouse, wareho
                              {start:DateTime64(3, 'UTC')} + INTERVAL 10 SECOND AS window_end,
                              0 AS is_final, 'stream' AS origin, 1 AS version)
            FROM (SELECT * FROM window_aggregates FINAL
-                 WHERE window_seconds = 10 AND type = '*'
+                 WHERE window_seconds = 10 AND type = '*' AND source = '*'
                    AND window_start = (SELECT max(window_start) FROM window_aggregates WHERE window_seconds = 10))""",
         parameters={"start": opened},
     )

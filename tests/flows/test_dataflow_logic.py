@@ -161,12 +161,15 @@ def _is_error(event: dict) -> bool:
 
 
 def _expected_windows(scenario: Scenario) -> dict[tuple, dict]:
-    """(tenant, window start, type, source) -> event count, errors, error rate, distinct users."""
+    """(tenant, window start, type, source) -> event count, errors, error rate, distinct users, for every
+    grouping set (a dimension it does not group by is ALL)."""
     unique = {m.event["id"]: m.event for m in scenario.valid if m.event["id"] != scenario.late_id}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for e in unique.values():
         start = e["timestamp"] // WINDOW_MS * WINDOW_MS
         groups[(e["tenant"], start, ALL, ALL)].append(e)
+        groups[(e["tenant"], start, e["type"], ALL)].append(e)
+        groups[(e["tenant"], start, ALL, e["source"])].append(e)
         groups[(e["tenant"], start, e["type"], e["source"])].append(e)
     out = {}
     for key, events in groups.items():

@@ -89,13 +89,13 @@ def test_events_flow_end_to_end(broker_settings: BrokerSettings, warehouse, ware
     assert all(t == broker_settings.events_topic for _, _, t, _, _ in ids)
     assert all(i.startswith(f"{t}@") and i.endswith(f":{p}:{o}") for i, _, t, p, o in ids)
     assert len({i.split(":", 1)[0] for i, *_ in ids}) == 1  # one topic, one incarnation
-    # Window counts per (tenant, type, minute), computed here from what was sent.
+    # Window counts per (tenant, type, minute), computed here from what was sent: the (tenant, type) rows.
     by_type = Counter((e["tenant"], e["type"], e["timestamp"] // 60_000 * 60_000) for e in valid)
     by_tenant = Counter((e["tenant"], e["timestamp"] // 60_000 * 60_000) for e in valid)
     rows = client.query(
         "SELECT tenant, type, toUnixTimestamp64Milli(window_start), sum(event_count), min(is_final) "
         "FROM window_aggregates FINAL WHERE window_seconds = 60 AND slide_seconds = 60 AND type != {all:String} "
-        "GROUP BY tenant, type, window_start",
+        "AND source = {all:String} GROUP BY tenant, type, window_start",
         parameters={"all": ALL},
     ).result_rows
     assert {(t, ty, w): n for t, ty, w, n, _ in rows} == dict(by_type)

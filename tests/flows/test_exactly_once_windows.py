@@ -83,7 +83,7 @@ def test_the_same_ids_twice_on_the_topic_count_once(
     assert counts and all(d.left > d.right for d in counts), [d.as_dict() for d in differences[:10]]
     client = create_client(control, role="admin")
     try:
-        tenant_rows = "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*'"
+        tenant_rows = "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*' AND source = '*'"
         assert client.query(tenant_rows).result_rows[0][0] == 2 * raw  # the 3,010 -> 6,010
     finally:
         client.close()

@@ -72,7 +72,7 @@ def test_idle_partition_closing_and_late_events(
     client = warehouse_client
     window_row = (
         "SELECT event_count, is_final, version FROM window_aggregates FINAL WHERE tenant = 'acme' "
-        "AND window_start = fromUnixTimestamp64Milli({t:Int64}) AND type = {all:String}"
+        "AND window_start = fromUnixTimestamp64Milli({t:Int64}) AND type = {all:String} AND source = {all:String}"
     )
     params = {"t": t0, "all": ALL}
     try:
@@ -84,7 +84,7 @@ def test_idle_partition_closing_and_late_events(
         assert first[:2] == (5, 1)
         # Tenant B's window [t0+30s, t0+40s) is still open (watermark t0+29s): a provisional row.
         open_row = client.query(
-            "SELECT event_count, is_final FROM window_aggregates FINAL WHERE tenant = 'bravo' AND type = {all:String} "
+            "SELECT event_count, is_final FROM window_aggregates FINAL WHERE tenant = 'bravo' AND type = {all:String} AND source = {all:String} "
             "AND window_start = fromUnixTimestamp64Milli({t:Int64})",
             parameters={"t": t0 + 30_000, "all": ALL},
         ).result_rows
@@ -183,7 +183,7 @@ def test_an_open_window_closes_after_a_restart_without_new_events_of_its_own(
     init_recovery(recovery)
     a_window = (
         "SELECT event_count, is_final FROM window_aggregates FINAL WHERE tenant = 'acme' "
-        "AND window_start = fromUnixTimestamp64Milli({t:Int64}) AND type = {all:String}"
+        "AND window_start = fromUnixTimestamp64Milli({t:Int64}) AND type = {all:String} AND source = {all:String}"
     )
     params = {"t": t0, "all": ALL}
     _send(broker_bootstrap, topic, 0, [("acme", f"a{i}", t0 + i * 1000) for i in range(5)])

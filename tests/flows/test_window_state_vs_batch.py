@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from eventpulse.aggregation import sketch
 from eventpulse.aggregation.batch_sql import recompute_query
 from eventpulse.aggregation.compare import compare_rows
-from eventpulse.aggregation.spec import KEY_COLUMNS, metric_names, window_specs
+from eventpulse.aggregation.spec import GROUPINGS, KEY_COLUMNS, metric_names, state_columns, window_specs
 from eventpulse.config.warehouse import WarehouseSettings
 from eventpulse.events import RAW_EVENT_COLUMNS
 from eventpulse.warehouse.client import create_client
@@ -25,6 +25,7 @@ from eventpulse.warehouse.schema import migrate
 from flows.decode import FRAME_SCHEMA, Progress
 from flows.metrics import PipelineMetrics
 from flows.windowing import AGGREGATE_COLUMNS, BOOKKEEPING_COLUMNS, Slice, WindowConfig, WindowLogic
+from tests.support.stream_fill import raw_rows
 
 FAMILIES = window_specs((10, 60), ((30, 10),))
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -69,7 +70,7 @@ def _stream_rows(sorted_events: list[tuple], batch: int) -> list[dict]:
             assert not any(len(e.late_rows) for e in emissions), "bounded disorder must not produce late events"
         emitted += logic.on_notify()[0]
     emitted += logic.on_eof()[0]
-    columns = {*AGGREGATE_COLUMNS, *metric_names(), *BOOKKEEPING_COLUMNS}
+    columns = {*AGGREGATE_COLUMNS, *metric_names(), *state_columns(), *BOOKKEEPING_COLUMNS}
     latest: dict[tuple, dict] = {}
     for emission in emitted:
         for row in emission.rows.to_pylist():
@@ -105,25 +106,7 @@ def test_stream_equals_batch_recompute(chdb_client, generated, batch) -> None:
     ordered = [generated[i] for _, i in sorted(arrival)]
     stream = _stream_rows(ordered, batch)
 
-    raw = [
-        (
-            e["tenant"],
-            e["id"],
-            e["ts"],
-            e["type"],
-            e["source"],
-            e["user_id"],
-            e["latency_ms"],
-            e["is_error"],
-            "{}",
-            "{}",
-            1,
-            e["ts"],
-            e["partition"],
-            e["offset"],
-        )
-        for e in generated
-    ]
+    raw = raw_rows(generated)
     chdb_client.insert("events", raw, column_names=list(RAW_EVENT_COLUMNS))
     batch_rows = []
     for family in FAMILIES:
@@ -138,6 +121,14 @@ def test_stream_equals_batch_recompute(chdb_client, generated, batch) -> None:
         ]
     differences = compare_rows(stream, batch_rows)
     assert not differences, [d.as_dict() for d in differences[:5]]
+    # The mergeable states too, exactly: same hashes, same buckets (same log and division) on both sides.
+    by_key = {tuple(r[c] for c in KEY_COLUMNS): r for r in batch_rows}
+    for row in stream:
+        other = by_key[tuple(row[c] for c in KEY_COLUMNS)]
+        assert [row[c] for c in state_columns()] == [other[c] for c in state_columns()], row
+    # Every grouping set is written, and each row belongs to exactly one set's filter.
+    sets = {tuple(d for d in ("type", "source") if r[d] != "*") for r in stream}
+    assert sets == set(GROUPINGS)
 
 
 @given(st.lists(st.floats(0.0, 1e7, allow_nan=False), min_size=1, max_size=300), st.sampled_from([0.5, 0.95, 0.99]))

@@ -92,7 +92,11 @@ def _counts(emissions: list[Emission], seconds: int = 10) -> dict[tuple[str, int
         if not len(e.rows):
             continue
         for row in e.rows.to_pylist():
-            if row["window_seconds"] != seconds or row["slide_seconds"] != seconds or row["type"] != ALL:
+            if (
+                row["window_seconds"] != seconds
+                or row["slide_seconds"] != seconds
+                or (row["type"], row["source"]) != (ALL, ALL)
+            ):
                 continue
             key = (row["tenant"], int(row["window_start"].timestamp() * 1000))
             if key not in latest or latest[key][0] < row["version"]:

@@ -122,7 +122,7 @@ def test_ui_backfill_of_three_days_runs_once_and_rebuilds_them(dagster_url, ware
 
     rows = warehouse_client.query(
         "SELECT toDate(window_start) AS d, uniqExact(origin), sum(event_count) FROM window_aggregates FINAL "
-        "WHERE window_seconds = 60 AND type = '*' GROUP BY d ORDER BY d"
+        "WHERE window_seconds = 60 AND type = '*' AND source = '*' GROUP BY d ORDER BY d"
     ).result_rows
     assert rows == [(day, 1, 200) for day in DAYS]
     assert warehouse_client.command("SELECT uniqExact(origin) = 1 AND any(origin) = 'batch' FROM window_aggregates")

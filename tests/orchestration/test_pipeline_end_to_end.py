@@ -69,7 +69,7 @@ def test_batch_matches_stream_and_fixes_late_events(broker_settings, warehouse, 
     for seconds, slide in ((10, 10), (60, 60)):
         total = warehouse_client.command(
             "SELECT sum(event_count) FROM window_aggregates FINAL WHERE toDate(window_start) = {d:Date} "
-            "AND window_seconds = {s:UInt32} AND slide_seconds = {h:UInt32} AND type = '*'",
+            "AND window_seconds = {s:UInt32} AND slide_seconds = {h:UInt32} AND type = '*' AND source = '*'",
             parameters={"d": late, "s": seconds, "h": slide},
         )
         assert total == raw  # the batch rows count every event, late ones included

@@ -35,6 +35,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from devstack.warehouse_server import codecs, sql
+from eventpulse.config.warehouse import WarehouseSettings
 from tests.support.services import free_port, session_auth, start_warehouse, stop
 
 Connect = Callable[..., Client]
@@ -228,7 +229,7 @@ def test_settings_apply_to_one_query_only(connect: Connect) -> None:
     assert other.command("SELECT getSetting('max_block_size')") != 1234
 
 
-def test_database_selection(connect: Connect) -> None:
+def test_database_selection(connect: Connect, backend: str) -> None:
     client = connect()
     database = client.command("SELECT currentDatabase()")
     assert database.startswith("srv_")
@@ -236,7 +237,11 @@ def test_database_selection(connect: Connect) -> None:
     client.command("INSERT INTO here VALUES (7)")
     assert client.command("SELECT a FROM here") == 7
     assert connect(database="system").command("SELECT currentDatabase()") == "system"
-    assert connect(database=None).command("SELECT currentDatabase()") == "default"
+    # A client that names no database lands in the platform's on the warehouse server (its --default-database,
+    # by default EVENTPULSE_WAREHOUSE_DATABASE), as with ClickHouse's default_database; bare chDB stays in default.
+    landing = WarehouseSettings().database if backend == "http" else "default"
+    assert connect(database=None).command("SELECT currentDatabase()") == landing
+    assert connect(database="default").command("SELECT currentDatabase()") == "default"
     assert client.command(f"SELECT count() FROM {database}.here") == 1
 
 

@@ -99,12 +99,28 @@ def test_retention_drops_only_verified_days_and_replay_rebuilds(resources, wareh
 
 
 def test_rollups_match_raw_events(resources, warehouse_client):
+    """The rollups merge the minute rows' states: counts exact, distinct users exact, p99 within 1 %."""
     insert_raw(warehouse_client, raw_rows(500, day_start_ms(DAY, 9, 30), seed=21, rate_per_s=0.1))
-    assert _run([rollup_hourly, rollup_daily], resources, DAY.isoformat()).success
-    raw = dict(warehouse_client.query("SELECT tenant, count() FROM events FINAL GROUP BY tenant").result_rows)
+    assert _run([window_aggregates_batch, rollup_hourly, rollup_daily], resources, DAY.isoformat()).success
+    raw = {
+        t: (n, users, p99)
+        for t, n, users, p99 in warehouse_client.query(
+            "SELECT tenant, count(), uniqExactIf(user_id, user_id != ''), quantileExact(0.99)(latency_ms) "
+            "FROM events FINAL GROUP BY tenant"
+        ).result_rows
+    }
     for table, hours in (("rollup_hourly", 2), ("rollup_daily", 1)):
         rows = warehouse_client.query(
-            f"SELECT tenant, sum(event_count), count() FROM {table} FINAL WHERE type = '*' GROUP BY tenant"
+            f"SELECT tenant, sum(event_count), count(), length(groupUniqArrayArray(user_hashes)), "
+            f"sketch_quantile(sumMap(latency_sketch_buckets, latency_sketch_counts), 0.99) "
+            f"FROM {table} FINAL WHERE type = '*' AND source = '*' GROUP BY tenant"
         ).result_rows
-        assert {t: n for t, n, _ in rows} == raw
-        assert max(c for *_, c in rows) == hours
+        assert {t: n for t, n, *_ in rows} == {t: n for t, (n, _, _) in raw.items()}
+        assert max(c for _, _, c, _, _ in rows) == hours
+        for tenant, _, _, users, p99 in rows:
+            assert users == raw[tenant][1]
+            assert abs(p99 - raw[tenant][2]) <= 0.01 * raw[tenant][2] + 1e-9
+    daily = warehouse_client.query(
+        "SELECT tenant, distinct_users FROM rollup_daily FINAL WHERE type = '*' AND source = '*'"
+    ).result_rows
+    assert {t: u for t, u in daily} == {t: users for t, (_, users, _) in raw.items()}

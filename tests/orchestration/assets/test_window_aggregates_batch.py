@@ -49,7 +49,7 @@ def test_recompute_is_idempotent_and_fixes_late_events(resources, warehouse_clie
     fixed = _materialize(resources)
     assert fixed.success
     total_60s = warehouse_client.command(
-        "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*'"
+        "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*' AND source = '*'"
     )
     assert total_60s == 605
 
@@ -72,7 +72,7 @@ def test_hopping_windows_across_midnight_count_the_next_days_events(resources, w
     got = dict(
         warehouse_client.query(
             "SELECT window_start, sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = 300 "
-            "AND slide_seconds = 60 AND type = '*' GROUP BY window_start ORDER BY window_start"
+            "AND slide_seconds = 60 AND type = '*' AND source = '*' GROUP BY window_start ORDER BY window_start"
         ).result_rows
     )
     # A 5-minute window starting at 23:5x ends at 00:0x the next day and holds the events before that.
