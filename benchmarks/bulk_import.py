@@ -44,6 +44,7 @@ from eventpulse.imports.checkpoints import CheckpointStore  # noqa: E402
 from eventpulse.imports.files import filesystem_of, list_files  # noqa: E402
 from eventpulse.imports.runner import Importer, import_producer  # noqa: E402
 
+
 class _NoDeadLetters:
     """The benchmark's events are all valid: a dead letter would be a bug."""
 

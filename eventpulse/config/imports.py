@@ -39,5 +39,6 @@ class ImportSettings(Section):
     max_upload_bytes: int = Field(
         1024 * 1024 * 1024, gt=0, description="Largest body POST /api/import takes (bytes, as sent)."
     )
+    max_concurrent_uploads: int = Field(2, gt=0, description="Uploads POST /api/import imports at once; others wait.")
     s3_url: str = Field("", description="s3://bucket/prefix the Dagster import sensor watches for new files.")
     tenant: str = Field("", description="Tenant the Dagster import asset files events under.")

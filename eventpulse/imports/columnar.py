@@ -31,10 +31,16 @@ from eventpulse.events import contract
 from eventpulse.events.model import SCHEMA_VERSION
 from eventpulse.imports.rows import ENVELOPE, Encoded, RowEncoder, drop_nulls
 
-_UNSAFE = r'["\\\x00-\x1f]'  # what orjson escapes in a string: the rest it writes as is
-_CONTROL = "[" + "".join(f"\\x{{{low:04x}}}-\\x{{{high:04x}}}" for low, high in contract.CONTROL_RANGES) + "]"
-_GRAPHIC = "[!-~]"  # a printable ASCII character other than space: a name holding one is not blank
 _FLOAT_PLAIN = (1e-4, 1e15)  # magnitudes both Arrow and orjson write without an exponent
+_JSON_UNSAFE = np.zeros(256, dtype=bool)  # bytes orjson escapes in a string: '"', '\\' and C0 controls
+_JSON_UNSAFE[[0x22, 0x5C, *range(0x20)]] = True
+_CONTROL = np.zeros(256, dtype=bool)  # the bytes of `contract.CONTROL_RANGES` in UTF-8 (C1 below)
+_CONTROL[[c for low, high in contract.CONTROL_RANGES for c in range(low, min(high, 0x7F) + 1)]] = True
+_C1_LEAD, _C1_RANGE = 0xC2, (0x80, 0x9F)  # U+0080..U+009F is 0xC2 0x80..0x9F
+if contract.CONTROL_RANGES != ((0x00, 0x1F), (0x7F, 0x9F)):
+    raise RuntimeError("the columnar path's control-character bytes assume CONTROL_RANGES = C0, DEL and C1")
+_GRAPHIC = np.zeros(256, dtype=bool)  # printable ASCII but space: a name holding one is not blank
+_GRAPHIC[0x21:0x7F] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,10 @@ class _Value:
 
     text: pa.Array
     unsure: np.ndarray  # bool per row
+    quote: bool = False  # ``text`` is a string's content: JSON adds the quotes
+
+    def quoted(self) -> pa.Array:
+        return pc.binary_join_element_wise('"', self.text, '"', "") if self.quote else self.text
 
 
 class _Unsupported(Exception):
@@ -77,10 +87,9 @@ class ColumnarEncoder:
             wire, keys, unsure = self._encode(table, first, identity, received_ms)
         except _Unsupported:
             return self.rows.encode_table(table, first, identity, received_ms)
-        sure = ~unsure
-        out = Encoded(
-            pc.filter(keys, sure).cast(pa.binary()).to_pylist(), pc.filter(wire, sure).cast(pa.binary()).to_pylist()
-        )
+        if unsure.any():
+            keys, wire = pc.filter(keys, ~unsure), pc.filter(wire, ~unsure)
+        out = Encoded(keys.cast(pa.binary()).to_pylist(), wire.cast(pa.binary()).to_pylist())
         if unsure.any():
             for start, stop in _runs(np.flatnonzero(unsure)):
                 part = table.slice(start, stop - start)
@@ -105,7 +114,7 @@ class ColumnarEncoder:
             unsure |= value.unsure
             texts[name] = value.text
         rows = pa.array(np.arange(first, first + n, dtype=np.int64)).cast(pa.string())
-        default_id = pc.binary_join_element_wise(f'"{identity}-', rows, '"', "")
+        default_id = pc.binary_join_element_wise(f"{identity}-", rows, "")
         ids = pc.coalesce(texts["id"], default_id) if "id" in texts else default_id
         timestamps = self._timestamps(column.get("timestamp"), received_ms)
         unsure |= timestamps.unsure
@@ -114,15 +123,15 @@ class ColumnarEncoder:
         unsure |= data.unsure | user.unsure
         tenant = orjson.dumps(self.rows.tenant).decode()
         wire = pc.binary_join_element_wise(
-            '{"id":',
+            '{"id":"',
             ids,
-            ',"timestamp":',
+            '","timestamp":',
             timestamps.text,
-            ',"type":',
+            ',"type":"',
             texts["type"],
-            ',"source":',
+            '","source":"',
             texts["source"],
-            ',"data":',
+            '","data":',
             data.text,
             f',"tenant":{tenant},"received_at":{received_ms},"schema_version":{SCHEMA_VERSION}}}',
             "",
@@ -135,11 +144,14 @@ class ColumnarEncoder:
         """A name (type, source, id) as JSON; unsure unless surely not blank, short enough, clean."""
         if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
             raise _Unsupported
-        bad = pc.or_(pc.match_substring_regex(array, _UNSAFE), pc.match_substring_regex(array, _CONTROL))
-        bad = pc.or_(bad, pc.invert(pc.match_substring_regex(array, _GRAPHIC)))
-        bad = pc.or_(bad, pc.greater(pc.utf8_length(array), most))
-        unsure = _fill(bad, False) | (_nulls(array) if required else False)
-        return _Value(pc.binary_join_element_wise('"', array.cast(pa.string()), '"', ""), unsure)
+        array = array.cast(pa.string())
+        codes, offsets = _bytes(array)
+        unsure = _rows_with(codes, offsets, _JSON_UNSAFE) | _rows_with_control(codes, offsets)
+        unsure |= ~_rows_with(codes, offsets, _GRAPHIC)
+        unsure |= _fill(pc.greater(pc.utf8_length(array), most), False)
+        if required:
+            unsure |= _nulls(array)
+        return _Value(array, unsure)
 
     def _timestamps(self, array: pa.Array | None, received_ms: int) -> _Value:
         if array is None or not pa.types.is_integer(array.type):
@@ -190,8 +202,10 @@ class ColumnarEncoder:
             return _Value(pc.fill_null(text, ""), _fill(pc.greater(pc.utf8_length(text), self._max_user), False))
         if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
             return _Value(pa.array([""] * n), ~_nulls(array))  # another type: the general path refuses it
-        bad = pc.or_(pc.match_substring_regex(array, _CONTROL), pc.greater(pc.utf8_length(array), self._max_user))
-        return _Value(pc.fill_null(array.cast(pa.string()), ""), _fill(bad, False))
+        array = array.cast(pa.string())
+        codes, offsets = _bytes(array)
+        unsure = _rows_with_control(codes, offsets) | _fill(pc.greater(pc.utf8_length(array), self._max_user), False)
+        return _Value(pc.fill_null(array, ""), unsure)
 
     @staticmethod
     def _latency_unsure(array: pa.Array | None, n: int) -> np.ndarray:
@@ -211,13 +225,20 @@ _TOP = ENVELOPE | {"data"}
 def _object(fields: list[tuple[str, pa.Array]], n: int) -> tuple[pa.Array, np.ndarray]:
     """A JSON object per row of ``fields`` (key, values), a null value left out; and the unsure rows."""
     unsure = np.zeros(n, dtype=bool)
-    parts: list[Any] = []
-    for key, array in fields:
-        value = _json(array)
+    values = [(orjson.dumps(key).decode(), _json(array)) for key, array in fields]
+    for _, value in values:
         unsure |= value.unsure
-        parts.append(pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", value.text, ""))
-    if not parts:
+    if not values:
         return pa.array(["{}"] * n), unsure
+    if all(value.text.null_count == 0 for _, value in values):  # every field present: one join
+        parts: list[Any] = []
+        literal = "{"
+        for key, value in values:
+            literal += ("," if parts or literal != "{" else "") + key + ":" + ('"' if value.quote else "")
+            parts += [literal, value.text]
+            literal = '"' if value.quote else ""
+        return pc.binary_join_element_wise(*parts, literal + "}", ""), unsure
+    parts = [pc.binary_join_element_wise("," + key + ":", value.quoted(), "") for key, value in values]
     joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
     inner = pc.utf8_slice_codeunits(joined, 1)  # drop the first field's comma
     return pc.binary_join_element_wise("{", inner, "}", ""), unsure
@@ -229,8 +250,8 @@ def _json(array: pa.Array) -> _Value:
     n = len(array)
     none = np.zeros(n, dtype=bool)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        unsure = _fill(pc.match_substring_regex(array, _UNSAFE), False)
-        return _Value(pc.binary_join_element_wise('"', array.cast(pa.string()), '"', ""), unsure)
+        array = array.cast(pa.string())
+        return _Value(array, _rows_with(*_bytes(array), _JSON_UNSAFE), quote=True)
     if pa.types.is_integer(kind):
         return _Value(array.cast(pa.string()), none)
     if pa.types.is_boolean(kind):
@@ -294,6 +315,34 @@ def _depth(kind: pa.DataType) -> int:
     if pa.types.is_map(kind):
         return 1 + max(_depth(kind.key_type), _depth(kind.item_type))
     return 0
+
+
+def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's UTF-8 bytes (from its first value's) and its value offsets into them."""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    codes = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return codes[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _rows_with(codes: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per row, whether its bytes hold one ``table`` marks (one pass over all the bytes)."""
+    marked = table[codes]
+    if not marked.any():
+        return np.zeros(len(offsets) - 1, dtype=bool)
+    counts = np.concatenate(([0], np.cumsum(marked, dtype=np.int64)))
+    return counts[offsets[1:]] > counts[offsets[:-1]]
+
+
+def _rows_with_control(codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per row, whether it holds a control character: a C0 or DEL byte, or a C1 one (0xC2 0x80..0x9F)."""
+    found = _rows_with(codes, offsets, _CONTROL)
+    leads = np.flatnonzero(codes[:-1] == _C1_LEAD)
+    if len(leads):
+        follow = codes[leads + 1]
+        at = leads[(follow >= _C1_RANGE[0]) & (follow <= _C1_RANGE[1])]
+        found[np.searchsorted(offsets, at, side="right") - 1] = True
+    return found
 
 
 def _nulls(array: pa.Array) -> np.ndarray:

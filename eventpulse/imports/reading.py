@@ -81,7 +81,8 @@ def _parquet_batches(file: ImportFile, chunk_rows: int, skip: int) -> Iterator[p
     """Record batches from row ``skip`` on: whole row groups before it are not read."""
     with file.filesystem.open_input_file(file.path) as src:
         parquet = pq.ParquetFile(src)
-        groups, before = [], 0
+        groups: list[int] = []
+        before = 0
         for index in range(parquet.num_row_groups):
             rows = parquet.metadata.row_group(index).num_rows
             if not groups and before + rows <= skip:

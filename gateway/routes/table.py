@@ -30,8 +30,9 @@ METRICS_QUERY = RouteSpec("/api/metrics/query", "GET")
 STREAM_WEBSOCKET = RouteSpec("/ws/events", "WEBSOCKET", documented=False)  # OpenAPI 3.0 has no websockets
 INGEST_WEBSOCKET = RouteSpec("/ws/ingest", "WEBSOCKET", documented=False)  # protocol: gateway/ws_ingest.py
 WEBHOOKS = RouteSpec("/api/webhooks/{source}", "POST")  # signed by the source's secret, not an API key
+IMPORT = RouteSpec("/api/import", "POST")  # a file streamed to disk, then imported (gateway/imports.py)
 
-INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
+INGEST_ROUTES = (EVENTS, EVENTS_BATCH, IMPORT)
 """Answered by the raw ASGI handlers (`gateway.handlers`), not by Starlette."""
 
 ROUTES: tuple[RouteSpec, ...] = (

@@ -1,6 +1,5 @@
 """The columnar path gives exactly the messages and refusals of the general path, on generated tables."""
 
-import math
 import time
 
 import pyarrow as pa
@@ -60,7 +59,7 @@ _data = st.fixed_dictionaries(
 @st.composite
 def tables(draw: st.DrawFn) -> pa.Table:
     rows = draw(st.integers(1, 12))
-    names = ["type", "source", "timestamp"] + draw(st.lists(st.sampled_from(sorted(_COLUMNS)), max_size=6))
+    names = ["type", "source", "timestamp", *draw(st.lists(st.sampled_from(sorted(_COLUMNS)), max_size=6))]
     columns: dict[str, pa.Array] = {}
     for name in dict.fromkeys(names):
         kind, values = _COLUMNS[name]
@@ -95,9 +94,8 @@ def test_the_columnar_path_agrees_with_the_general_one(table: pa.Table, first: i
 def test_common_tables_take_the_columnar_path_whole() -> None:
     """Generated flat and nested tables: every row is settled column by column, none by the general path."""
     now = time.time_ns() // 1_000_000
-    rows, columnar = _encoders()
     columnar = ColumnarEncoder(RowEncoder(SubmittedEventParser(EventValidator(EventLimits())), "acme", 1 << 16))
     for shape in ("flat", "nested"):
         table = event_table(2000, now, shape=shape)  # type: ignore[arg-type]
         _, _, unsure = columnar._encode(table, 0, "f1", now)
-        assert not unsure.any() and not math.isnan(float(unsure.sum()))
+        assert not unsure.any()
