@@ -42,16 +42,9 @@ def import_files(
     """
     settings = Settings()
     columns = parse_mapping(mapping)
-    s3 = settings.orchestration
     files = []
     for target in targets:
-        filesystem, path = filesystem_of(
-            target,
-            s3_endpoint_url=s3.s3_endpoint_url,
-            s3_access_key_id=s3.s3_access_key_id,
-            s3_secret=s3.s3_secret_access_key.get_secret_value(),
-            s3_region=s3.s3_region,
-        )
+        filesystem, path = filesystem_of(target, settings.orchestration)
         files += list_files(filesystem, path, target)
     if not files:
         raise click.ClickException("no import files found (.ndjson/.jsonl[.gz|.zst], .csv[.gz|.zst], .parquet)")

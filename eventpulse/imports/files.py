@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from pyarrow import fs as pafs
 
+from eventpulse.config.orchestration import OrchestrationSettings
+
 _EDGE = 1 << 20  # bytes hashed at each end of a file
 
 
@@ -65,29 +67,26 @@ def format_of(name: str) -> tuple[Format, str | None] | None:
     return found, compression
 
 
-def filesystem_of(
-    target: str,
-    *,
-    s3_endpoint_url: str = "",
-    s3_access_key_id: str = "",
-    s3_secret: str = "",
-    s3_region: str = "us-east-1",
-) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path inside it that ``target`` (a local path or ``s3://bucket/key``) names."""
+def filesystem_of(target: str, s3: OrchestrationSettings | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the path inside it that ``target`` (a local path or ``s3://bucket/key``) names.
+
+    S3 is reached with the object-store settings the archive uses (``EVENTPULSE_ORCHESTRATION_S3_*``).
+    """
     parts = urlsplit(target)
     if parts.scheme == "s3":
-        endpoint = urlsplit(s3_endpoint_url) if s3_endpoint_url else None
+        s3 = s3 or OrchestrationSettings()
+        endpoint = urlsplit(s3.s3_endpoint_url) if s3.s3_endpoint_url else None
         filesystem = pafs.S3FileSystem(
-            access_key=s3_access_key_id or None,
-            secret_key=s3_secret or None,
-            region=s3_region,
+            access_key=s3.s3_access_key_id or None,
+            secret_key=s3.s3_secret_access_key.get_secret_value() or None,
+            region=s3.s3_region,
             endpoint_override=endpoint.netloc if endpoint else None,
             scheme=endpoint.scheme if endpoint else "https",
             allow_bucket_creation=False,
         )
         return filesystem, f"{parts.netloc}{parts.path}".rstrip("/")
     if parts.scheme not in ("", "file"):
-        raise ValueError(f"import from a local path or s3://bucket/prefix, got {target!r}")
+        raise ValueError(f"expected a local path or s3://bucket/prefix, got {target!r}")
     local = Path(parts.path if parts.scheme == "file" else target).expanduser().resolve()
     return pafs.LocalFileSystem(), local.as_posix()
 
