@@ -51,6 +51,7 @@ SCOPES = ("ingest", "stream", "read", "admin")
 SCOPE_OF = {
     table.EVENTS: "ingest",
     table.EVENTS_BATCH: "ingest",
+    table.IMPORT: "ingest",
     table.STREAM_SSE: "stream",
     table.STREAM_WEBSOCKET: "stream",
     table.INGEST_WEBSOCKET: "ingest",
