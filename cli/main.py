@@ -20,6 +20,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli.audit", "audit"),
     ("cli.users", "users"),
     ("cli.access", "access"),
+    ("cli.imports", "import_files"),
 )
 
 

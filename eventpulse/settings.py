@@ -20,6 +20,7 @@ from eventpulse.config.broker import BrokerSettings
 from eventpulse.config.dashboard import DashboardSettings
 from eventpulse.config.events import EventLimits
 from eventpulse.config.gateway import GatewaySettings
+from eventpulse.config.imports import ImportSettings
 from eventpulse.config.orchestration import OrchestrationSettings
 from eventpulse.config.redis import RedisSettings
 from eventpulse.config.schemas import SchemaRegistrySettings
@@ -47,6 +48,7 @@ class Settings(Section):
     access: AccessSettings = Field(default_factory=AccessSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schemas: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
 
     @model_validator(mode="after")
     def _local_credentials(self) -> Self:
@@ -63,6 +65,10 @@ class Settings(Section):
     def webhook_key_file(self) -> Path:
         """The file with the key(s) that encrypt webhook secrets when ``EVENTPULSE_WEBHOOKS_SECRETS_KEY`` is unset."""
         return self.webhooks.secrets_key_file or self.data_dir / "webhook.key"
+
+    def import_checkpoint_dir(self) -> Path:
+        """Where `eventpulse import` keeps its per-file checkpoints."""
+        return self.imports.checkpoint_dir or self.data_dir / "import-checkpoints"
 
     def broker_store_path(self) -> Path:
         """The directory the local broker's object store (s3rver) keeps its objects in."""

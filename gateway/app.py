@@ -22,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from eventpulse.settings import Settings
 from gateway.handlers import IngestHandlers
+from gateway.imports import ImportUpload
 from gateway.logs import configure_logging
 from gateway.middleware import RequestContext
 from gateway.openapi import build_openapi
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         lifespan=lifespan,
     )
     fallback.state.services = services
-    hot = ingest.routes()
+    hot = {**ingest.routes(), table.IMPORT.path: ImportUpload(services).handle}
     app: Any = RequestContext(fallback, services.metrics, gw.log_requests, hot)
     if gw.cors_origins:
         app = CORSMiddleware(

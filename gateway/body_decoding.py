@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from eventpulse.events import Rejection, RejectReason, ValidEvent
+from eventpulse.events.encoding import encode_checked
 from eventpulse.events.submitted import SubmittedEventParser
 from eventpulse.events.validation import decode_rejection
 
@@ -185,21 +186,6 @@ def check_one(
     if isinstance(outcome, Rejection):
         return outcome
     return result, outcome  # type: ignore[return-value]
-
-
-def encode_checked(result: ValidEvent | Rejection, max_event_bytes: int) -> bytes | Rejection:
-    """The wire value of a validated event, or why it cannot be sent (a rejection passes through)."""
-    if isinstance(result, Rejection):
-        return result
-    try:
-        wire = result.to_wire()
-    except TypeError as exc:  # orjson decodes 1,024 levels of nesting but encodes only 255
-        return Rejection(RejectReason.INVALID_VALUE, "data", f"event cannot be encoded as JSON: {exc}")
-    if len(wire) > max_event_bytes:
-        return Rejection(
-            RejectReason.PAYLOAD_TOO_LARGE, None, f"event is {len(wire)} bytes, the limit is {max_event_bytes}"
-        )
-    return wire
 
 
 def payload_text(sent: Any, limit: int = 64 * 1024) -> str:

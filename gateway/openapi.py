@@ -29,6 +29,7 @@ def build_openapi(settings: GatewaySettings, limits: EventLimits) -> dict[str, A
     structs = [
         schemas.EventAccepted,
         schemas.BatchResult,
+        schemas.ImportResult,
         schemas.ErrorBody,
         schemas.Unavailable,
         schemas.Liveness,

@@ -354,6 +354,37 @@ def register_schema(settings: GatewaySettings) -> dict[str, Any]:
     }
 
 
+def upload_import(settings: GatewaySettings) -> dict[str, Any]:
+    """``POST /api/import`` (`gateway.imports`)."""
+    files = {
+        media: {"schema": {"type": "string", "format": "binary"}}
+        for media in ("application/x-ndjson", "text/csv", "application/vnd.apache.parquet")
+    }
+    return {
+        "summary": "Import a file of events (NDJSON, CSV or Parquet)",
+        "description": "The body is the file, streamed (at most `EVENTPULSE_IMPORT_MAX_UPLOAD_BYTES`; NDJSON and CSV"
+        " may be sent with `Content-Encoding: gzip` or `zstd`). Its rows are validated as a batch's events are,"
+        " under the key's tenant; a CSV or Parquet column is the event field of its name (`id`, `timestamp`,"
+        " `type`, `source`, `schema_version`, a `data` struct), any other column a field of `data`. Rows without"
+        " an id are named `<file>-<row>` (`file` in the answer), so uploading the same file again produces the"
+        " same ids and the warehouse keeps each event once. Refused rows are dead letters (stage `import`).",
+        "operationId": "importFile",
+        "requestBody": {"required": True, "content": files},
+        "responses": {
+            "200": _answer("Every accepted row was acknowledged by the broker.", "ImportResult"),
+            "400": _answer("The file cannot be read as its content type says.", "ErrorBody"),
+            **_common("ingest"),
+            "413": _answer("The body is larger than `EVENTPULSE_IMPORT_MAX_UPLOAD_BYTES`.", "ErrorBody"),
+            "415": _answer("Another content type, or a compressed Parquet body.", "ErrorBody"),
+            "503": _answer(
+                "The broker did not acknowledge every row: upload the file again (same ids).",
+                "Unavailable",
+                RETRY_AFTER,
+            ),
+        },
+    }
+
+
 def check_schema(settings: GatewaySettings) -> dict[str, Any]:
     return {
         "summary": "Whether a schema could be registered now (nothing is stored)",
@@ -392,6 +423,7 @@ OPERATIONS: dict[RouteSpec, Callable[[GatewaySettings], dict[str, Any]]] = {
     table.SCHEMAS_REGISTER: register_schema,
     table.SCHEMAS_CHECK: check_schema,
     table.SCHEMAS_MODE: set_schema_mode,
+    table.IMPORT: upload_import,
 }
 """The operation of every documented route of `table.ROUTES`."""
 

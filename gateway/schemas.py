@@ -39,6 +39,15 @@ class BatchResult(msgspec.Struct):
     errors: list[EventError]
 
 
+class ImportResult(msgspec.Struct):
+    """``POST /api/import``: what became of an uploaded file's rows (the refused ones are dead letters)."""
+
+    file: str  # the file's identity: rows without an id are named "<file>-<row>"
+    rows: int
+    accepted: int
+    rejected: int
+
+
 class ErrorBody(msgspec.Struct):
     """Any refused request. ``errors`` lists per-event problems when there are some."""
 

@@ -11,6 +11,7 @@ import dagster as dg
 
 from orchestration.assets.aggregates import window_aggregates_batch
 from orchestration.assets.archive import events_archive
+from orchestration.assets.imports import imported_file
 from orchestration.assets.replay import events_replay
 from orchestration.assets.retention import raw_events_retention
 from orchestration.assets.rollups import rollup_daily, rollup_hourly
@@ -21,12 +22,14 @@ from orchestration.resources import (
     AlertingResource,
     ArchiveResource,
     BrokerResource,
+    ImportResource,
     PlatformResource,
     WarehouseResource,
 )
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors.alerts import alert_rules_sensor
 from orchestration.sensors.consumer_lag import consumer_lag_sensor
+from orchestration.sensors.imports import import_files_sensor, import_job
 from orchestration.sensors.late_events import late_events_sensor
 from orchestration.sensors.run_audit import RUN_AUDIT_SENSORS
 
@@ -45,6 +48,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
             s3_secret_access_key=_env_secret("EVENTPULSE_ORCHESTRATION_S3_SECRET_ACCESS_KEY"),
         ),
         "alerting": AlertingResource(),
+        "imports": ImportResource(),
         "platform": PlatformResource(),
     }
 
@@ -58,6 +62,7 @@ ASSETS: list[dg.AssetSpec | dg.AssetsDefinition] = [
     events_archive,
     raw_events_retention,
     events_replay,
+    imported_file,
 ]
 
 
@@ -66,8 +71,8 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=STREAM_HEALTH_CHECKS,
-        jobs=JOBS,
+        jobs=[*JOBS, import_job],
         schedules=SCHEDULES,
-        sensors=[late_events_sensor, consumer_lag_sensor, alert_rules_sensor, *RUN_AUDIT_SENSORS],
+        sensors=[late_events_sensor, consumer_lag_sensor, alert_rules_sensor, import_files_sensor, *RUN_AUDIT_SENSORS],
         resources=resources(),
     )

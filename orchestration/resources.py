@@ -12,14 +12,17 @@ from typing import Any
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import AdminClient
+from pyarrow import fs as pafs
 from pydantic import Field
 
 from eventpulse.aggregation.spec import WindowSpec, window_specs
 from eventpulse.alert_rules import rules_path
 from eventpulse.broker import admin as broker_admin
 from eventpulse.config.broker import BrokerSettings
+from eventpulse.config.imports import ImportSettings
 from eventpulse.config.orchestration import OrchestrationSettings
 from eventpulse.config.warehouse import WarehouseSettings
+from eventpulse.imports.files import filesystem_of
 from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from orchestration.archive.store import ArchiveStore, open_store
@@ -112,6 +115,10 @@ class ArchiveResource(dg.ConfigurableResource):
             )
         )
 
+    def filesystem(self, url: str) -> tuple[pafs.FileSystem, str]:
+        """The filesystem and path of ``url`` (``s3://`` with this store's endpoint and keys, or a local path)."""
+        return filesystem_of(url, self.settings())
+
     def store(self) -> ArchiveStore:
         settings = self.settings()
         data_dir = Path(self.data_dir) if self.data_dir else Settings().data_dir
@@ -166,3 +173,14 @@ class AlertingResource(dg.ConfigurableResource):
         """The rules file: the configured one, else ``<data_dir>/alert_rules.yaml`` (the defaults until it exists)."""
         data_dir = Path(self.data_dir) if self.data_dir else Settings().data_dir
         return rules_path(self.settings().alert_rules_path, data_dir)
+
+
+class ImportResource(dg.ConfigurableResource):
+    """Where files to import arrive (an S3 prefix, read with the archive's object-store settings) and the tenant."""
+
+    url: str | None = Field(default=None, description="Overrides EVENTPULSE_IMPORT_S3_URL (s3://bucket/prefix).")
+    tenant: str | None = Field(default=None, description="Overrides EVENTPULSE_IMPORT_TENANT.")
+    checkpoint_dir: str | None = Field(default=None, description="Overrides EVENTPULSE_IMPORT_CHECKPOINT_DIR.")
+
+    def settings(self) -> ImportSettings:
+        return ImportSettings(**_overrides(s3_url=self.url, tenant=self.tenant, checkpoint_dir=self.checkpoint_dir))

@@ -34,8 +34,9 @@ SCHEMAS_LIST = RouteSpec("/api/schemas", "GET")  # the schema registry: keys wit
 SCHEMAS_REGISTER = RouteSpec("/api/schemas/register", "POST")
 SCHEMAS_CHECK = RouteSpec("/api/schemas/check", "POST")
 SCHEMAS_MODE = RouteSpec("/api/schemas/mode", "PUT")
+IMPORT = RouteSpec("/api/import", "POST")  # a file streamed to disk, then imported (gateway/imports.py)
 
-INGEST_ROUTES = (EVENTS, EVENTS_BATCH)
+INGEST_ROUTES = (EVENTS, EVENTS_BATCH, IMPORT)
 """Answered by the raw ASGI handlers (`gateway.handlers`), not by Starlette."""
 
 ROUTES: tuple[RouteSpec, ...] = (

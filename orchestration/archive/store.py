@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from eventpulse.config.orchestration import OrchestrationSettings
+from eventpulse.imports.files import filesystem_of
 
 
 @dataclass(frozen=True)
@@ -86,22 +87,7 @@ class ArchiveStore:
 def open_store(settings: OrchestrationSettings, default_root: Path) -> ArchiveStore:
     """The store ``settings.archive_url`` names: ``s3://bucket/prefix`` or a local path (default ``default_root``)."""
     url = settings.archive_url or str(default_root)
-    parts = urlsplit(url)
-    if parts.scheme == "s3":
-        endpoint = urlsplit(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
-        secret = settings.s3_secret_access_key.get_secret_value()
-        filesystem = pafs.S3FileSystem(
-            access_key=settings.s3_access_key_id or None,
-            secret_key=secret or None,
-            region=settings.s3_region,
-            endpoint_override=endpoint.netloc if endpoint else None,
-            scheme=endpoint.scheme if endpoint else "https",
-            allow_bucket_creation=False,
-        )
-        root = f"{parts.netloc}{parts.path}".rstrip("/")
-        return ArchiveStore(filesystem, root, url)
-    if parts.scheme not in ("", "file"):
-        raise ValueError(f"archive URL must be a local path or s3://bucket/prefix, got {url!r}")
-    local = Path(parts.path if parts.scheme == "file" else url).expanduser().resolve()
-    local.mkdir(parents=True, exist_ok=True)
-    return ArchiveStore(pafs.LocalFileSystem(), local.as_posix(), url)
+    filesystem, root = filesystem_of(url, settings)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        Path(root).mkdir(parents=True, exist_ok=True)
+    return ArchiveStore(filesystem, root, url)

@@ -48,7 +48,7 @@ def test_api_conforms_to_its_schema(gateway, make_key):
     schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [op for op in operations if op.path != "/api/stream"]
-    assert len(operations) == 13
+    assert len(operations) == 14
     for operation in operations:
 
         @given(case=operation.as_strategy())

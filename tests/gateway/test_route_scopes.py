@@ -52,6 +52,7 @@ SCOPES = ("ingest", "stream", "read", "schemas", "admin")
 SCOPE_OF = {
     table.EVENTS: "ingest",
     table.EVENTS_BATCH: "ingest",
+    table.IMPORT: "ingest",
     table.STREAM_SSE: "stream",
     table.STREAM_WEBSOCKET: "stream",
     table.INGEST_WEBSOCKET: "ingest",

@@ -26,6 +26,7 @@ def test_definitions_load_and_everything_has_a_description():
         "events_archive",
         "raw_events_retention",
         "events_replay",
+        "imported_file",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"asset {key} has no description"
@@ -49,6 +50,7 @@ def test_definitions_load_and_everything_has_a_description():
         "late_events_sensor",
         "consumer_lag_sensor",
         "alert_rules_sensor",
+        "import_files_sensor",
         "audit_run_started",
         "audit_run_succeeded",
         "audit_run_failed",
