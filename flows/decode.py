@@ -2,7 +2,9 @@
 
 Every message goes through the shared validation (`validate_wire_batch`: the gateway's rules,
 straight into columns); an event without an id gets ``topic:partition:offset``, so a replay names
-it the same way. The raw events become one Arrow table that is both what the sink inserts and,
+it the same way; one without ``received_at`` (another producer's) is judged against its broker
+timestamp. The tenant is the message key's (`eventpulse.events.validation.message_tenant`), for
+events and dead letters alike. The raw events become one Arrow table that is both what the sink inserts and,
 without copying, the polars frame the windows read.
 """
 
@@ -103,12 +105,6 @@ def warm_up() -> None:
     pa.array([], pa.string())
 
 
-def _tenant_of(key: bytes | None) -> str:
-    if not key:
-        return ""
-    return key.decode(errors="replace").split(":", 1)[0][:128]
-
-
 def decode_batches(validator: EventValidator, batches: list[SourceBatch], payload_limit: int) -> DecodedBatch:
     """Validate every message of ``batches`` (one topic, any partitions) in one pass.
 
@@ -132,7 +128,9 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
         keys = [k for b in batches for k in b.keys]
         values = [v for b in batches for v in b.values]
         stamps = [t for b in batches for t in b.broker_ts]
-    valid = validate_wire_batch(validator, values, lambda i: f"{topic}:{partitions[i]}:{offsets[i]}")
+    valid = validate_wire_batch(
+        validator, values, lambda i: f"{topic}:{partitions[i]}:{offsets[i]}", keys=keys, broker_ts=stamps
+    )
     dead_rows: list[tuple[Any, ...]] = []
     dead_payloads: list[tuple[bytes | None, bytes]] = []
     now_ms = time.time_ns() // 1_000_000
@@ -146,7 +144,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
         dead_rows.append(
             (
                 ident,
-                _tenant_of(key),
+                validator.dead_letter_tenant(key, value),  # the tenant rule of the events (`message_tenant`)
                 "flow",
                 rejection.reason.value,
                 rejection.field or "",
