@@ -98,9 +98,10 @@ def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
 def warm_up() -> None:
     """Pay pyarrow's one-time cost of its first Python-to-Arrow conversion before any message.
 
-    The first ``pa.array`` call imports pandas (pyarrow checks its inputs for pandas objects):
-    1-2 s of CPU that would otherwise delay the first micro-batch and count against the flow's
-    first seconds of processing. Called while the flow is built, with the rest of start-up.
+    The first ``pa.array`` call asks whether pandas is installed (pyarrow checks its inputs for
+    pandas objects); in the flow's own process pandas is kept out (`flows.no_pandas`), elsewhere it
+    is imported here, 1-2 s of CPU that would otherwise delay the first micro-batch. Called while
+    the flow is built, with the rest of start-up.
     """
     pa.array([], pa.string())
 
@@ -172,7 +173,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     assert isinstance(events, pl.DataFrame)  # a table converts to a frame (typed as frame or series)
     return DecodedBatch(
         topic=topic,
-        progress=_progress(batches, frame["ts"].to_numpy(), frame["partition"].to_numpy()),
+        progress=_progress(batches, events["ts"].to_numpy(), events["partition"].to_numpy()),  # not via pandas
         raw_events=raw,
         dead_letters=pa.Table.from_arrays(
             [_array(c, f.type) for c, f in zip(zip(*dead_rows, strict=True), DEAD_LETTER_SCHEMA, strict=True)],
