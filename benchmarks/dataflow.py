@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/dataflow.py            # 1,000,000 events, 4 partitions
     .venv/bin/python benchmarks/dataflow.py --events 200000 --steady-seconds 10
+    .venv/bin/python benchmarks/dataflow.py --skip-b --producer other --users-per-tenant 5000 --event-seconds 10
 
 Starts its own Tansu broker and warehouse server on free ports, produces N generated events
 (20 tenants, 10 types, 5 sources, ~1 % invalid), then drains the same topic three ways:
@@ -19,6 +20,7 @@ and reads processing latency and freshness percentiles from ``pipeline_metrics``
 """
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -38,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from devstack.ports import free_port, wait_for_http, wait_for_port  # noqa: E402
 from devstack.traffic.broker_sender import send_to_topic  # noqa: E402
-from devstack.traffic.generator import EventFactory, TrafficProfile  # noqa: E402
+from devstack.traffic.generator import EventFactory, GeneratedMessage, TrafficProfile  # noqa: E402
 from eventpulse.access.credentials import users_file_for  # noqa: E402
 from eventpulse.broker.admin import producer_config  # noqa: E402
 from eventpulse.config.broker import BrokerSettings  # noqa: E402
@@ -294,6 +296,16 @@ def _steady(broker: BrokerSettings, warehouse: WarehouseSettings, rate: int, sec
     return {metric: (median, worst) for metric, median, worst in rows}
 
 
+def other_producer(message: GeneratedMessage) -> GeneratedMessage:
+    """A valid message as another producer writes the seed format: ``tenant`` in the body, fields in
+    another order, no ``received_at`` or ``schema_version`` (the broker timestamp stands in)."""
+    if not message.valid or message.event is None:
+        return message
+    event = message.event
+    doc = {k: event[k] for k in ("tenant", "type", "source", "timestamp", "id", "data")}
+    return dataclasses.replace(message, value=orjson.dumps(doc))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -303,6 +315,15 @@ def main() -> None:
     parser.add_argument(
         "--skip-b", action="store_true", help="leave out baseline B (~9 of the ~12 minutes; ratios to B not printed)"
     )
+    parser.add_argument(
+        "--producer",
+        choices=("gateway", "other"),
+        default="gateway",
+        help="message form: the gateway's exact form, or another producer's seed format (`tenant` in the body, "
+        "no received_at/schema_version, other field order)",
+    )
+    parser.add_argument("--users-per-tenant", type=int, default=PROFILE.users_per_tenant)
+    parser.add_argument("--event-seconds", type=float, default=None, help="event time the events span (default 50 s/M)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eventpulse-bench-"))
     bport, wport = free_port(), free_port()
@@ -349,11 +370,14 @@ def main() -> None:
         )
         migrate(warehouse)
 
-        factory = EventFactory(PROFILE, seed=1)
+        factory = EventFactory(dataclasses.replace(PROFILE, users_per_tenant=args.users_per_tenant), seed=1)
         start_ms = int(time.time() * 1000) - 3_600_000
+        rate = 20_000 if args.event_seconds is None else args.events / args.event_seconds
         messages = list(
-            tqdm(factory.messages(args.events, start_ms, rate_per_s=20_000), total=args.events, desc="generate")
+            tqdm(factory.messages(args.events, start_ms, rate_per_s=rate), total=args.events, desc="generate")
         )
+        if args.producer == "other":
+            messages = [other_producer(m) for m in messages]
         size = sum(len(m.value) for m in messages) / len(messages)
         valid = sum(m.valid for m in messages)
         _produce(bootstrap, topic, messages, args.events, "produce")
@@ -387,6 +411,7 @@ def main() -> None:
 
     print()
     print(f"{args.events:,} events of {size:.0f} B on average, {args.partitions} partitions, {os.cpu_count()} cores")
+    print(f"producer form: {args.producer}, {args.users_per_tenant:,} users per tenant, event rate {rate:,.0f}/s")
     ours, ours_net = valid / ours_took, valid / max(ours_took - ours_fixed, 1e-9)
     print(f"{'run':<34}{'seconds':>9}{'start-up':>10}{'events/s':>12}{'net ev/s':>12}")
     print(f"{'A  bare consumer + orjson':<34}{args.events / a:>9.2f}{'-':>10}{a:>12,.0f}{a:>12,.0f}")

@@ -36,6 +36,7 @@ from eventpulse.settings import Settings
 from eventpulse.warehouse.client import create_client
 from flows.decode import DecodedBatch, decode_batches, warm_up
 from flows.metrics import PipelineMetrics
+from flows.no_pandas import keep_pandas_out
 from flows.placement import ProcessPlace, this_process
 from flows.seeding import WarehouseSeedReader
 from flows.sinks import TopicSink, WarehouseSink
@@ -270,6 +271,7 @@ def _late_token(e: Emission) -> str:
 def __getattr__(name: str) -> Dataflow:
     """``flows.dataflow:flow`` for ``python -m bytewax.run``: built from `Settings()` on first use."""
     if name == "flow":
+        keep_pandas_out()  # the flow's own process: start-up without pandas (flows.no_pandas)
         value = get_flow()
         globals()["flow"] = value
         return value

@@ -2,7 +2,9 @@
 
 Every message goes through the shared validation (`validate_wire_batch`: the gateway's rules,
 straight into columns); an event without an id gets ``topic:partition:offset``, so a replay names
-it the same way. The raw events become one Arrow table that is both what the sink inserts and,
+it the same way; one without ``received_at`` (another producer's) is judged against its broker
+timestamp. The tenant is the message key's (`eventpulse.events.validation.message_tenant`), for
+events and dead letters alike. The raw events become one Arrow table that is both what the sink inserts and,
 without copying, the polars frame the windows read.
 """
 
@@ -96,17 +98,12 @@ def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
 def warm_up() -> None:
     """Pay pyarrow's one-time cost of its first Python-to-Arrow conversion before any message.
 
-    The first ``pa.array`` call imports pandas (pyarrow checks its inputs for pandas objects):
-    1-2 s of CPU that would otherwise delay the first micro-batch and count against the flow's
-    first seconds of processing. Called while the flow is built, with the rest of start-up.
+    The first ``pa.array`` call asks whether pandas is installed (pyarrow checks its inputs for
+    pandas objects); in the flow's own process pandas is kept out (`flows.no_pandas`), elsewhere it
+    is imported here, 1-2 s of CPU that would otherwise delay the first micro-batch. Called while
+    the flow is built, with the rest of start-up.
     """
     pa.array([], pa.string())
-
-
-def _tenant_of(key: bytes | None) -> str:
-    if not key:
-        return ""
-    return key.decode(errors="replace").split(":", 1)[0][:128]
 
 
 def decode_batches(validator: EventValidator, batches: list[SourceBatch], payload_limit: int) -> DecodedBatch:
@@ -132,7 +129,9 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
         keys = [k for b in batches for k in b.keys]
         values = [v for b in batches for v in b.values]
         stamps = [t for b in batches for t in b.broker_ts]
-    valid = validate_wire_batch(validator, values, lambda i: f"{topic}:{partitions[i]}:{offsets[i]}")
+    valid = validate_wire_batch(
+        validator, values, lambda i: f"{topic}:{partitions[i]}:{offsets[i]}", keys=keys, broker_ts=stamps
+    )
     dead_rows: list[tuple[Any, ...]] = []
     dead_payloads: list[tuple[bytes | None, bytes]] = []
     now_ms = time.time_ns() // 1_000_000
@@ -146,7 +145,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
         dead_rows.append(
             (
                 ident,
-                _tenant_of(key),
+                validator.dead_letter_tenant(key, value),  # the tenant rule of the events (`message_tenant`)
                 "flow",
                 rejection.reason.value,
                 rejection.field or "",
@@ -175,7 +174,7 @@ def decode_batches(validator: EventValidator, batches: list[SourceBatch], payloa
     assert isinstance(events, pl.DataFrame)  # a table converts to a frame (typed as frame or series)
     return DecodedBatch(
         topic=topic,
-        progress=_progress(batches, frame["ts"].to_numpy(), frame["partition"].to_numpy()),
+        progress=_progress(batches, events["ts"].to_numpy(), events["partition"].to_numpy()),  # not via pandas
         raw_events=raw,
         dead_letters=pa.Table.from_arrays(
             [_array(c, f.type) for c, f in zip(zip(*dead_rows, strict=True), DEAD_LETTER_SCHEMA, strict=True)],

@@ -17,6 +17,7 @@ class RejectReason(StrEnum):
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     MISSING_TENANT = "missing_tenant"
+    TENANT_MISMATCH = "tenant_mismatch"  # a topic message whose body names another tenant than its key
     # Refusals of a whole request body (the gateway's compressed bodies and webhooks).
     BODY_TOO_LARGE_DECOMPRESSED = "body_too_large_decompressed"  # a decompression bomb (size or ratio bound)
     MALFORMED_ENCODING = "malformed_encoding"  # a compressed body that does not decompress (corrupt, truncated)

@@ -10,6 +10,7 @@ and ids), `decode_rejection` (JSON too deep to read). A fast path only *accepts*
 everything else comes here, so reasons and details have one source.
 """
 
+import contextlib
 import copy
 import functools
 import math
@@ -101,6 +102,58 @@ def holds_control_character(text: str) -> bool:
     return CONTROL_CHARACTERS.search(text) is not None
 
 
+def key_tenant(key: bytes | None) -> str | None:
+    """The tenant a topic message's key names: the text before the first ``:`` of a ``TENANT:USER`` key.
+
+    The gateway keys every message ``tenant:user_id``. A missing key, one without ``:``, one that
+    starts with ``:`` or is not UTF-8 names no tenant.
+    """
+    if not key:
+        return None
+    head, colon, _ = key.partition(b":")
+    if not colon or not head:
+        return None
+    try:
+        return head.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def message_tenant(key: bytes | None, body_tenant: Any) -> str | Rejection:
+    """The tenant of a message written to the topic, by whoever wrote it: the key is authoritative.
+
+    * A key ``TENANT:USER`` names the tenant; a body ``tenant`` (null means absent) must agree with it,
+      i.e. the key must begin with ``<body tenant>:`` (so a tenant holding ``:`` can be named in the
+      body), else the message is refused as ``tenant_mismatch``.
+    * A key that names no tenant (none, or without ``:``) leaves the body's ``tenant`` to name it.
+    * Neither: ``missing_tenant``.
+
+    The same rule files dead letters (`EventValidator.dead_letter_tenant`), and the fast path asks
+    this function too (`eventpulse.events.wire_batch`).
+    """
+    named = key_tenant(key)
+    if body_tenant is None:
+        if named is None:
+            return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant (in its key or body)")
+        return named
+    if named is None:
+        if isinstance(body_tenant, str) and body_tenant:
+            return body_tenant
+        return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant (in its key or body)")
+    if isinstance(body_tenant, str) and key is not None and key.startswith(body_tenant.encode() + b":"):
+        return body_tenant
+    return Rejection(
+        RejectReason.TENANT_MISMATCH,
+        "tenant",
+        f"the body's tenant {str(body_tenant)[:64]!r} is not the tenant the message key names ({named[:64]!r})",
+    )
+
+
+def plausible_receive_time(value: Any) -> TypeGuard[int | float]:
+    """Whether ``value`` may be taken as a receive time (epoch ms from 1970 to 2200, `contract.RECEIVED_AT`)."""
+    return _is_number(value) and _RECEIVED_AT_LOW <= value < _RECEIVED_AT_HIGH
+
+
 def decode_rejection(exc: orjson.JSONDecodeError) -> Rejection:
     """Why a JSON text orjson could not decode is refused.
 
@@ -121,7 +174,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 class EventValidator:
     """Checks events against the explicit `EventLimits`.
 
-    Use `parse_wire` for messages read from the topic (the tenant is in the message) and
+    Use `parse_wire` for messages read from the topic (the tenant is the message's) and
     `parse_object` for events submitted to the gateway (the tenant comes from the API key).
     With ``schemas``, an event whose tenant and type have a registered schema is also checked
     against its latest version (`eventpulse.schemas.registry`): the fast paths check it too and hand
@@ -147,11 +200,22 @@ class EventValidator:
         """The limits this validator applies."""
         return self._limits
 
-    def parse_wire(self, payload: bytes, *, default_id: str | None = None) -> ValidEvent | Rejection:
-        """Validate one message value from the events topic.
+    def parse_wire(
+        self,
+        payload: bytes,
+        *,
+        key: bytes | None = None,
+        broker_ts_ms: int | None = None,
+        default_id: str | None = None,
+    ) -> ValidEvent | Rejection:
+        """Validate one message of the events topic: its value, its ``key`` and its broker timestamp.
 
-        ``default_id`` names an event that arrived without an id deterministically (for example
-        from its topic, partition and offset) so a replay after a crash gives the same id.
+        The tenant is `message_tenant`'s (the key's ``TENANT:USER``, which a body ``tenant`` must agree
+        with). The receive time is the body's ``received_at`` (the gateway's), else the broker's
+        timestamp (``broker_ts_ms``: when the message entered the log, so a replay judges the
+        timestamp the same way), else now. ``default_id`` names an event that arrived without an id
+        deterministically (for example from its topic, partition and offset) so a replay after a
+        crash gives the same id.
         """
         if len(payload) > self._limits.max_event_bytes:
             return Rejection(
@@ -165,13 +229,30 @@ class EventValidator:
             return decode_rejection(exc)
         if not isinstance(obj, dict):
             return Rejection(RejectReason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
-        tenant = obj.get("tenant")
-        if not isinstance(tenant, str) or not tenant:
-            return Rejection(RejectReason.MISSING_TENANT, "tenant", "message carries no tenant")
+        tenant = message_tenant(key, obj.get("tenant"))
+        if isinstance(tenant, Rejection):
+            return tenant
         received_at = obj.get("received_at")
-        plausible = _is_number(received_at) and _RECEIVED_AT_LOW <= received_at < _RECEIVED_AT_HIGH
-        received_at_ms = int(received_at) if plausible and received_at is not None else None
+        if not plausible_receive_time(received_at):
+            received_at = broker_ts_ms if plausible_receive_time(broker_ts_ms) else None
+        received_at_ms = int(received_at) if received_at is not None else None
         return self.parse_object(obj, tenant=tenant, received_at_ms=received_at_ms, default_id=default_id)
+
+    def dead_letter_tenant(self, key: bytes | None, payload: bytes | None) -> str:
+        """The tenant a refused topic message is filed under: `message_tenant`'s rule, as for an event.
+
+        The body's tenant where it agrees with the key (or the key names none), the key's where they
+        disagree (``tenant_mismatch``) or the body cannot be read, "" when neither names one; cut to
+        ``max_name_chars``.
+        """
+        body: Any = None
+        if payload and len(payload) <= self._limits.max_event_bytes:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(payload)
+        tenant = message_tenant(key, body.get("tenant") if isinstance(body, dict) else None)
+        if isinstance(tenant, Rejection):
+            tenant = key_tenant(key) or ""
+        return tenant[: self._limits.max_name_chars]
 
     def parse_object(
         self,

@@ -6,16 +6,19 @@ returns the columns of the ``events`` table directly.
 
 Two ways through, one set of rules:
 
-* the **fast path** takes messages in the exact form the gateway writes (`ValidEvent.to_wire`):
-  exactly the known top-level fields with their JSON types, and ``data`` in ASCII. msgspec checks every rule that
+* the **fast path** takes every valid message in the seed format, whoever wrote it: the gateway's
+  exact form (`ValidEvent.to_wire`) and other producers' alike: fields in any order, ``id``,
+  ``tenant``, ``received_at`` and ``schema_version`` absent or present, other top-level fields (kept
+  as ``extra``, read with orjson as the general path reads them), any UTF-8 in ``data``. msgspec checks every rule that
   needs only the limits (lengths, ranges) as it decodes: the top level message by message (``data``
   kept as raw JSON), then the ``data`` of the whole batch in one call, into a struct of just the
   fields the validator reads. The rest is checked over the whole batch at once, in C loops over the
-  columns and over the ``data`` texts joined into one buffer, not per event in Python: times
-  against ``received_at``, whitespace-only names, names holding a control character
+  columns and over the ``data`` texts joined into one buffer, not per event in Python: the tenant
+  (`eventpulse.events.validation.message_tenant`: the key's, which a body ``tenant`` must agree with),
+  times against the receive time (``received_at``, else the broker's timestamp), whitespace-only names, names holding a control character
   (`eventpulse.events.validation.holds_control_character`, over each column joined), and what msgspec does not check in the JSON it
   skips (`_skipped_json_unsure`). These checks only *accept*: any message they are not sure of
-  goes to
+  (an ISO 8601 ``timestamp``, a missing one, a tenant mismatch, ...) goes to
 * the **general path**, `EventValidator.parse_wire`, which alone decides rejections and reasons.
 
 That both paths agree, field by field, is a Hypothesis property test
@@ -23,6 +26,7 @@ That both paths agree, field by field, is a Hypothesis property test
 """
 
 import bisect
+import dataclasses
 import functools
 import itertools
 import operator
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from operator import sub
 from types import GenericAlias
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import orjson
@@ -42,7 +46,13 @@ from eventpulse.events import contract
 from eventpulse.events.contract import Kind
 from eventpulse.events.model import RAW_EVENT_COLUMNS
 from eventpulse.events.rejections import Rejection
-from eventpulse.events.validation import EventValidator, holds_control_character
+from eventpulse.events.validation import (
+    EventValidator,
+    holds_control_character,
+    key_tenant,
+    message_tenant,
+    plausible_receive_time,
+)
 
 WIRE_COLUMNS: tuple[str, ...] = RAW_EVENT_COLUMNS[:-2]
 """The columns `validate_wire_batch` fills: ``RAW_EVENT_COLUMNS`` without the topic position."""
@@ -68,22 +78,34 @@ def validate_wire_batch(
     validator: EventValidator,
     payloads: Sequence[bytes | None],
     default_id: Callable[[int], str],
+    *,
+    keys: Sequence[bytes | None] | None = None,
+    broker_ts: Sequence[int] | None = None,
 ) -> WireBatch:
-    """Validate every message value of ``payloads``.
+    """Validate every message of ``payloads`` (values), with its key and broker timestamp (ms; <= 0: none).
 
     ``default_id(i)`` names the i-th message when it carries no id (only asked then), so a replay
-    names it the same way.
+    names it the same way. Without ``keys`` no key names a tenant; without ``broker_ts`` a message
+    without ``received_at`` is judged against the time it is validated (`EventValidator.parse_wire`).
     """
     out, general = WireBatch(), []
+    no_keys: list[bytes | None] = [None] * len(payloads) if keys is None else []
+    all_keys = no_keys if keys is None else keys
+    stamps = [0] * len(payloads) if broker_ts is None else broker_ts
     for first in range(0, len(payloads), _CHUNK):
-        index, columns, slow = _fast_path(validator, payloads[first : first + _CHUNK], first)
+        stop = first + _CHUNK
+        chunk = _Chunk(first, payloads[first:stop], all_keys[first:stop], stamps[first:stop], default_id)
+        index, columns, slow = _fast_path(validator, chunk)
         out.index += index
         for name, column in zip(WIRE_COLUMNS, columns, strict=True):
             out.columns[name] += column
         general += slow
     rows: list[tuple[int, tuple[Any, ...]]] = []
     for i in general:
-        result = validator.parse_wire(payloads[i] or b"", default_id=default_id(i))
+        stamp = stamps[i]
+        result = validator.parse_wire(
+            payloads[i] or b"", key=all_keys[i], broker_ts_ms=stamp if stamp > 0 else None, default_id=default_id(i)
+        )
         if isinstance(result, Rejection):
             out.rejections.append((i, result))
         else:
@@ -96,30 +118,44 @@ def validate_wire_batch(
 _CHUNK = 1000  # messages the fast path takes at once: its passes over them stay in the CPU's caches
 
 
-def _fast_path(
-    validator: EventValidator, payloads: Sequence[bytes | None], first: int
-) -> tuple[list[int], tuple[list[Any], ...], list[int]]:
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Messages the fast path takes at once; positions count from ``first``."""
+
+    first: int
+    payloads: Sequence[bytes | None]
+    keys: Sequence[bytes | None]
+    broker_ts: Sequence[int]
+    default_id: Callable[[int], str]
+
+
+def _fast_path(validator: EventValidator, chunk: _Chunk) -> tuple[list[int], tuple[list[Any], ...], list[int]]:
     """The events the fast path accepts (positions, columns), and the positions of all others.
 
-    Positions count from ``first``. Events of a type with a registered schema go to the general path.
+    Events of a type with a registered schema go to the general path when their data fails it.
     """
     limits = validator.limits
     most = limits.max_event_bytes  # a None (a tombstone) or a larger message becomes b"", which fails to decode
-    payloads = [p if p is not None and len(p) <= most else b"" for p in payloads]
+    payloads = [p if p is not None and len(p) <= most else b"" for p in chunk.payloads]
     decoders = _decoders(limits)
+    first = chunk.first
     events, index, general = _decode_each(decoders.event.decode, payloads, first)
+    extras = ["{}"] * len(events)
+    if general:  # other top-level fields (kept as ``extra``), or for the general path
+        general = _decode_with_extras(decoders, payloads, first, general, (events, index, extras))
     if not events:
         return [], tuple([] for _ in WIRE_COLUMNS), general
     raws = [e.data for e in events]
     joined = _Joined(raws)
     datas, unsure = _decode_datas(decoders, joined)
     unsure |= _skipped_json_unsure(joined, limits)
-    tenants, ids, kinds, sources = (
-        [e.tenant for e in events],
-        [e.id for e in events],
-        [e.type for e in events],
-        [e.source for e in events],
-    )
+    tenants = _tenants(chunk, index, [e.tenant for e in events], limits, unsure)
+    ids, kinds, sources = [e.id for e in events], [e.type for e in events], [e.source for e in events]
+    if None in ids:  # named after checking: a default id is not held to the limits
+        named = [i if i is not None else "" for i in ids]
+        ids, missing_ids = named, [k for k, i in enumerate(ids) if i is None]
+    else:
+        missing_ids = []
     user_ids = [d.user_id for d in datas]
     for names in tenants, ids, kinds, sources:  # a name of only whitespace is refused
         if any(map(str.isspace, names)):
@@ -129,12 +165,20 @@ def _fast_path(
             unsure.update(k for k, name in enumerate(names) if name.__class__ is str and holds_control_character(name))
     if validator.schemas is not None and validator.schemas.snapshot.schemas:  # the general path says why
         unsure |= validator.schemas.snapshot.unsure(tenants, kinds, joined.texts)
+    for k in missing_ids:
+        ids[k] = chunk.default_id(index[k])
     timestamps, received = [e.timestamp for e in events], [e.received_at for e in events]
+    if None in received:  # not the gateway's form: the broker's timestamp stands in (`parse_wire`)
+        stamps = chunk.broker_ts
+        received = [r if r is not None else stamps[i - first] for i, r in zip(index, received, strict=True)]
+        unsure.update(k for k, r in enumerate(received) if not plausible_receive_time(r))
+        received = [r if plausible_receive_time(r) else 0 for r in received]
     unsure |= _unsure_times(timestamps, received, limits)
     versions, texts = [e.schema_version for e in events], joined.texts
     if unsure:
         general = sorted([*general, *(index[k] for k in unsure)])
-        _drop((index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas, user_ids), unsure)
+        columns_in = (index, tenants, ids, kinds, sources, timestamps, received, versions, texts, datas, user_ids)
+        _drop((*columns_in, extras), unsure)
     columns = (
         tenants,
         ids,
@@ -150,16 +194,92 @@ def _fast_path(
             for kind, d in zip(kinds, datas, strict=True)
         ],
         texts,
-        ["{}"] * len(index),
+        extras,
         versions,
         received,
     )
     return index, columns, general
 
 
+def _tenants(
+    chunk: _Chunk, index: list[int], bodies: list[str | None], limits: EventLimits, unsure: set[int]
+) -> list[str]:
+    """Each event's tenant by `message_tenant` (the key's; a body tenant must agree); adds to ``unsure``
+    the events it refuses (the general path says why) and those whose key names too long a tenant."""
+    first = chunk.first
+    keys = chunk.keys if len(index) == len(chunk.keys) else [chunk.keys[i - first] for i in index]
+    found = _common_tenants(keys, bodies)
+    if None in found:
+        for k in [k for k, tenant in enumerate(found) if tenant is None]:
+            asked = message_tenant(keys[k], bodies[k])
+            found[k] = asked if isinstance(asked, str) else ""
+            if not isinstance(asked, str):
+                unsure.add(k)
+    tenants = cast(list[str], found)  # no None left
+    longest = limits.max_name_chars  # a key's tenant was not bounded by the decoder
+    if max(map(len, tenants)) > longest:
+        unsure.update(k for k, t in enumerate(tenants) if len(t) > longest)
+    return tenants
+
+
+def _common_tenants(keys: Sequence[bytes | None], bodies: list[str | None]) -> list[str | None]:
+    """`message_tenant` for the two common forms of a batch, in C loops; None where it must be asked.
+
+    Every message with a body tenant and a key that begins with ``<tenant>:`` (the gateway's form):
+    the body's. Every message without one, keyed ``TENANT:USER``: the key's (each distinct tenant
+    decoded once).
+    """
+    try:
+        if None not in bodies:
+            prefixes = {body: body.encode() + b":" for body in set(bodies) if body is not None}
+            agree = map(bytes.startswith, keys, map(prefixes.__getitem__, bodies))  # type: ignore[arg-type]  # no None
+            return [body if ok else None for body, ok in zip(bodies, agree, strict=True)]
+        if all(body is None for body in bodies):
+            parts = list(map(bytes.partition, keys, itertools.repeat(b":")))  # type: ignore[arg-type]  # None: TypeError
+            named = {head: key_tenant(head + b":") for head in {head for head, _, _ in parts}}
+            return [named[head] if colon else None for head, colon, _ in parts]
+    except TypeError:  # a message without a key
+        pass
+    return [None] * len(bodies)
+
+
+def _decode_with_extras(
+    decoders: "_Decoders",
+    payloads: list[bytes],
+    first: int,
+    failed: list[int],
+    into: tuple[list[Any], list[int], list[str]],
+) -> list[int]:
+    """Decode the messages the exact form refused (``failed``) that only hold other top-level fields.
+
+    Those are kept as ``extra``: read with orjson, as the general path reads them (so a value it
+    refuses sends the message there), and written as `ValidEvent.raw_row` writes them. Adds them to
+    ``into`` (events, positions, extras) in position order; returns the positions still left over.
+    """
+    events, index, extras = into
+    found: list[tuple[int, Any, str]] = []
+    left: list[int] = []
+    for i in failed:
+        payload = payloads[i - first]
+        try:
+            event = decoders.lenient.decode(payload)
+            extra = {k: v for k, v in orjson.loads(payload).items() if k not in _KNOWN_FIELDS}
+            found.append((i, event, orjson.dumps(extra).decode() if extra else "{}"))
+        except (msgspec.DecodeError, RecursionError, orjson.JSONDecodeError, orjson.JSONEncodeError):
+            left.append(i)
+    if found:
+        merged = sorted([*zip(index, events, extras, strict=True), *found], key=operator.itemgetter(0))
+        index[:], events[:], extras[:] = (list(column) for column in zip(*merged, strict=True))
+    return left
+
+
+_KNOWN_FIELDS = contract.KNOWN_FIELDS
+
+
 @dataclass(frozen=True, slots=True)
 class _Decoders:
     event: msgspec.json.Decoder  # one wire message, ``data`` as msgspec.Raw
+    lenient: msgspec.json.Decoder  # the same, other top-level fields skipped
     data: msgspec.json.Decoder  # the ``data`` of one message
     datas: msgspec.json.Decoder  # a JSON array of ``data``
     no_data: Any  # stands in for ``data`` that did not decode
@@ -191,22 +311,29 @@ def _typed(field: contract.Field, kind: Kind, limits: EventLimits) -> Any:
 
 
 def _struct(name: str, fields: Sequence[tuple[contract.Field, Any]], *, optional: bool, **options: Any) -> Any:
-    """A msgspec struct of ``fields`` (each with its type). A field is required unless ``optional`` or it
-    has a contract default; when absent it takes that default."""
-    spec = [(f.key, kind) if f.default is None and not optional else (f.key, kind, f.default) for f, kind in fields]
+    """A msgspec struct of ``fields`` (each with its type). A field is required when ``optional`` is
+    False and the contract requires it; when absent it takes its contract default (or None)."""
+    spec = [(f.key, kind) if f.required and not optional else (f.key, kind, f.default) for f, kind in fields]
     return msgspec.defstruct(name, spec, kw_only=True, gc=False, **options)
+
+
+def _wire_type(field: contract.Field, limits: EventLimits) -> Any:
+    """``field``'s first JSON type with its limits; a field that may be absent without a default may be null."""
+    typed = _typed(field, field.kinds[0], limits)
+    return typed | None if not field.required and field.default is None else typed
 
 
 @functools.lru_cache(maxsize=8)
 def _decoders(limits: EventLimits) -> _Decoders:
-    """The wire form exactly as the gateway writes it (every field of the envelope and the gateway's, each
-    as its first JSON type in the contract), with the contract's limits that need no context."""
-    event = _struct(
-        "WireEvent",
-        [(f, _typed(f, f.kinds[0], limits)) for f in (*contract.ENVELOPE, *contract.SET_BY_GATEWAY)],
-        optional=False,
-        forbid_unknown_fields=True,
-    )
+    """The seed format as any producer writes it: every field of the envelope and the gateway's, each as
+    its first JSON type in the contract, with the contract's limits that need no context; ``timestamp``,
+    ``type``, ``source`` and ``data`` required, the others (``id``, ``tenant``, ``received_at``,
+    ``schema_version``) optional, in any order. ``event`` refuses other top-level fields, ``lenient``
+    skips them."""
+    known = [_REQUIRED_DATA if f is contract.DATA else f for f in (*contract.ENVELOPE, *contract.SET_BY_GATEWAY)]
+    fields = [(f, _wire_type(f, limits)) for f in known]
+    event = _struct("WireEvent", fields, optional=False, forbid_unknown_fields=True)
+    lenient = _struct("LenientWireEvent", fields, optional=False)
     data_fields = []
     for f in contract.DATA_FIELDS:  # every JSON type each takes (null as absent), or any value
         kinds = [k for k in f.kinds if k is not Kind.NULL]
@@ -214,8 +341,17 @@ def _decoders(limits: EventLimits) -> _Decoders:
         data_fields.append((f, kind | None if Kind.NULL in f.kinds else kind))
     data = _struct("WireData", data_fields, optional=True)
     return _Decoders(
-        msgspec.json.Decoder(event), msgspec.json.Decoder(data), msgspec.json.Decoder(GenericAlias(list, data)), data()
+        msgspec.json.Decoder(event),
+        msgspec.json.Decoder(lenient),
+        msgspec.json.Decoder(data),
+        msgspec.json.Decoder(GenericAlias(list, data)),
+        data(),
     )
+
+
+_REQUIRED_DATA = dataclasses.replace(contract.DATA, required=True)
+"""``data`` is optional in the contract (absent means ``{}``): the fast path leaves an event without it
+to the general path, as it keeps ``data`` as the JSON text that arrived."""
 
 
 def _decode_each(
@@ -327,14 +463,17 @@ def _skipped_json_unsure(joined: _Joined, limits: EventLimits) -> set[int]:
     """Events whose ``data`` might break a rule in JSON msgspec skipped, by position in the batch.
 
     msgspec checks the syntax of the fields it skips (strings and escapes included), but
-    * not their UTF-8: the fast path takes ASCII ``data`` only (msgspec checks the strings it decodes);
+    * not their UTF-8: the batch's ``data`` texts are decoded as UTF-8 at once, strictly (Python's codec and
+      orjson refuse the same bytes: overlong forms, surrogates, beyond U+10FFFF), each only if that fails;
     * not how many keys: a message too short to hold too many, or no more colons than keys allowed;
     * not their nesting: no more ``{``/``[`` in the text than levels allowed keeps the depth limit;
     * not the range of their numbers (``1e400`` passes): a text that might hold such a number
       outside a string is decoded by orjson, as the general path would, and unsure if that fails.
     """
     raws, sep = joined.raws, joined.sep
-    unsure: set[int] = set() if joined.ascii else {k for k, raw in enumerate(raws) if not bytes(raw).isascii()}
+    unsure: set[int] = (
+        set() if joined.ascii or _is_utf8(joined.text) else {k for k, r in enumerate(raws) if not _is_utf8(r)}
+    )
     keys_max = limits.max_data_keys
     few_keys = 5 * keys_max + 5  # a pair takes 5 bytes at least (`"":0,`): a shorter text has few enough
     if max(map(len, raws)) > few_keys:
@@ -361,6 +500,14 @@ def _skipped_json_unsure(joined: _Joined, limits: EventLimits) -> set[int]:
                 unsure.add(k)
             at = shape.find(needle, starts[k + 1])
     return unsure
+
+
+def _is_utf8(text: Any) -> bool:
+    try:
+        str(text, "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _drop(lists: tuple[list[Any], ...], positions: set[int]) -> None:

@@ -39,10 +39,11 @@ def _bad_messages(now_ms: int) -> list[tuple[bytes, bytes, str]]:
         (orjson.dumps({**good, "timestamp": {"ms": now_ms}}), "wrong_type"),
         (orjson.dumps({**good, "data": {"user_id": "u1", "blob": "z" * 80_000}}), "payload_too_large"),
         (orjson.dumps({**good, "timestamp": now_ms + 10 * 86_400_000}), "timestamp_in_future"),
-        (orjson.dumps({k: v for k, v in good.items() if k != "tenant"}), "missing_tenant"),
+        (orjson.dumps({**good, "tenant": "tenant-other"}), "tenant_mismatch"),  # the key's tenant decides
         (orjson.dumps({**good, "data": {"user_id": "u1", "latency_ms": -3}}), "invalid_value"),
     ]
-    return [(b"tenant-hand:u1", value, reason) for value, reason in cases]
+    unnamed = orjson.dumps({k: v for k, v in good.items() if k != "tenant"})  # a key without `tenant:`, no body tenant
+    return [(b"tenant-hand:u1", value, reason) for value, reason in cases] + [(b"u1", unnamed, "missing_tenant")]
 
 
 def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from eventpulse.config.events import EventLimits
 from eventpulse.events import EventValidator, Rejection, wire_batch
 from eventpulse.events.wire_batch import WIRE_COLUMNS, WireBatch, validate_wire_batch
+from tests.support.event_strategies import ISO_TIMESTAMPS
 from tests.support.examples import examples
 
 NOW = 1_795_000_000_000
@@ -51,6 +52,16 @@ TRICKY_TEXTS = st.sampled_from(
     ["1e400", ":1e400", "[1e999", "s1e234", "c7e400", "0" * 220, ": " + "9" * 310, "{[{[", "::::"]
 )
 
+UNICODE_TEXTS = st.one_of(
+    st.sampled_from(["é", "日本語", "\U0001f600", "\u2028", "\ufeff", "\uffff"]), st.text(max_size=6)
+)
+# Keys as producers write them: the gateway's `tenant:user`, none, another tenant's, no tenant in it.
+KEYS = st.sampled_from(
+    [b"acme:u1", b"acme:u1", b"acme:a:b", None, b"", b"acme", b"other:u1", b":u1", b"\xffcme:u1", b"a" * 13 + b":u"]
+)
+STAMPS = st.sampled_from([NOW, NOW - 2000, NOW + 90_000, NOW - 4_000_000, 0, -1])
+# Byte strings that are not UTF-8 (orjson refuses them; msgspec does not look inside what it skips).
+NOT_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"]
 ODD_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -74,7 +85,7 @@ OFFSETS = st.one_of(  # timestamp - received_at, around the limits
 )
 CHANGES = {
     "id": st.one_of(st.sampled_from(["x" * 16, "x" * 17]), NAMES),
-    "timestamp": st.one_of(ODD_SCALARS, LITERALS),
+    "timestamp": st.one_of(ODD_SCALARS, LITERALS, st.sampled_from(ISO_TIMESTAMPS)),
     "type": NAMES,
     "source": NAMES,
     "tenant": NAMES,
@@ -100,15 +111,36 @@ CHANGES = {
             max_leaves=6,
         ),
     ),
-    "data.k1": st.one_of(ODD_SCALARS, LITERALS, TRICKY_TEXTS),
+    "data.k1": st.one_of(ODD_SCALARS, LITERALS, TRICKY_TEXTS, UNICODE_TEXTS),
     "data.k2": st.one_of(ODD_SCALARS, LITERALS, st.lists(LITERALS, max_size=3)),
     "data.k3": st.one_of(ODD_SCALARS, st.dictionaries(st.sampled_from(["a", "e", "1e400"]), LITERALS, max_size=2)),
 }
 
 
 @st.composite
-def messages(draw) -> bytes:
-    """Wire messages: the gateway's exact form with a few fields dropped, changed or added."""
+def messages(draw) -> tuple[bytes | None, bytes, int]:
+    """Topic messages (key, value, broker timestamp): the gateway's exact form, or another producer's seed
+    format (fields in any order, no ``received_at``/``schema_version``/``tenant``, other fields, text that
+    is not ASCII), with a few fields dropped, changed or added."""
+    key = draw(KEYS)
+    text = draw(values())
+    stamp = draw(STAMPS)
+    if stamp <= 0 and not _plausible_received_at(text):  # judged against now: the two paths would differ
+        stamp = NOW
+    return key, text, stamp
+
+
+def _plausible_received_at(text: bytes) -> bool:
+    try:
+        received = orjson.loads(text).get("received_at")
+    except (orjson.JSONDecodeError, AttributeError):
+        return True  # refused before the receive time matters
+    return isinstance(received, int | float) and not isinstance(received, bool) and 0 <= received < 7_258_118_400_000
+
+
+@st.composite
+def values(draw) -> bytes:
+    """Message values: the gateway's exact form with a few fields dropped, changed or added."""
     received = NOW
     doc = {
         "id": "e-1",
@@ -131,8 +163,15 @@ def messages(draw) -> bytes:
     received = doc.get("received_at", NOW)
     if isinstance(received, int) and not isinstance(received, bool) and draw(st.booleans()):
         doc["timestamp"] = received + draw(OFFSETS)
-    if draw(st.integers(0, 9)) == 0:
-        doc[draw(st.sampled_from(["unknown", "extra", "tenantx"]))] = draw(ODD_SCALARS)
+    if draw(st.integers(0, 2)) == 0:  # another producer: no fields the gateway adds
+        for name in draw(st.lists(st.sampled_from(["tenant", "received_at", "schema_version", "id"]), unique=True)):
+            doc.pop(name, None)
+    if draw(st.integers(0, 3)) == 0:
+        extra = st.one_of(ODD_SCALARS, LITERALS, CHANGES["data.nested"], UNICODE_TEXTS)
+        for name in draw(st.lists(st.sampled_from(["unknown", "extra", "tenantx", "é"]), min_size=1, unique=True)):
+            doc[name] = draw(extra)
+    if draw(st.booleans()):  # fields in any order
+        doc = dict(draw(st.permutations(list(doc.items()))))
     try:
         text = orjson.dumps(doc)
     except TypeError:  # integers beyond 64 bits, literal numbers: write the JSON by hand
@@ -148,6 +187,11 @@ def messages(draw) -> bytes:
         text = text.replace(b":", b" : ")
     elif mangle == 4:  # newlines between tokens, inside `data` too
         text = text.replace(b",", b",\r\n\t")
+    elif mangle == 5:  # bytes that are not UTF-8 inside a string, anywhere
+        at = [k for k in range(len(text)) if text[k : k + 1] == b'"']
+        if at:
+            k = draw(st.sampled_from(at)) + 1
+            text = text[:k] + draw(st.sampled_from(NOT_UTF8)) + text[k:]
     return text
 
 
@@ -163,16 +207,26 @@ def _dump(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def _expected(validator: EventValidator, payloads: list[bytes]) -> list[tuple | Rejection]:
+Message = tuple[bytes | None, bytes, int]
+
+
+def _expected(validator: EventValidator, payloads: list[bytes] | list[Message]) -> list[tuple | Rejection]:
     out: list[tuple | Rejection] = []
-    for i, payload in enumerate(payloads):
-        result = validator.parse_wire(payload, default_id=f"default-{i}")
+    for i, (key, payload, stamp) in enumerate(_messages(payloads)):
+        broker_ts = stamp if stamp > 0 else None
+        result = validator.parse_wire(payload, key=key, broker_ts_ms=broker_ts, default_id=f"default-{i}")
         out.append(result if isinstance(result, Rejection) else result.raw_row(0, 0)[: len(WIRE_COLUMNS)])
     return out
 
 
-def _actual(validator: EventValidator, payloads: list[bytes]) -> list[tuple | Rejection]:
-    batch = validate_wire_batch(validator, payloads, lambda i: f"default-{i}")
+def _messages(payloads: list[bytes] | list[Message]) -> list[Message]:
+    """Values alone are messages without a key or a broker timestamp."""
+    return [p if isinstance(p, tuple) else (None, p, 0) for p in payloads]
+
+
+def _actual(validator: EventValidator, payloads: list[bytes] | list[Message]) -> list[tuple | Rejection]:
+    keys, values, stamps = (list(column) for column in zip(*_messages(payloads), strict=True))
+    batch = validate_wire_batch(validator, values, lambda i: f"default-{i}", keys=keys, broker_ts=stamps)
     out: list[tuple | Rejection | None] = [None] * len(payloads)
     for i, rejection in batch.rejections:
         out[i] = rejection
@@ -193,7 +247,7 @@ def _comparable(result: tuple | Rejection) -> tuple | Rejection:
 @pytest.mark.parametrize("chunk", [1000, 3])  # the fast path takes messages in chunks of `_CHUNK`
 @settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages(), min_size=1, max_size=8))
-def test_batch_validation_equals_per_message_validation(chunk: int, payloads: list[bytes]) -> None:
+def test_batch_validation_equals_per_message_validation(chunk: int, payloads: list[Message]) -> None:
     validator = EventValidator(LIMITS)
     expected = [_comparable(r) for r in _expected(validator, payloads)]
     with mock.patch.object(wire_batch, "_CHUNK", chunk):
