@@ -1,6 +1,8 @@
 """`eventpulse audit`: list the audit log (filters) or follow it as rows arrive (``--follow``)."""
 
+import signal
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 
 import click
 import orjson
@@ -68,6 +70,9 @@ def audit(
             for entry in read_audit(client, query):
                 click.echo(show(entry))
             return
+        # SIGTERM ends a follower as Ctrl-C does, whatever disposition the process was started with (an
+        # ignored SIGTERM is inherited across exec; seen twice as a follower outliving SIGTERM on CI).
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             for entry in follow_audit(client, query):
                 click.echo(show(entry))
@@ -75,3 +80,7 @@ def audit(
             pass
     finally:
         client.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -26,8 +26,21 @@ from orchestration.archive.store import ArchiveStore
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SCHEMA = RAW_EVENT_SCHEMA.append(pa.field("ingested_at", TIMESTAMP_MS))
+ARCHIVE_SCHEMA = RAW_EVENT_SCHEMA.append(pa.field("ingested_at", TIMESTAMP_MS)).append(
+    pa.field("data_schema_version", pa.uint32())
+)
 """The archived columns: every column of ``events``, in table order."""
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """``table`` (files read back from the archive) in `ARCHIVE_SCHEMA`.
+
+    Files archived before ``data_schema_version`` existed (migration 0161) lack it: it reads as 0, the
+    value ``events`` gives rows without one.
+    """
+    if "data_schema_version" not in table.column_names:
+        table = table.append_column("data_schema_version", pa.array([0] * table.num_rows, pa.uint32()))
+    return table.select(ARCHIVE_SCHEMA.names).cast(ARCHIVE_SCHEMA)
 
 
 class ArchiveVerificationError(RuntimeError):

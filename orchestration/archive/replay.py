@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 
 from orchestration.archive import manifests
 from orchestration.archive.checksum import DayStats, day_bounds, total, warehouse_day_stats
-from orchestration.archive.export import ARCHIVE_SCHEMA
+from orchestration.archive.export import ARCHIVE_SCHEMA, conform
 from orchestration.archive.store import ArchiveStore
 
 STAGING = "events_replay_staging"
@@ -44,7 +44,7 @@ def load_day(client: Client, store: ArchiveStore, day: date, reach_s: int) -> Da
     clear(client, day)
     table = store.read_table([f"{store.root}/{path}" for path in manifest.files])
     if table.num_rows:
-        client.insert_arrow(STAGING, table.cast(ARCHIVE_SCHEMA))
+        client.insert_arrow(STAGING, conform(table))
     loaded = total(warehouse_day_stats(client, day, table=STAGING))
     if (loaded.rows, loaded.checksum) != (manifest.row_count, manifest.id_checksum):
         raise ReplayError(
@@ -66,7 +66,7 @@ def _load_edge(client: Client, store: ArchiveStore, day: date, lo: datetime, hi:
         if table.num_rows:
             table = table.filter(pc.and_(pc.greater_equal(table["timestamp"], lo), pc.less(table["timestamp"], hi)))
         if table.num_rows:
-            client.insert_arrow(STAGING, table.cast(ARCHIVE_SCHEMA))
+            client.insert_arrow(STAGING, conform(table))
         return
     columns = ", ".join(ARCHIVE_SCHEMA.names)
     client.command(

@@ -71,12 +71,12 @@ def test_demo_fills_seven_days_through_the_batch_path_and_twice_changes_nothing(
         sums = _per_day(
             warehouse_client,
             f"SELECT toDate(window_start) AS d, sum(event_count) FROM {table} FINAL "
-            f"WHERE window_seconds = {seconds} AND slide_seconds = {seconds} AND type = '*' GROUP BY d",
+            f"WHERE window_seconds = {seconds} AND slide_seconds = {seconds} AND type = '*' AND source = '*' GROUP BY d",
         )
         assert sums == raw, (table, seconds)
     daily = _per_day(
         warehouse_client,
-        "SELECT toDate(window_start) AS d, sum(event_count) FROM rollup_daily FINAL WHERE type = '*' GROUP BY d",
+        "SELECT toDate(window_start) AS d, sum(event_count) FROM rollup_daily FINAL WHERE type = '*' AND source = '*' GROUP BY d",
     )
     assert daily == raw
     assert warehouse_client.command("SELECT uniqExact(origin) FROM window_aggregates FINAL") == 1
@@ -118,7 +118,7 @@ def test_a_day_loaded_but_not_recomputed_is_recomputed_without_loading_it_again(
     assert "events loaded" not in again.output and "rollups" in again.output
     assert warehouse_client.command("SELECT count() FROM events") == raw_rows
     assert warehouse_client.command(
-        "SELECT sum(event_count) FROM rollup_daily FINAL WHERE type = '*' AND toDate(window_start) = {d:Date}",
+        "SELECT sum(event_count) FROM rollup_daily FINAL WHERE type = '*' AND source = '*' AND toDate(window_start) = {d:Date}",
         parameters={"d": day},
     ) == expected_events(day, PER_DAY)
 

@@ -162,8 +162,10 @@ def test_kill_9_mid_file_and_resume_gives_exactly_the_files_events(broker_settin
     assert result.exit_code == 0, result.output
     assert f"resumed at row {killed_at.rows}" in result.output and f"{rows} accepted" in result.output
 
-    on_topic = read_topic(broker_settings.bootstrap, broker_settings.events_topic, expect=rows, timeout=120)
-    assert len(on_topic) > rows  # rows after the checkpoint were produced twice: the resume really overlapped
+    on_topic = read_topic(broker_settings.bootstrap, broker_settings.events_topic, idle_s=5, timeout=180)
+    # Usually rows past the checkpoint were produced twice (the resume overlapped, and the warehouse keeps each
+    # once); when the kill lands just after a checkpoint of every produced row there is no overlap (seen on CI).
+    assert len(on_topic) >= rows
     run_flow_until_drained(broker_settings, warehouse, log=tmp_path / "flow.log", timeout=300)
     assert _stored(warehouse).keys() == {f"{identity}-{row}" for row in range(rows)}
 

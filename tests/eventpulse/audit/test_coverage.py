@@ -146,7 +146,7 @@ def test_a_failing_migration_is_recorded_as_a_failure(warehouse, warehouse_clien
 
 def _console(at, sql: str):
     at.text_area(key="sql_text").set_value(sql)
-    at.button[0].click().run()
+    at.button(key="sql_run").click().run()
     assert not at.exception, at.exception
     return at
 

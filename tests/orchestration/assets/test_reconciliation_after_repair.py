@@ -77,7 +77,7 @@ def _sensor_run(resources) -> dg.AssetCheckEvaluation:
 def _total(client, window: WindowSpec) -> int:
     return client.command(
         "SELECT sum(event_count) FROM window_aggregates FINAL WHERE window_seconds = {s:UInt32} "
-        "AND slide_seconds = {h:UInt32} AND type = '*'",
+        "AND slide_seconds = {h:UInt32} AND type = '*' AND source = '*'",
         parameters={"s": window.seconds, "h": window.slide_seconds},
     )
 
@@ -130,7 +130,7 @@ def test_a_real_disagreement_on_the_repaired_day_is_still_reported(resources, wa
     # The stream miscounted one window, and lost two events it never recorded as late.
     warehouse_client.command(
         "INSERT INTO window_aggregates SELECT * REPLACE (event_count + 1 AS event_count, version + 1 AS version) "
-        "FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*' ORDER BY window_start LIMIT 1"
+        "FROM window_aggregates FINAL WHERE window_seconds = 60 AND type = '*' AND source = '*' ORDER BY window_start LIMIT 1"
     )
     lost = raw_rows(2, day_start_ms(DAY, 12), seed=7, offset=20_000)
     insert_raw(warehouse_client, lost)
@@ -180,6 +180,10 @@ def test_an_event_late_for_some_of_its_hopping_windows_counts_in_the_others(ware
     start, end = day_bounds(DAY)
     for as_streamed, expected in ((True, kept), (False, starts)):
         sql, params = recompute_query(hopping, start, end, as_streamed=as_streamed)
-        rows = [r for r in warehouse_client.query(sql, parameters=params).named_results() if r["type"] == "*"]
+        rows = [
+            r
+            for r in warehouse_client.query(sql, parameters=params).named_results()
+            if r["type"] == "*" and r["source"] == "*"
+        ]
         assert sorted(int(r["window_start"].timestamp() * 1000) for r in rows) == sorted(expected)
         assert all(r["event_count"] == 1 for r in rows)
